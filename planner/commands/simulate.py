@@ -1,0 +1,158 @@
+"""``planner simulate``: run one scenario's fleet through the simulator and summarise it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from scenarios.errors import FleetPlannerError
+from scenarios.loader import LoadedScenario, load_scenario, parse_fleet_spec
+
+EPILOG = """\
+examples:
+  planner simulate scenarios/paper-14b.yaml
+  planner simulate scenarios/hybrid-chat-batch.yaml --requests 20000 --seed 7
+  planner simulate scenarios/paper-14b.yaml --fleet 1xH100-PCIe:2,2xRTX-4090:3 --json out.json
+  planner simulate scenarios/bench-1m.yaml --csv requests.csv
+
+--fleet replaces the scenario's fleet: a comma-separated list of GPUSxGPU:REPLICAS
+(configurations already in the scenario's menu keep their engine settings).
+Latencies are in milliseconds; percentiles as vLLM's benchmark client reports them.
+"""
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "simulate",
+        help="simulate a scenario's fleet and print latency, throughput and SLO attainment",
+        description="Simulate a scenario's fleet (vLLM-like replicas behind its routing policy).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("scenario", metavar="FILE", help="scenario YAML file")
+    p.add_argument("--requests", type=int, metavar="N", help="number of requests (overrides the scenario)")
+    p.add_argument("--duration", type=float, metavar="S", help="simulate arrivals over S seconds instead")
+    p.add_argument("--seed", type=int, metavar="S", help="random seed (default: the scenario's)")
+    p.add_argument("--fleet", metavar="SPEC", help="override the fleet, e.g. 1xH100-PCIe:2,2xRTX-4090:3")
+    p.add_argument("--json", metavar="PATH", help="write the summary as JSON ('-' for stdout)")
+    p.add_argument("--csv", metavar="PATH", help="write one row per request as CSV")
+    p.add_argument("--quiet", action="store_true", help="print no table")
+    p.set_defaults(func=run)
+
+
+def _load(args: argparse.Namespace) -> LoadedScenario:
+    loaded = load_scenario(args.scenario)
+    if args.fleet:
+        scenario = parse_fleet_spec(args.fleet, loaded.scenario)
+        loaded = LoadedScenario(scenario, loaded.model, loaded.path)
+    return loaded
+
+
+def _fmt(v: Any, digits: int = 1) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.{digits}f}"
+    return str(v)
+
+
+def run(args: argparse.Namespace) -> int:
+    from sim.results import class_summary, pool_summary, summary_dict
+    from sim.simulation import simulate
+
+    if args.requests is not None and args.requests < 1:
+        raise FleetPlannerError(f"--requests(={args.requests}) must be >= 1")
+    if args.duration is not None and args.duration <= 0:
+        raise FleetPlannerError(f"--duration(={args.duration}) must be > 0")
+    loaded = _load(args)
+    console = Console(stderr=args.json == "-")
+    with console.status("simulating ...", spinner="dots"):
+        result = simulate(loaded, seed=args.seed, requests=args.requests, duration_s=args.duration)
+    if args.csv:
+        result.requests.to_csv(args.csv, index=False)
+    if args.json:
+        text = json.dumps(summary_dict(result), indent=2)
+        if args.json == "-":
+            print(text)
+        else:
+            Path(args.json).write_text(text + "\n")
+    if not args.quiet and args.json != "-":
+        _print(console, result, class_summary(result), pool_summary(result))
+    return 0
+
+
+def _print(console: Console, result: Any, classes: Any, pools: Any) -> None:
+    console.print(
+        f"[bold]{result.scenario}[/]: {len(result.requests):,} requests, seed {result.seed}, "
+        f"{result.makespan:,.1f} s simulated in {result.wall_s:.2f} s"
+    )
+    t = Table(title="per traffic class (ms)", show_lines=False)
+    for col in (
+        "class",
+        "done",
+        "rej",
+        "TTFT p50",
+        "TTFT p99",
+        "TPOT p50",
+        "TPOT p99",
+        "ITL p99",
+        "E2E p99",
+        "req/s",
+        "goodput",
+        "SLO",
+    ):
+        t.add_column(col, justify="right" if col != "class" else "left")
+    for row in classes.to_dict("records"):
+        verdict = row.get("slo_pass")
+        slo = "-" if verdict is None else ("[green]pass[/]" if verdict else "[red]FAIL[/]")
+        t.add_row(
+            str(row["class"]),
+            f"{row['completed']:,}",
+            str(row["rejected"]),
+            _fmt(row["ttft_p50_ms"]),
+            _fmt(row["ttft_p99_ms"]),
+            _fmt(row["tpot_p50_ms"]),
+            _fmt(row["tpot_p99_ms"]),
+            _fmt(row["itl_p99_ms"]),
+            _fmt(row["e2e_p99_ms"]),
+            _fmt(row["request_throughput"], 2),
+            _fmt(row["goodput"], 2),
+            f"{slo} {row['slo_attainment'] * 100:.1f}%",
+        )
+    console.print(t)
+    p = Table(title="per pool")
+    for col in (
+        "pool",
+        "replicas",
+        "requests",
+        "util",
+        "KV",
+        "queue",
+        "preempt",
+        "GPU-h",
+        "USD",
+        "kWh",
+        "profile",
+    ):
+        p.add_column(col, justify="left" if col in ("pool", "profile") else "right")
+    for row in pools.to_dict("records"):
+        p.add_row(
+            row["pool"],
+            str(row["replicas"]),
+            f"{row['requests']:,}",
+            f"{row['utilisation'] * 100:.0f}%",
+            f"{row['mean_kv_frac'] * 100:.0f}%",
+            _fmt(row["mean_queue"]),
+            str(row["preemptions"]),
+            _fmt(row["gpu_hours"], 2),
+            _fmt(row["cost_usd"], 2),
+            _fmt(row["energy_kwh"], 2),
+            row["profile"],
+        )
+    console.print(p)

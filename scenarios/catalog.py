@@ -1,0 +1,274 @@
+"""Built-in catalogues: GPUs (from vendor datasheets) and served models (from their config.json).
+
+A :class:`GpuSpec` carries the roofline facts a service-time model needs (memory, bandwidth, dense
+FP16 tensor throughput, board power, interconnect) plus a default rental price.  Figures come from
+``shared/reference/hardware.md`` (vendor datasheets; prices from the seed papers, USD per GPU-hour,
+alternative providers, May 2025 unless noted).
+
+A :class:`ModelSpec` is derived from a Hugging Face ``config.json``: parameter count, weight bytes,
+FLOPs per token and KV-cache bytes per token.  The built-in entries reproduce the config fields of
+the models in ``shared/reference/models.md``; any other model enters through its own config.json
+(:func:`model_from_config`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scenarios.errors import FleetPlannerError
+
+
+@dataclass(frozen=True)
+class GpuSpec:
+    """One GPU type as the roofline sees it."""
+
+    name: str
+    memory_gb: float
+    """On-board memory, GB (10^9 bytes)."""
+    mem_bw_gbps: float
+    """Peak memory bandwidth, GB/s."""
+    fp16_tflops: float
+    """Dense FP16/BF16 tensor throughput, TFLOP/s."""
+    tdp_w: float
+    """Board power (datasheet TDP), W."""
+    idle_w: float
+    """Typical idle board power, W."""
+    link_gbps: float
+    """Effective GPU-to-GPU bandwidth per direction for all-reduce, GB/s."""
+    p2p: bool
+    """Whether GPUs talk peer-to-peer (NVLink / PCIe P2P); without it traffic bounces through host memory."""
+    price_per_hour: float
+    """Default rental price, USD per GPU-hour."""
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        for attr in ("memory_gb", "mem_bw_gbps", "fp16_tflops", "tdp_w", "link_gbps"):
+            value = getattr(self, attr)
+            if not value > 0:
+                raise ValueError(f"{attr}(={value}) must be > 0 for GPU {self.name!r}")
+
+
+_DS = "vendor datasheet via shared/reference/hardware.md"
+GPUS: dict[str, GpuSpec] = {
+    g.name: g
+    for g in (
+        GpuSpec("H100-PCIe", 80, 2000, 756, 350, 60, 64, True, 2.00, _DS + "; price seed 000 Table 1"),
+        GpuSpec("H100-SXM", 80, 3350, 989, 700, 70, 450, True, 2.50, _DS + "; price seed 000 Table 1"),
+        GpuSpec("H200", 141, 4800, 989, 700, 70, 450, True, 3.50, _DS + "; price estimate"),
+        GpuSpec("A100", 80, 2040, 312, 400, 50, 300, True, 1.39, _DS + " (SXM); price seed 001 RunPod"),
+        GpuSpec("A100-PCIe", 80, 1940, 312, 300, 40, 32, True, 1.39, _DS + "; price seed 001 RunPod"),
+        GpuSpec("L40S", 48, 864, 362, 350, 35, 32, True, 0.86, _DS + "; price seed 001 CoreWeave /8"),
+        GpuSpec("RTX-4090", 24, 1008, 165, 450, 20, 25, False, 0.25, _DS + "; price seed 000 Table 1"),
+        GpuSpec("RTX-3090", 24, 936, 71, 350, 20, 25, False, 0.20, _DS + "; price estimate"),
+        GpuSpec("RTX-5090", 32, 1790, 210, 575, 25, 50, False, 0.60, _DS + "; price estimate"),
+    )
+}
+
+
+def normalise_gpu_name(name: str) -> str:
+    """Map names as tools write them (``NVIDIA-GeForce-RTX-4090``, ``NVIDIA H100 PCIe``) to catalogue keys."""
+    s = name.strip().upper().replace("_", " ").replace("-", " ")
+    for prefix in ("NVIDIA ", "GEFORCE "):
+        while s.startswith(prefix):
+            s = s[len(prefix) :]
+    s = " ".join(s.replace("80GB", "").replace("GB", "").split())
+    for key in GPUS:
+        if key.upper().replace("-", " ") == s:
+            return key
+    aliases = {"H100": "H100-SXM", "H100 PCIE": "H100-PCIe", "H100 SXM5": "H100-SXM", "A100 SXM": "A100"}
+    if s in aliases:
+        return aliases[s]
+    return name
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A decoder-only transformer as the service-time model sees it."""
+
+    name: str
+    hidden_size: int
+    intermediate_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    vocab_size: int
+    max_position_embeddings: int
+    tie_word_embeddings: bool = False
+    qkv_bias: bool = False
+    dtype_bytes: int = 2
+    """Bytes per weight and per KV element (2 for float16/bfloat16)."""
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        for attr in (
+            "hidden_size",
+            "intermediate_size",
+            "num_layers",
+            "num_heads",
+            "num_kv_heads",
+            "vocab_size",
+        ):
+            value = getattr(self, attr)
+            if not value >= 1:
+                raise ValueError(f"{attr}(={value}) must be >= 1 for model {self.name!r}")
+
+    @property
+    def head_dim(self) -> int:
+        return int(self.extra.get("head_dim") or self.hidden_size // self.num_heads)
+
+    @property
+    def layer_params(self) -> int:
+        h, d = self.hidden_size, self.head_dim
+        q = h * self.num_heads * d
+        kv = 2 * h * self.num_kv_heads * d
+        o = self.num_heads * d * h
+        mlp = 3 * h * self.intermediate_size
+        bias = (self.num_heads + 2 * self.num_kv_heads) * d if self.qkv_bias else 0
+        return q + kv + o + mlp + bias + 2 * h
+
+    @property
+    def embedding_params(self) -> int:
+        return self.vocab_size * self.hidden_size * (1 if self.tie_word_embeddings else 2)
+
+    @property
+    def params(self) -> int:
+        return self.num_layers * self.layer_params + self.embedding_params + self.hidden_size
+
+    @property
+    def weight_bytes(self) -> int:
+        return self.params * self.dtype_bytes
+
+    @property
+    def flops_per_token(self) -> float:
+        """Dense matmul FLOPs per token (2 × parameters that multiply, the LM head included)."""
+        return 2.0 * (self.num_layers * self.layer_params + self.vocab_size * self.hidden_size)
+
+    @property
+    def kv_bytes_per_token(self) -> int:
+        return 2 * self.num_layers * self.num_kv_heads * self.head_dim * self.dtype_bytes
+
+
+_CONFIG_FIELDS = (
+    ("hidden_size", "hidden_size"),
+    ("intermediate_size", "intermediate_size"),
+    ("num_layers", "num_hidden_layers"),
+    ("num_heads", "num_attention_heads"),
+    ("vocab_size", "vocab_size"),
+)
+
+
+def model_from_config(config: dict[str, Any], name: str = "model", source: str = "config.json") -> ModelSpec:
+    """Build a :class:`ModelSpec` from a Hugging Face config.json dictionary."""
+    cfg = dict(config.get("text_config") or config)
+    missing = [key for _, key in _CONFIG_FIELDS if not isinstance(cfg.get(key), int)]
+    if missing:
+        raise FleetPlannerError(f"{source}: missing or non-integer field(s) {', '.join(missing)}")
+    dtype = str(cfg.get("torch_dtype") or cfg.get("dtype") or "float16")
+    archs = cfg.get("architectures") or []
+    qkv_bias = bool(cfg.get("attention_bias", any("Qwen2" in a for a in archs)))
+    return ModelSpec(
+        name=str(cfg.get("_name_or_path") or name),
+        hidden_size=cfg["hidden_size"],
+        intermediate_size=cfg["intermediate_size"],
+        num_layers=cfg["num_hidden_layers"],
+        num_heads=cfg["num_attention_heads"],
+        num_kv_heads=int(cfg.get("num_key_value_heads") or cfg["num_attention_heads"]),
+        vocab_size=cfg["vocab_size"],
+        max_position_embeddings=int(cfg.get("max_position_embeddings") or 4096),
+        tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+        qkv_bias=qkv_bias,
+        dtype_bytes=4 if dtype == "float32" else 2,
+        extra={"head_dim": cfg.get("head_dim"), "architectures": archs},
+    )
+
+
+def load_model_config(path: str | Path) -> ModelSpec:
+    """Read a config.json file (or a model directory holding one)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "config.json"
+    try:
+        data = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise FleetPlannerError(f"{p}: file not found (expected a Hugging Face config.json)") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise FleetPlannerError(f"{p}: cannot read as JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise FleetPlannerError(f"{p}: expected a JSON object")
+    return model_from_config(data, name=p.parent.name, source=str(p))
+
+
+def _m(name: str, arch: str, h: int, i: int, n: int, a: int, kv: int, v: int, pos: int) -> ModelSpec:
+    return model_from_config(
+        {
+            "_name_or_path": name,
+            "architectures": [arch],
+            "hidden_size": h,
+            "intermediate_size": i,
+            "num_hidden_layers": n,
+            "num_attention_heads": a,
+            "num_key_value_heads": kv,
+            "vocab_size": v,
+            "max_position_embeddings": pos,
+            "tie_word_embeddings": False,
+        }
+    )
+
+
+#: models of shared/reference/models.md, keyed by HF id; short names (the part after '/') work too
+MODELS: dict[str, ModelSpec] = {
+    m.name: m
+    for m in (
+        _m("meta-llama/Meta-Llama-3-8B-Instruct", "LlamaForCausalLM", 4096, 14336, 32, 32, 8, 128256, 8192),
+        _m("meta-llama/Meta-Llama-3-70B-Instruct", "LlamaForCausalLM", 8192, 28672, 80, 64, 8, 128256, 8192),
+        _m(
+            "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
+            "Qwen2ForCausalLM",
+            1536,
+            8960,
+            28,
+            12,
+            2,
+            151936,
+            131072,
+        ),
+        _m(
+            "deepseek-ai/DeepSeek-R1-Distill-Qwen-14B",
+            "Qwen2ForCausalLM",
+            5120,
+            13824,
+            48,
+            40,
+            8,
+            152064,
+            131072,
+        ),
+        _m(
+            "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B",
+            "Qwen2ForCausalLM",
+            5120,
+            27648,
+            64,
+            40,
+            8,
+            152064,
+            131072,
+        ),
+        _m("Qwen/QwQ-32B-Preview", "Qwen2ForCausalLM", 5120, 27648, 64, 40, 8, 152064, 32768),
+        _m("microsoft/phi-4", "Phi3ForCausalLM", 5120, 17920, 40, 40, 10, 100352, 16384),
+    )
+}
+
+
+def find_model(name: str) -> ModelSpec | None:
+    """Look a model up by HF id or by its short name (case-insensitive)."""
+    if name in MODELS:
+        return MODELS[name]
+    low = name.lower()
+    for key, spec in MODELS.items():
+        if key.lower() == low or key.split("/")[-1].lower() == low.split("/")[-1]:
+            return spec
+    return None

@@ -1,0 +1,219 @@
+"""Loading scenario files: YAML -> validated :class:`~scenarios.schema.Scenario`.
+
+Every problem is reported as ``file.yaml: dotted.path: message`` (pydantic's ``loc`` tuples turned
+into ``fleet.pools[2].config``), all at once, through :class:`~scenarios.errors.ScenarioError`.
+The loader also resolves the served model (catalogue name or a config.json next to the scenario)
+and parses compact fleet specs such as ``1xH100-PCIe:2,2xRTX-4090:3``.
+"""
+
+from __future__ import annotations
+
+import re
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from scenarios.catalog import MODELS, ModelSpec, find_model, load_model_config
+from scenarios.errors import FleetPlannerError, ScenarioError
+from scenarios.schema import Arrival, Fleet, LengthDist, Pool, Routing, Scenario, ServingConfig
+
+
+@dataclass(frozen=True)
+class LoadedScenario:
+    """A validated scenario with what it references resolved."""
+
+    scenario: Scenario
+    model: ModelSpec
+    path: Path | None
+    """File it came from (None when built in code); relative paths in it resolve against its folder."""
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent if self.path else Path.cwd()
+
+    def resolve(self, relative: str) -> Path:
+        p = Path(relative)
+        return p if p.is_absolute() else self.base_dir / p
+
+
+def format_loc(loc: tuple[Any, ...], data: Any) -> str:
+    """Turn a pydantic ``loc`` into ``a.b[2].c``, dropping tagged-union tags that are not in the data."""
+    out = ""
+    node = data
+    for item in loc:
+        if isinstance(item, int):
+            out += f"[{item}]"
+            node = node[item] if isinstance(node, list) and -len(node) <= item < len(node) else None
+            continue
+        if isinstance(node, dict) and item not in node and node.get("type") == item:
+            continue  # the discriminator's tag, not a key of the file
+        if str(item).startswith("function-"):  # function-after, function-before, function-wrap
+            continue
+        out += f".{item}" if out else str(item)
+        node = node.get(item) if isinstance(node, dict) else None
+    return out or "(top level)"
+
+
+def _union_tags(union: Any) -> tuple[str, ...]:
+    """The ``type:`` names of an ``Annotated[A | B | ..., Field(discriminator="type")]`` union."""
+    members = typing.get_args(typing.get_args(union)[0])
+    return tuple(str(m.model_fields["type"].default) for m in members)
+
+
+#: field name -> (what its ``type:`` selects, the valid names), for the schema's tagged unions
+TAGGED_UNIONS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "routing": ("routing policy", _union_tags(Routing)),
+    "arrival": ("arrival process", _union_tags(Arrival)),
+    "prompt_tokens": ("length distribution", _union_tags(LengthDist)),
+    "output_tokens": ("length distribution", _union_tags(LengthDist)),
+}
+
+
+def _union_field(loc: tuple[Any, ...]) -> tuple[str, tuple[str, ...]] | None:
+    last = next((item for item in reversed(loc) if isinstance(item, str)), None)
+    return TAGGED_UNIONS.get(last) if last is not None else None
+
+
+def _where(err: dict[str, Any], data: Any) -> str:
+    """Dotted path of an error; a bad or missing union tag points at the ``type`` key itself."""
+    where = format_loc(tuple(err["loc"]), data)
+    if err.get("type") in ("union_tag_invalid", "union_tag_not_found"):
+        where = "type" if where == "(top level)" else f"{where}.type"
+    return where
+
+
+def _describe(err: dict[str, Any]) -> str:
+    msg = str(err.get("msg", "invalid"))
+    msg = msg.removeprefix("Value error, ")
+    kind = err.get("type")
+    union = _union_field(tuple(err.get("loc", ())))
+    if kind == "union_tag_invalid":
+        ctx = err.get("ctx") or {}
+        expected = tuple(t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(","))
+        what, tags = union or ("type", expected)
+        return f"unknown {what} {ctx.get('tag', '?')!r}; known: {', '.join(tags)}"
+    if kind == "union_tag_not_found":
+        tags = union[1] if union else ()
+        return "required field is missing" + (f"; one of: {', '.join(tags)}" if tags else "")
+    if kind == "model_attributes_type" and union is not None and isinstance(err.get("input"), str):
+        field = next(item for item in reversed(tuple(err["loc"])) if isinstance(item, str))
+        value = err["input"]
+        return f"expected a mapping with a type: key, e.g. `{field}: {{type: {value}}}` (got {value!r})"
+    if kind == "extra_forbidden":
+        return "unknown key (not part of the schema; check the spelling)"
+    if kind == "missing":
+        return "required field is missing"
+    if "input" in err and kind != "model_type" and not isinstance(err["input"], (dict, list)):
+        return f"{msg} (got {err['input']!r})"
+    return msg
+
+
+def _validate(data: Any, source: str) -> tuple[Scenario, list[str]]:
+    """Field validation (raises :class:`ScenarioError`), then the cross-checks' problem lines."""
+    if not isinstance(data, dict):
+        raise ScenarioError([f"{source}: (top level): expected a mapping of scenario fields"])
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(
+            [f"{source}: {_where(dict(e), data)}: {_describe(dict(e))}" for e in exc.errors()]
+        ) from None
+    return scenario, [f"{source}: {where}: {msg}" for where, msg in scenario.cross_check()]
+
+
+def scenario_from_dict(data: Any, source: str = "<scenario>", path: Path | None = None) -> LoadedScenario:
+    """Validate a parsed document; raise :class:`ScenarioError` listing every problem."""
+    scenario, problems = _validate(data, source)
+    model: ModelSpec | None = None
+    try:
+        model = resolve_model(scenario.model, path.parent if path else Path.cwd())
+    except FleetPlannerError as exc:
+        problems.append(f"{source}: model: {exc}")
+    if problems or model is None:
+        raise ScenarioError(problems)
+    return LoadedScenario(scenario, model, path)
+
+
+def load_scenario(path: str | Path) -> LoadedScenario:
+    """Read and validate a scenario YAML file."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise ScenarioError([f"{p}: file not found"]) from None
+    except IsADirectoryError:
+        raise ScenarioError([f"{p}: is a directory; name the scenario .yaml files in it"]) from None
+    except OSError as exc:
+        raise ScenarioError([f"{p}: cannot read: {exc.strerror or exc}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError([f"{p}: cannot read: not UTF-8 text (byte {exc.start})"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(parse)"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ScenarioError([f"{p}: {where}: invalid YAML: {problem}"]) from None
+    return scenario_from_dict(data, str(p), p)
+
+
+def resolve_model(name: str, base: Path) -> ModelSpec:
+    """A catalogue name, or a path (relative to ``base``) to a config.json or a model folder."""
+    spec = find_model(name)
+    if spec is not None:
+        return spec
+    candidate = Path(name) if Path(name).is_absolute() else base / name
+    try:
+        exists = candidate.exists()
+    except (OSError, ValueError):  # a name too long or with a NUL byte is no file
+        exists = False
+    if exists:
+        return load_model_config(candidate)
+    known = ", ".join(k.split("/")[-1] for k in MODELS)
+    raise FleetPlannerError(
+        f"unknown model {name!r}: not in the catalogue ({known}) and no such file {candidate}"
+    )
+
+
+_POOL = re.compile(r"^\s*(\d+)\s*[xX]\s*([A-Za-z0-9._-]+?)\s*(?::\s*(\d+))?\s*$")
+
+
+def parse_fleet_spec(spec: str, scenario: Scenario) -> Scenario:
+    """Replace a scenario's fleet by a compact spec ``GPUSxGPU[:COUNT],...`` (count defaults to 1).
+
+    A configuration already in the scenario's menu keeps its engine settings; a new one gets defaults.
+    """
+    configs = list(scenario.configs)
+    known = {c.key for c in configs}
+    pools: list[Pool] = []
+    for part in [s for s in spec.split(",") if s.strip()]:
+        m = _POOL.match(part)
+        if not m:
+            raise FleetPlannerError(
+                f"--fleet: cannot read {part.strip()!r}; expected GPUSxGPU:COUNT, "
+                "e.g. 1xH100-PCIe:2,2xRTX-4090:3"
+            )
+        gpus, gpu, count = int(m.group(1)), m.group(2), int(m.group(3) or 1)
+        if gpus < 1:
+            raise FleetPlannerError(f"--fleet: {part.strip()!r}: GPUs per replica(={gpus}) must be >= 1")
+        key = f"{gpus}x{gpu}"
+        if key not in known:
+            configs.append(ServingConfig(gpu=gpu, gpus=gpus))
+            known.add(key)
+        pools.append(Pool(config=key, count=count))
+    if not pools:
+        raise FleetPlannerError("--fleet: empty spec; expected e.g. 1xH100-PCIe:2,2xRTX-4090:3")
+    data = scenario.model_dump(mode="json", exclude_none=True)
+    data["configs"] = [c.model_dump(mode="json", exclude_none=True) for c in configs]
+    data["fleet"] = Fleet(pools=pools).model_dump(mode="json", exclude_none=True)
+    if data.get("routing", {}).get("type") == "class_affinity":
+        data["routing"] = {"type": "least_outstanding"}
+    # the model was resolved with the scenario (possibly a config.json relative to its file): no re-resolve
+    result, problems = _validate(data, "--fleet")
+    if problems:
+        raise ScenarioError(problems)
+    return result

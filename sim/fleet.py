@@ -1,0 +1,105 @@
+"""From a scenario to concrete replicas: KV capacity, step-time model, price and carbon per pool.
+
+:func:`build_fleet` resolves each pool's serving configuration against the GPU catalogue, the
+served model and a hardware profile, and checks at load time that the weights fit (as vLLM does
+when it starts): a configuration whose weights leave no room for KV cache is a
+:class:`~scenarios.errors.ScenarioError` naming the configuration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from scenarios.catalog import GpuSpec, ModelSpec
+from scenarios.errors import FleetPlannerError, ScenarioError
+from scenarios.loader import LoadedScenario
+from scenarios.schema import Scenario, ServingConfig
+from sim.profiles import resolve_profile
+from sim.service import HardwareProfile, StepTimeModel, kv_capacity_tokens
+
+
+@dataclass(frozen=True)
+class ReplicaPlan:
+    """Everything needed to instantiate the replicas of one serving configuration."""
+
+    config: ServingConfig
+    gpu: GpuSpec
+    profile: HardwareProfile
+    step_model: StepTimeModel
+    kv_tokens: int
+    max_model_len: int
+
+    @property
+    def price_per_hour(self) -> float:
+        per_gpu = self.config.price_per_gpu_hour
+        return self.config.gpus * (self.gpu.price_per_hour if per_gpu is None else per_gpu)
+
+    def nominal_capacity(self, mean_prompt: float, mean_output: float) -> float:
+        """Rough saturated throughput, requests/s, for ranking pools (not for SLO decisions)."""
+        per_req = max(mean_prompt + mean_output, 1.0)
+        batch = max(1, min(self.config.max_num_seqs, int(self.kv_tokens / per_req)))
+        ctx = batch * (mean_prompt + mean_output / 2)
+        step = self.step_model.step(batch, batch, int(ctx))
+        prefill = self.step_model.step(int(mean_prompt), 1, 0) - self.step_model.step(1, 1, 0)
+        return batch / (mean_output * step + batch * max(prefill, 0.0))
+
+
+@dataclass(frozen=True)
+class PoolPlan:
+    name: str
+    count: int
+    replica: ReplicaPlan
+    grid_g_per_kwh: float
+
+
+def plan_config(
+    cfg: ServingConfig, model: ModelSpec, scenario: Scenario, where: str, loaded: LoadedScenario
+) -> ReplicaPlan:
+    gpu = scenario.gpu_catalogue()[cfg.gpu]
+    tp = cfg.tp_size
+    kv = kv_capacity_tokens(model, gpu, tp, cfg.gpu_memory_utilization, cfg.activation_reserve_gb)
+    src = str(loaded.path) if loaded.path else "<scenario>"
+    if kv < 4 * cfg.block_size:
+        need = model.weight_bytes / tp / 1e9
+        have = gpu.memory_gb * cfg.gpu_memory_utilization - cfg.activation_reserve_gb
+        raise ScenarioError(
+            [
+                f"{src}: {where}: {model.name} does not fit on {cfg.key}: weights need {need:.1f} GB per GPU "
+                f"at tp={tp}, {have:.1f} GB usable (gpu_memory_utilization={cfg.gpu_memory_utilization}); "
+                "use more GPUs per replica or raise gpu_memory_utilization"
+            ]
+        )
+    profile = resolve_profile(cfg.gpu, cfg.gpus, cfg.profile, loaded.base_dir)
+    limit = cfg.max_model_len or model.max_position_embeddings
+    return ReplicaPlan(
+        cfg, gpu, profile, StepTimeModel(model, gpu, profile, tp), kv, min(limit, kv - cfg.block_size)
+    )
+
+
+def build_fleet(loaded: LoadedScenario) -> list[PoolPlan]:
+    """Resolve every pool of the scenario's fleet (pools with count 0 are kept, with no replicas)."""
+    scenario = loaded.scenario
+    by_key = scenario.config_by_key()
+    index = {c.key: i for i, c in enumerate(scenario.configs)}
+    plans: dict[str, ReplicaPlan] = {}
+    pools = []
+    for pool in scenario.fleet.pools:
+        if pool.config not in plans:
+            plans[pool.config] = plan_config(
+                by_key[pool.config], loaded.model, scenario, f"configs[{index[pool.config]}]", loaded
+            )
+        pools.append(PoolPlan(pool.key, pool.count, plans[pool.config], pool.grid_g_per_kwh))
+    return pools
+
+
+def check_fits(loaded: LoadedScenario) -> list[str]:
+    """Load-time problems of every configuration in the menu (for ``planner check``)."""
+    problems: list[str] = []
+    for i, cfg in enumerate(loaded.scenario.configs):
+        try:
+            plan_config(cfg, loaded.model, loaded.scenario, f"configs[{i}]", loaded)
+        except ScenarioError as exc:
+            problems.extend(exc.problems)
+        except FleetPlannerError as exc:  # a profile file problem is reported, not raised
+            problems.append(f"{loaded.path}: configs[{i}].profile: {exc}")
+    return problems

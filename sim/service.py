@@ -1,0 +1,169 @@
+"""Service-time model: how long one vLLM engine step takes on a given hardware configuration.
+
+A step runs a batch of ``n_tokens`` (prefill chunks plus one token per decoding sequence) over
+``n_seqs`` sequences whose KV caches hold ``ctx_tokens`` tokens in total.  Its time is
+
+    overhead + per_seq * n_seqs
+    + max(weight bytes / (BW * mem_eff),  n_tokens * FLOPs/token / (peak * compute_eff))
+    + ctx_tokens * KV bytes/token / (BW * attn_eff)
+    + TP all-reduce: 2 per layer x (latency + bytes / (link * comm_eff))
+
+all per GPU of a tensor-parallel group.  The constants that describe the *hardware
+configuration* (efficiencies, overheads, communication) form a :class:`HardwareProfile`; the model
+enters only through its config (weight bytes, FLOPs and KV bytes per token, hidden size, layers).
+So a profile fitted on some models predicts another model on the same hardware.
+
+The time is affine in ``ctx_tokens`` for a fixed batch, which lets the replica engine advance many
+uniform decode steps in closed form (:meth:`StepTimeModel.decode_span`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+from scenarios.catalog import GpuSpec, ModelSpec
+
+
+@dataclass(frozen=True)
+class HardwareProfile:
+    """Fitted (or default) constants of one hardware configuration: GPU type x count (= TP size)."""
+
+    gpu: str
+    gpus: int = 1
+    mem_eff: float = 0.80
+    """Achieved fraction of peak memory bandwidth when streaming weights."""
+    compute_eff: float = 0.55
+    """Achieved fraction of peak dense FP16 throughput on large batches (prefill)."""
+    attn_eff: float = 0.60
+    """Achieved fraction of peak bandwidth when reading KV cache in attention."""
+    step_overhead_s: float = 0.004
+    """Fixed cost per engine step: scheduler, kernel launches, sampling, detokenisation."""
+    per_seq_s: float = 2.0e-5
+    """Extra cost per sequence in the step (sampling, bookkeeping)."""
+    comm_latency_s: float = 1.5e-5
+    """Latency of one all-reduce across the tensor-parallel group."""
+    comm_eff: float = 0.7
+    """Achieved fraction of the GPU's link bandwidth in all-reduce."""
+    prefix_hit: float = 0.0
+    """Prefix-cache hit fraction seen in the fitted runs (information; scenarios set their own)."""
+    source: str = "roofline defaults"
+
+    def __post_init__(self) -> None:
+        if self.gpus < 1:
+            raise ValueError(f"gpus(={self.gpus}) must be >= 1")
+        for f in ("mem_eff", "compute_eff", "attn_eff", "comm_eff"):
+            v = getattr(self, f)
+            if not 0 < v <= 1.5:
+                raise ValueError(f"{f}(={v}) must be in (0, 1.5]")
+        for f in ("step_overhead_s", "per_seq_s", "comm_latency_s"):
+            v = getattr(self, f)
+            if v < 0:
+                raise ValueError(f"{f}(={v}) must be >= 0")
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> HardwareProfile:
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown profile field(s) {unknown}; known: {sorted(names)}")
+        return cls(**data)  # type: ignore[arg-type]
+
+
+class StepTimeModel:
+    """Step time of one replica (model x GPU type x TP size) under a :class:`HardwareProfile`."""
+
+    __slots__ = ("_t_comm_lat", "_t_comm_tok", "_t_tok", "_t_weights", "kv_coef", "overhead", "per_seq", "tp")
+
+    def __init__(self, model: ModelSpec, gpu: GpuSpec, profile: HardwareProfile, tp: int) -> None:
+        if tp < 1:
+            raise ValueError(f"tp(={tp}) must be >= 1")
+        bw = gpu.mem_bw_gbps * 1e9
+        self.tp = tp
+        self.overhead = profile.step_overhead_s
+        self.per_seq = profile.per_seq_s
+        self._t_weights = model.weight_bytes / tp / (bw * profile.mem_eff)
+        self._t_tok = model.flops_per_token / tp / (gpu.fp16_tflops * 1e12 * profile.compute_eff)
+        kv_heads_per_gpu = max(model.num_kv_heads / tp, 1.0)
+        kv_bytes = 2 * model.num_layers * kv_heads_per_gpu * model.head_dim * model.dtype_bytes
+        self.kv_coef = kv_bytes / (bw * profile.attn_eff)
+        if tp > 1:
+            # ring all-reduce of the hidden state, twice per layer
+            link = gpu.link_gbps * 1e9 * profile.comm_eff
+            ring = 2.0 * (tp - 1) / tp
+            self._t_comm_lat = 2 * model.num_layers * profile.comm_latency_s
+            self._t_comm_tok = 2 * model.num_layers * ring * model.hidden_size * model.dtype_bytes / link
+        else:
+            self._t_comm_lat = 0.0
+            self._t_comm_tok = 0.0
+
+    def base(self, n_tokens: int, n_seqs: int) -> float:
+        """Step time without the KV-read term."""
+        t = self._t_tok * n_tokens
+        if t < self._t_weights:
+            t = self._t_weights
+        return self.overhead + self.per_seq * n_seqs + t + self._t_comm_lat + self._t_comm_tok * n_tokens
+
+    def step(self, n_tokens: int, n_seqs: int, ctx_tokens: int) -> float:
+        """Duration of one engine step, seconds."""
+        return self.base(n_tokens, n_seqs) + self.kv_coef * ctx_tokens
+
+    def decode_span(self, batch: int, ctx0: int, steps: int) -> float:
+        """Total time of ``steps`` decode steps of ``batch`` sequences starting at context sum ``ctx0``."""
+        first = self.base(batch, batch) + self.kv_coef * ctx0
+        return steps * first + self.kv_coef * batch * steps * (steps - 1) / 2.0
+
+    def decode_steps_within(self, batch: int, ctx0: int, elapsed: float) -> int:
+        """How many whole decode steps (as in :meth:`decode_span`) finish within ``elapsed`` seconds."""
+        first = self.base(batch, batch) + self.kv_coef * ctx0
+        q = self.kv_coef * batch / 2.0
+        if q <= 0:
+            k = int(elapsed / first)
+        else:
+            b = first - q
+            k = int((-b + math.sqrt(b * b + 4 * q * elapsed)) / (2 * q))
+        while k > 0 and self.decode_span(batch, ctx0, k) > elapsed:
+            k -= 1
+        while self.decode_span(batch, ctx0, k + 1) <= elapsed:
+            k += 1
+        return k
+
+
+def kv_capacity_tokens(
+    model: ModelSpec,
+    gpu: GpuSpec,
+    tp: int,
+    gpu_memory_utilization: float,
+    activation_reserve_gb: float,
+) -> int:
+    """KV-cache capacity of one replica in tokens (may be <= 0 when the weights do not fit)."""
+    per_gpu = gpu.memory_gb * 1e9 * gpu_memory_utilization
+    weights = model.weight_bytes / tp
+    free = per_gpu - weights - activation_reserve_gb * 1e9
+    kv_heads_per_gpu = max(model.num_kv_heads / tp, 1.0)
+    kv_bytes = 2 * model.num_layers * kv_heads_per_gpu * model.head_dim * model.dtype_bytes
+    return int(free // kv_bytes)
+
+
+class ConstantStepModel(StepTimeModel):
+    """Every step takes ``seconds``, whatever it holds: the degenerate model of queueing theory.
+
+    With ``max_num_seqs = c`` a replica then behaves as ``c`` servers sharing one FCFS queue, each
+    request holding a server for (output tokens x ``seconds``): an M/G/c queue checkable against
+    Pollaczek-Khinchine and Erlang C.
+    """
+
+    def __init__(self, seconds: float) -> None:  # noqa: D107 - no roofline inputs
+        if not seconds > 0:
+            raise ValueError(f"seconds(={seconds}) must be > 0")
+        self.tp = 1
+        self.overhead = seconds
+        self.per_seq = 0.0
+        self._t_weights = 0.0
+        self._t_tok = 0.0
+        self.kv_coef = 0.0
+        self._t_comm_lat = 0.0
+        self._t_comm_tok = 0.0

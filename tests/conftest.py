@@ -1,0 +1,52 @@
+"""Shared test helpers: small scenarios built in code, and the location of ../shared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scenarios.loader import LoadedScenario, scenario_from_dict
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+MEASUREMENTS = SHARED / "measurements" / "vllm-bench-0.8.5"
+
+
+def make_scenario(**overrides: Any) -> LoadedScenario:
+    """A small valid scenario (8B model, one H100 and two 4090 replicas), with top-level overrides."""
+    data: dict[str, Any] = {
+        "name": "test",
+        "model": "Meta-Llama-3-8B-Instruct",
+        "configs": [{"gpu": "H100-PCIe"}, {"gpu": "RTX-4090", "max_model_len": 4096}],
+        "traffic": {
+            "classes": [
+                {
+                    "name": "chat",
+                    "rate": 4.0,
+                    "prompt_tokens": {"type": "lognormal", "mean": 200, "sigma": 0.8, "min": 4, "max": 1024},
+                    "output_tokens": {"type": "lognormal", "mean": 150, "sigma": 0.8, "min": 4, "max": 1024},
+                    "slo": {"ttft_ms": 500, "tpot_ms": 60, "percentile": 90},
+                }
+            ]
+        },
+        "fleet": {
+            "pools": [
+                {"config": "1xH100-PCIe", "count": 1, "name": "h100"},
+                {"config": "1xRTX-4090", "count": 2, "name": "rtx"},
+            ]
+        },
+        "simulation": {"requests": 2000, "seed": 3},
+    }
+    data.update(overrides)
+    return scenario_from_dict(data, "test.yaml")
+
+
+@pytest.fixture
+def shared_measurements() -> Path:
+    if not MEASUREMENTS.is_dir():
+        pytest.skip(
+            f"needs the published vLLM measurements at {MEASUREMENTS} (../shared beside the checkout)"
+        )
+    return MEASUREMENTS

@@ -1,0 +1,339 @@
+"""Unit tests of ``calibrate run`` that need no vLLM: sweep knee, commands, metrics, logs, power, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from calibrate import cli
+from calibrate.commands.run import build_plan
+from calibrate.envinfo import model_config
+from calibrate.metrics import MetricsScraper, cache_config, parse_prometheus, pick
+from calibrate.power import PowerSampler, trapezoid_energy_j
+from calibrate.runner.bench import BenchConfig
+from calibrate.runner.orchestrate import estimate, identity
+from calibrate.server import ServerConfig, parse_kv_cache
+from calibrate.sweep import PointOutcome, SweepConfig, grid_index, next_rate, saturation_reason
+
+# ---------------------------------------------------------------- sweep
+
+
+def fake_point(rate: float, capacity: float, n: int = 100, ttft0: float = 50.0) -> PointOutcome:
+    """A server that keeps up to ``capacity`` req/s, then saturates (throughput capped, TTFT grows)."""
+    e2e0_s = 1.0
+    if rate <= capacity:
+        duration = (n - 1) / rate + e2e0_s
+        return PointOutcome(rate, n, n, n / duration, ttft0, e2e0_s * 1000)
+    return PointOutcome(rate, n, n, capacity * 0.95, ttft0 * 40 * rate / capacity, 30_000.0)
+
+
+def run_sweep(cfg: SweepConfig, capacity: float) -> list[float]:
+    points: list[PointOutcome] = []
+    while (state := next_rate(points, cfg)).next_rate is not None:
+        points.append(fake_point(state.next_rate, capacity))
+        assert len(points) <= cfg.max_points
+    return [p.rate for p in points]
+
+
+def test_sweep_grows_until_the_knee_then_bisects_it() -> None:
+    rates = run_sweep(SweepConfig(start_rate=1, factor=2, refine=2, max_points=12), capacity=11.0)
+    assert rates[:5] == [1, 2, 4, 8, 16]
+    assert rates[5] == pytest.approx(11.3)  # sqrt(8*16), rounded to 3 digits
+    assert rates[6] == pytest.approx(9.51)  # sqrt(8*11.3)
+    assert len(rates) == 7
+
+
+def test_sweep_knee_bracket_is_reported() -> None:
+    cfg = SweepConfig(start_rate=1, refine=1)
+    points = [fake_point(r, 5.0) for r in (1, 2, 4, 8)]
+    state = next_rate(points, cfg)
+    assert (state.below, state.above, state.phase) == (4, 8, "refine")
+    points.append(fake_point(state.next_rate or 0, 5.0))
+    done = next_rate(points, cfg)
+    assert done.next_rate is None and done.reason == "knee refined"
+
+
+def test_sweep_walks_down_when_the_first_point_is_saturated() -> None:
+    cfg = SweepConfig(start_rate=8, refine=1, max_points=6)
+    failing = [PointOutcome(8, 100, 60, 1.4, 900.0, 30_000.0)]
+    state = next_rate(failing, cfg)
+    assert (state.next_rate, state.phase) == (4, "descend")
+    failing.append(PointOutcome(4, 100, 80, 1.4, 800.0, 20_000.0))
+    assert next_rate(failing, cfg).next_rate == 2
+    failing.append(PointOutcome(2, 100, 100, 100 / 50.5, 60.0, 1000.0))
+    state = next_rate(failing, cfg)
+    assert (state.below, state.above, state.phase, state.next_rate) == (2, 4, "refine", 2.83)
+
+
+def test_sweep_stops_at_max_rate_and_max_points() -> None:
+    assert run_sweep(SweepConfig(start_rate=1, max_rate=8), capacity=1000) == [1, 2, 4, 8]
+    assert run_sweep(SweepConfig(start_rate=1, max_points=3), capacity=1000) == [1, 2, 4]
+
+
+def test_sweep_grid_does_not_drift_with_rounding() -> None:
+    cfg = SweepConfig(start_rate=1, factor=1.5, max_rate=20)
+    rates = run_sweep(cfg, capacity=1000)
+    assert rates == cfg.growth_rates()
+    assert all(grid_index(r, 1, 1.5) is not None for r in rates)
+
+
+def test_low_rate_short_run_is_not_mistaken_for_saturation() -> None:
+    # 20 prompts at 1 req/s with 2 s latency: throughput 20/21 — fine, not "< 0.8 × rate"
+    first = PointOutcome(1.0, 20, 20, 20 / 21, 100.0, 2000.0)
+    assert saturation_reason(first, first, SweepConfig()) is None
+
+
+def test_ttft_explosion_and_failures_count_as_saturation() -> None:
+    first = PointOutcome(1.0, 20, 20, 0.95, 100.0, 2000.0)
+    slow = PointOutcome(2.0, 20, 20, 1.9, 1500.0, 3000.0)
+    assert "TTFT" in (saturation_reason(slow, first, SweepConfig()) or "")
+    failed = PointOutcome(2.0, 20, 12, 1.9, 100.0, 2000.0)
+    assert "completed" in (saturation_reason(failed, first, SweepConfig()) or "")
+
+
+def test_point_outcome_from_bench_result() -> None:
+    p = PointOutcome.from_result(4, {"num_prompts": 30, "completed": 30, "request_throughput": 3.5,
+                                     "median_ttft_ms": 12.0, "median_e2el_ms": 40.0})
+    assert (p.rate, p.num_prompts, p.completed, p.median_e2el_ms) == (4.0, 30, 30, 40.0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "text"),
+    [
+        ({"start_rate": 0}, "start_rate(=0)"),
+        ({"factor": 1}, "factor(=1)"),
+        ({"max_points": 0}, "max_points(=0)"),
+    ],
+)
+def test_sweep_config_rejects_bad_values(kwargs: dict[str, Any], text: str) -> None:
+    with pytest.raises(ValueError, match=text.replace("(", r"\(").replace(")", r"\)")):
+        SweepConfig(**kwargs)
+
+
+# ---------------------------------------------------------------- commands
+
+
+def test_serve_command_on_cuda_uses_flashinfer_and_passes_settings() -> None:
+    cfg = ServerConfig(model="/m", tp=2, dtype="float16", max_model_len=4096, gpu_memory_utilization=0.9,
+                       prefix_caching="off", device="cuda", port=9000, extra_args=["--max-num-seqs", "64"])
+    cmd = cfg.command(backend_flag=True)
+    assert cmd[1:5] == ["-m", "calibrate.runner.launch", "serve", "/m"]
+    joined = " ".join(cmd)
+    for part in ("--host 127.0.0.1", "--port 9000", "--tensor-parallel-size 2", "--dtype float16",
+                 "--max-model-len 4096", "--gpu-memory-utilization 0.9", "--no-enable-prefix-caching",
+                 "--attention-backend FLASHINFER", "--max-num-seqs 64"):
+        assert part in joined
+    assert cfg.env() == {"VLLM_ATTENTION_BACKEND": "FLASHINFER"}
+    assert "--attention-backend" not in cfg.command(backend_flag=False)
+
+
+def test_serve_command_on_cpu_leaves_backend_and_keeps_prefix_caching_for_fresh_prompts() -> None:
+    cfg = ServerConfig(model="/m", device="cpu", prefix_caching="fresh-prompts")
+    cmd = cfg.command()
+    assert "--attention-backend" not in cmd and "--no-enable-prefix-caching" not in cmd
+    assert "VLLM_ATTENTION_BACKEND" not in cfg.env()
+
+
+def test_server_config_rejects_bad_values() -> None:
+    with pytest.raises(ValueError, match=r"tp\(=0\) must be >= 1"):
+        ServerConfig(model="m", tp=0)
+    with pytest.raises(ValueError, match=r"prefix_caching\(='on'\)"):
+        ServerConfig(model="m", prefix_caching="on")
+
+
+def test_bench_command_random_dataset() -> None:
+    b = BenchConfig(model="/m", input_len=64, output_len=16, range_ratio=0.25, num_prompts=30, burstiness=0.5)
+    cmd = b.command("http://127.0.0.1:9000", 4.0, 1002, Path("/w"), "r.json")
+    joined = " ".join(cmd)
+    for part in ("bench serve", "--base-url http://127.0.0.1:9000", "--dataset-name random",
+                 "--random-input-len 64", "--random-output-len 16", "--random-range-ratio 0.25",
+                 "--num-prompts 30", "--request-rate 4", "--burstiness 0.5", "--seed 1002", "--ignore-eos",
+                 "--save-result", "--save-detailed", "--result-dir /w", "--result-filename r.json"):
+        assert part in joined
+    assert "e2el" in cmd[cmd.index("--percentile-metrics") + 1]
+
+
+def test_bench_command_sharegpt_and_remote_url_refused() -> None:
+    b = BenchConfig(model="m", dataset="sharegpt", dataset_path="/d.json")
+    cmd = b.command("http://127.0.0.1:1", 2, 1, Path("/w"), "r.json")
+    assert "--dataset-path" in cmd and "--ignore-eos" not in cmd and "--random-input-len" not in cmd
+    with pytest.raises(ValueError, match=r"127\.0\.0\.1"):
+        b.command("http://10.0.0.5:8000", 2, 1, Path("/w"), "r.json")
+    with pytest.raises(ValueError, match=r"dataset_path\(=None\)"):
+        BenchConfig(model="m", dataset="sharegpt")
+
+
+def parse_args(*extra: str, out: Path = Path("/tmp/x")) -> Any:
+    return cli.build_parser().parse_args(["run", "--model", "/m", "--out", str(out), *extra])
+
+
+def test_plan_identity_and_estimate() -> None:
+    plan = build_plan(parse_args("--tp", "2", "--device", "cuda", "--num-prompts", "100", "--start-rate", "2",
+                                 "--max-rate", "8", "--refine", "1", "--price-per-gpu-hour", "3"))
+    ident = identity(plan)
+    assert ident["tp"] == 2 and ident["prefix_caching"] == "off" and ident["load"]["num_prompts"] == 100
+    est = estimate(plan)
+    assert est["rates"][:3] == [2, 4, 8] and est["points"] == 4
+    assert est["cost"] == pytest.approx(est["seconds"] / 3600 * 2 * 3)
+    assert plan.seed_for(0) != plan.seed_for(1)
+
+
+def test_dry_run_prints_plan_and_starts_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "bundle"
+    assert cli.main(["run", "--model", "/m", "--out", str(out), "--dry-run", "--device", "cuda"]) == 0
+    text = capsys.readouterr().out
+    assert "serve /m" in text and "bench serve" in text and "estimate:" in text and "$" in text
+    assert not out.exists()
+
+
+def test_bad_option_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["run", "--model", "/m", "--out", str(tmp_path), "--tp", "0", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: tp(=0) must be >= 1") and "Traceback" not in err
+
+
+def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--help"])
+    text = capsys.readouterr().out
+    assert "examples:" in text and "--dry-run" in text and "resume" in text
+
+
+# ---------------------------------------------------------------- metrics and logs
+
+METRICS = """\
+# TYPE vllm:num_requests_running gauge
+vllm:num_requests_running{engine="0",model_name="/tmp/tiny"} 3.0
+vllm:num_requests_running{engine="1",model_name="/tmp/tiny"} 2.0
+# TYPE vllm:num_requests_waiting gauge
+vllm:num_requests_waiting{engine="0",model_name="/tmp/tiny"} 1.0
+# TYPE vllm:kv_cache_usage_perc gauge
+vllm:kv_cache_usage_perc{engine="0",model_name="/tmp/tiny"} 0.25
+# TYPE vllm:num_preemptions_total counter
+vllm:num_preemptions_total{engine="0",model_name="/tmp/tiny"} %(preempt)s
+vllm:prefix_cache_queries_total{engine="0",model_name="/tmp/tiny"} %(queries)s
+vllm:prefix_cache_hits_total{engine="0",model_name="/tmp/tiny"} %(hits)s
+vllm:cache_config_info{block_size="128",enable_prefix_caching="False",engine="0",\
+kv_cache_size_tokens="524288",num_gpu_blocks="4096",num_cpu_blocks="None"} 1.0
+"""
+
+
+def metrics_text(preempt: float = 0, queries: float = 0, hits: float = 0) -> str:
+    return METRICS % {"preempt": preempt, "queries": queries, "hits": hits}
+
+
+def test_parse_prometheus_sums_label_sets_and_reads_cache_info() -> None:
+    samples = parse_prometheus(metrics_text())
+    assert pick(samples, ("vllm:num_requests_running",)) == 5.0
+    assert pick(samples, ("vllm:gpu_cache_usage_perc", "vllm:kv_cache_usage_perc")) == 0.25
+    assert pick(samples, ("vllm:nope",)) is None
+    info = cache_config(samples)
+    assert info["block_size"] == 128 and info["blocks"] == 4096 and info["tokens"] == 524288
+    assert "cpu_blocks" not in info
+
+
+def test_scraper_summarises_gauges_and_counter_increases() -> None:
+    texts = iter([metrics_text(2, 100, 10), metrics_text(5, 300, 10), metrics_text(7, 500, 10)])
+    scraper = MetricsScraper("http://127.0.0.1:1", fetch=lambda url: next(texts))
+    for _ in range(3):
+        scraper.scrape_once()
+    s = scraper.summary()
+    assert s["gauges"]["num_requests_running"] == {"mean": 5.0, "max": 5.0, "samples": 3}
+    assert s["counters"]["num_preemptions"] == 5 and s["counters"]["prefix_cache_queries"] == 400
+    assert s["prefix_cache_hit_rate"] == 0.0
+
+
+def test_scraper_counts_errors_without_raising() -> None:
+    def boom(url: str) -> str:
+        raise OSError("refused")
+
+    scraper = MetricsScraper("http://127.0.0.1:1", fetch=boom)
+    scraper.scrape_once()
+    assert scraper.summary()["available"] is False and scraper.errors == 1
+
+
+def test_parse_kv_cache_from_cpu_and_gpu_logs() -> None:
+    cpu = ("(EngineCore pid=7127) INFO 11-23 19:25:13 [kv_cache_utils.py:2327] CPU KV cache size: 524,288 "
+           "tokens, Maximum concurrency for 1,024 tokens per request: 512.00x")
+    assert parse_kv_cache(cpu) == {"tokens": 524288, "max_concurrency": 512.0, "source": "server.log"}
+    gpu = ("INFO [kv_cache_utils.py:716] GPU KV cache size: 1,234,560 tokens\n"
+           "INFO # GPU blocks: 77160, # CPU blocks: 0")
+    kv = parse_kv_cache(gpu)
+    assert kv["tokens"] == 1234560 and kv["blocks"] == 77160
+    assert parse_kv_cache("nothing here") == {}
+
+
+# ---------------------------------------------------------------- power and env
+
+
+def test_power_without_nvml_is_marked_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_pynvml(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "pynvml":
+            raise ImportError("No module named 'pynvml'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pynvml)
+    sampler = PowerSampler(0.01)
+    sampler.start()
+    sampler.stop()
+    summary = sampler.summary()
+    assert summary["available"] is False and "pynvml" in summary["reason"]
+    assert "energy_j" not in summary
+
+
+class FakeNVML:
+    """Two GPUs at 100 W and 200 W; the first has an energy counter, the second not."""
+
+    def __init__(self) -> None:
+        self.energy = 1_000_000
+
+    def nvmlDeviceGetCount(self) -> int:
+        return 2
+
+    def nvmlDeviceGetHandleByIndex(self, i: int) -> int:
+        return i
+
+    def nvmlDeviceGetPowerUsage(self, h: int) -> int:
+        return 100_000 * (h + 1)
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, h: int) -> int:
+        if h == 1:
+            raise RuntimeError("NVML_ERROR_NOT_SUPPORTED")
+        self.energy += 5_000
+        return self.energy
+
+    def nvmlShutdown(self) -> None:
+        pass
+
+
+def test_power_sampler_uses_counter_or_integrates() -> None:
+    sampler = PowerSampler(0.01, nvml=FakeNVML())
+    sampler.start()
+    sampler.stop()
+    s = sampler.summary()
+    assert s["available"] is True and s["method"] == "mixed" and s["samples"] >= 2
+    assert s["gpus"][0] == {"energy_j": 5.0, "method": "counter", "mean_w": 100.0, "max_w": 100.0}
+    assert s["gpus"][1]["method"] == "integrated"
+    assert s["gpus"][1]["energy_j"] == pytest.approx(200.0 * s["duration_s"], rel=0.5)
+    assert s["mean_w"] == 300.0
+
+
+def test_trapezoid_energy() -> None:
+    assert trapezoid_energy_j([0, 1, 3], [100, 200, 200]) == 150 + 400
+    with pytest.raises(ValueError, match="same length"):
+        trapezoid_energy_j([0], [])
+
+
+def test_model_config_of_local_model(tmp_path: Path) -> None:
+    config = {"architectures": ["LlamaForCausalLM"], "hidden_size": 64, "num_hidden_layers": 2, "other": 1}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    cfg = model_config(str(tmp_path))
+    assert cfg == {"architectures": ["LlamaForCausalLM"], "hidden_size": 64, "num_hidden_layers": 2}
+    assert model_config("org/hub-id") is None

@@ -1,0 +1,169 @@
+"""``planner check``: exit status, one line per problem, ``--json``, and extra checks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from planner.cli import main
+from planner.commands import check
+from scenarios.loader import LoadedScenario
+
+GOOD: dict[str, Any] = {
+    "model": "phi-4",
+    "configs": [{"gpu": "H100-PCIe"}, {"gpu": "RTX-4090", "gpus": 2}],
+    "traffic": {"classes": [{"name": "chat", "rate": 5.0}, {"name": "batch", "rate": 1.0}]},
+    "fleet": {"pools": [{"config": "1xH100-PCIe", "count": 2}, {"config": "2xRTX-4090", "count": 3}]},
+}
+
+
+def write(tmp_path: Path, name: str, data: Any) -> str:
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
+    return str(path)
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str], str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out.splitlines(), err
+
+
+def test_good_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = write(tmp_path, "good.yaml", GOOD)
+    assert run(["check", good], capsys) == (0, [f"{good}: ok (2 classes, 2 pools, 5 replicas)"], "")
+
+
+def test_singular_counts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = dict(
+        GOOD, traffic={"classes": [{"name": "a", "rate": 1}]}, fleet={"pools": [{"config": "1xH100-PCIe"}]}
+    )
+    path = write(tmp_path, "one.yaml", data)
+    assert run(["check", path], capsys)[1] == [f"{path}: ok (1 class, 1 pool, 1 replica)"]
+
+
+def test_bad_file_prints_every_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = write(
+        tmp_path,
+        "bad.yaml",
+        dict(GOOD, routing={"type": "least_outstandng"}, fleet={"pools": [{"config": "x"}]}),
+    )
+    code, lines, err = run(["check", bad], capsys)
+    assert code == 2
+    assert err == ""
+    assert lines == [
+        f"{bad}: routing.type: unknown routing policy 'least_outstandng'; known: round_robin, "
+        "least_outstanding, least_kv_load, class_affinity, cost_aware, carbon_aware"
+    ]
+    bad2 = write(tmp_path, "bad2.yaml", dict(GOOD, fleet={"pools": [{"config": "x"}]}))
+    assert run(["check", bad2], capsys)[1] == [
+        f"{bad2}: fleet.pools[0].config: unknown configuration 'x'; known: 1xH100-PCIe, 2xRTX-4090"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (None, "file not found"),
+        ("model: [unclosed\n", "line 2, column 1: invalid YAML"),
+        ("- just\n- a list\n", "(top level): expected a mapping of scenario fields"),
+        (b"\x80\x81 binary", "cannot read: not UTF-8"),
+        (
+            "model: phi-4\nconfigs: 3\ntraffic: {}\nfleet: {pools: []}\n",
+            "configs: Input should be a valid list",
+        ),
+    ],
+)
+def test_bad_input_never_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | bytes | None, expected: str
+) -> None:
+    path = tmp_path / "x.yaml"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    code, lines, err = run(["check", str(path)], capsys)
+    assert code == 2
+    assert err == ""
+    assert lines and all(line.startswith(f"{path}: ") for line in lines)
+    assert any(line.startswith(f"{path}: {expected}") for line in lines), lines
+
+
+def test_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, lines, _ = run(["check", str(tmp_path)], capsys)
+    assert code == 2
+    assert lines == [f"{tmp_path}: is a directory; name the scenario .yaml files in it"]
+
+
+def test_mixed_files_exit_2_and_report_each(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = write(tmp_path, "good.yaml", GOOD)
+    missing = str(tmp_path / "missing.yaml")
+    code, lines, _ = run(["check", good, missing, good], capsys)
+    assert code == 2
+    assert lines == [f"{good}: ok (2 classes, 2 pools, 5 replicas)", f"{missing}: file not found", lines[0]]
+
+
+def test_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = write(tmp_path, "good.yaml", GOOD)
+    bad = write(tmp_path, "bad.yaml", dict(GOOD, colour="red"))
+    code = main(["check", "--json", good, bad])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 2
+    assert report == [
+        {"file": good, "ok": True, "problems": []},
+        {
+            "file": bad,
+            "ok": False,
+            "problems": [f"{bad}: colour: unknown key (not part of the schema; check the spelling)"],
+        },
+    ]
+    assert main(["check", good, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["ok"] is True
+
+
+def test_missing_trace_file_is_found_by_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = dict(GOOD, traffic={"classes": [{"name": "t", "arrival": {"type": "trace", "path": "gone.csv"}}]})
+    path = write(tmp_path, "trace.yaml", data)
+    code, lines, _ = run(["check", path], capsys)
+    assert code == 2
+    assert lines == [
+        f"{path}: traffic.classes[0].arrival.path: trace file not found: {tmp_path / 'gone.csv'}"
+    ]
+    (tmp_path / "gone.csv").write_text("timestamp\n0\n1\n")
+    assert run(["check", path], capsys)[0] == 0
+
+
+def test_extra_checks_are_prefixed_with_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def too_big(loaded: LoadedScenario) -> list[str]:
+        return [
+            f"configs[{i}]: model does not fit" for i, c in enumerate(loaded.scenario.configs) if c.gpus < 2
+        ]
+
+    monkeypatch.setattr(check, "CHECKS", [*check.CHECKS])
+    check.add_check(too_big)
+    with pytest.raises(ValueError, match="already registered"):
+        check.add_check(too_big)
+    good = write(tmp_path, "good.yaml", GOOD)
+    assert run(["check", good], capsys)[:2] == (2, [f"{good}: configs[0]: model does not fit"])
+
+
+def test_help_has_an_example(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["check", "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "planner check scenarios/" in out
+    assert "--json" in out
+
+
+def test_no_files_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["check"])
+    assert info.value.code == 2
+    assert "FILE" in capsys.readouterr().err

@@ -1,0 +1,75 @@
+"""KV-cache capacity: preemption when blocks run out, rejection of what never fits, load-time errors."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import make_scenario
+
+from scenarios.catalog import GPUS, MODELS
+from scenarios.errors import ScenarioError
+from scenarios.loader import scenario_from_dict
+from sim.fleet import build_fleet, check_fits
+from sim.service import kv_capacity_tokens
+from sim.simulation import simulate
+
+
+def small_kv(**cfg: object) -> dict:
+    data = make_scenario().scenario.model_dump(mode="json", exclude_none=True)
+    data["configs"] = [{"gpu": "RTX-4090", "gpu_memory_utilization": 0.78, "max_model_len": 2048, **cfg}]
+    data["fleet"] = {"pools": [{"config": "1xRTX-4090", "count": 1}]}
+    return data
+
+
+def test_capacity_matches_hand_computation() -> None:
+    m, g = MODELS["meta-llama/Meta-Llama-3-8B-Instruct"], GPUS["H100-PCIe"]
+    free = 80e9 * 0.9 - m.weight_bytes - 1.5e9
+    assert kv_capacity_tokens(m, g, 1, 0.9, 1.5) == int(free // (2 * 32 * 8 * 128 * 2))
+    # tensor parallelism splits weights and KV heads
+    assert kv_capacity_tokens(m, GPUS["RTX-4090"], 2, 0.9, 1.5) > 4 * kv_capacity_tokens(
+        m, GPUS["RTX-4090"], 1, 0.9, 1.5
+    )
+
+
+def test_small_memory_config_preempts_and_still_finishes_everything() -> None:
+    data = small_kv()
+    data["traffic"]["classes"][0]["rate"] = 30.0
+    data["traffic"]["classes"][0]["output_tokens"] = {"type": "fixed", "value": 900}
+    data["traffic"]["classes"][0]["prompt_tokens"] = {"type": "fixed", "value": 500}
+    loaded = scenario_from_dict(data)
+    kv = build_fleet(loaded)[0].replica.kv_tokens
+    assert kv < 10_000  # only a handful of 1,400-token requests fit at once
+    res = simulate(loaded, requests=200)
+    df = res.requests
+    assert res.replicas["preemptions"].sum() > 0
+    assert df["preemptions"].sum() == res.replicas["preemptions"].sum()
+    assert df["finish"].notna().all()
+    assert int(res.replicas["tokens_out"].sum()) == 200 * 900
+
+
+def test_request_that_can_never_fit_is_rejected_and_counted() -> None:
+    data = small_kv(max_model_len=1024)
+    data["traffic"]["classes"][0]["prompt_tokens"] = {
+        "type": "empirical",
+        "edges": [100, 200, 1500],
+        "weights": [1, 1],
+    }
+    data["traffic"]["classes"][0]["output_tokens"] = {"type": "fixed", "value": 50}
+    res = simulate(scenario_from_dict(data), requests=400)
+    df = res.requests
+    too_long = df["prompt_tokens"] + df["output_tokens"] > 1024
+    assert too_long.any()
+    assert (df["rejected"] == too_long).all()
+    assert int(res.replicas["rejected"].sum()) == int(too_long.sum())
+    assert df.loc[too_long, "finish"].isna().all()
+
+
+def test_weights_that_do_not_fit_are_a_clear_error_at_load_time() -> None:
+    data = make_scenario().scenario.model_dump(mode="json", exclude_none=True)
+    data["model"] = "Meta-Llama-3-70B-Instruct"
+    data["configs"] = [{"gpu": "RTX-4090", "gpus": 2}]
+    data["fleet"] = {"pools": [{"config": "2xRTX-4090", "count": 1}]}
+    loaded = scenario_from_dict(data, "big.yaml")
+    with pytest.raises(ScenarioError, match=r"configs\[0\]: .*70B.* does not fit on 2xRTX-4090"):
+        build_fleet(loaded)
+    problems = check_fits(loaded)
+    assert len(problems) == 1 and "use more GPUs" in problems[0]
