@@ -1,164 +1,18 @@
-"""GPU prices: dated catalogues with sources, user quotes, and owned hardware.
+"""Pricing arithmetic for the planner: break-even of owned hardware (seed 002's ROI figures).
 
-Rental prices are USD per GPU-hour.  Each built-in catalogue names where its figures come from
-(the seed documents in ``shared/seeds``, summarised in ``shared/reference/hardware.md``) and when
-they were quoted.  No spot prices are quoted in those sources, so a catalogue without one refuses
-``kind: spot`` unless the scenario gives its own quote in ``pricing.overrides``.
-
-Owned hardware costs ``purchase / lifetime + overhead`` per hour, plus electricity
-(``energy x PUE x price``), which the costing adds from the simulated energy; :func:`break_even_hours`
-reproduces the ROI arithmetic of seed 002.
+The price catalogues themselves live in :mod:`scenarios.prices` (shared with the simulator).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+from scenarios.prices import CATALOGUES, GpuCost, gpu_cost, load_catalogue, owned_hourly
 
-import yaml
-
-from scenarios.errors import FleetPlannerError
-from scenarios.schema import Scenario
-
-HOURS_PER_YEAR = 8760.0
-
-
-@dataclass(frozen=True)
-class PriceEntry:
-    gpu: str
-    on_demand: float | None
-    spot: float | None = None
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class Catalogue:
-    name: str
-    source: str
-    date: str
-    prices: dict[str, PriceEntry]
-
-
-def _cat(name: str, source: str, date: str, *entries: PriceEntry) -> Catalogue:
-    return Catalogue(name, source, date, {e.gpu: e for e in entries})
-
-
-CATALOGUES: dict[str, Catalogue] = {
-    c.name: c
-    for c in (
-        _cat(
-            "alternative-2025-05",
-            "seed 000 Table 1 (alternative providers)",
-            "2025-05",
-            PriceEntry("H100-SXM", 2.50),
-            PriceEntry("H100-PCIe", 2.00),
-            PriceEntry("RTX-4090", 0.25),
-        ),
-        _cat(
-            "hyperscaler-2025-05",
-            "seed 000 Table 1 (hyperscalers; H100 PCIe is the midpoint of 8-10)",
-            "2025-05",
-            PriceEntry("H100-SXM", 12.29, note="8-GPU instance per GPU"),
-            PriceEntry("H100-PCIe", 9.00),
-        ),
-        _cat(
-            "runpod-2026-03",
-            "seed 001 (RunPod)",
-            "2026-03",
-            PriceEntry("RTX-4090", 0.34),
-            PriceEntry("A100", 1.39),
-            PriceEntry("H100-SXM", 2.69),
-            PriceEntry("H100-PCIe", 2.69, note="seed quotes 'H100' without form factor"),
-        ),
-        _cat(
-            "coreweave-2026-03",
-            "seed 001 (CoreWeave 8-GPU bundles per GPU)",
-            "2026-03",
-            PriceEntry("L40S", 2.25),
-            PriceEntry("A100", 2.70),
-            PriceEntry("H100-SXM", 6.16),
-        ),
-        _cat(
-            "crusoe-2024-09",
-            "seed 002 (cheapest A100-80GB rental)",
-            "2024-09",
-            PriceEntry("A100", 1.65),
-            PriceEntry("A100-PCIe", 1.65),
-        ),
-    )
-}
-
-
-def load_catalogue(name: str, base: Path) -> Catalogue:
-    """A built-in catalogue by name, or a YAML file ``{source, date, prices: {GPU: {on_demand, spot}}}``."""
-    if name in CATALOGUES:
-        return CATALOGUES[name]
-    path = Path(name) if Path(name).is_absolute() else base / name
-    if not path.exists():
-        raise FleetPlannerError(
-            f"pricing.catalogue: unknown price catalogue {name!r}; "
-            f"built in: {', '.join(CATALOGUES)} (or a YAML file)"
-        )
-    try:
-        data = yaml.safe_load(path.read_text())
-        prices = {
-            gpu: PriceEntry(gpu, v.get("on_demand"), v.get("spot"), str(v.get("note", "")))
-            for gpu, v in data["prices"].items()
-        }
-        return Catalogue(path.stem, str(data.get("source", path)), str(data.get("date", "")), prices)
-    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError) as exc:
-        raise FleetPlannerError(
-            f"{path}: prices: expected {{GPU: {{on_demand: USD, spot: USD}}}} ({exc})"
-        ) from None
-
-
-@dataclass(frozen=True)
-class GpuCost:
-    """Hourly cost basis of one GPU type in a scenario."""
-
-    gpu: str
-    usd_per_hour: float
-    """Rent, or for owned GPUs capex / lifetime + overhead (electricity is added from energy)."""
-    owned: bool
-    basis: str
-
-
-def owned_hourly(purchase_usd: float, lifetime_years: float, overhead_usd_per_hour: float = 0.0) -> float:
-    """Straight-line amortisation per hour of wall-clock time, plus a fixed overhead."""
-    if lifetime_years <= 0:
-        raise ValueError(f"lifetime_years(={lifetime_years}) must be > 0")
-    return purchase_usd / (lifetime_years * HOURS_PER_YEAR) + overhead_usd_per_hour
+__all__ = ["CATALOGUES", "GpuCost", "break_even_hours", "gpu_cost", "load_catalogue", "owned_hourly"]
 
 
 def break_even_hours(capex_usd: float, revenue_usd_per_hour: float, running_usd_per_hour: float) -> float:
     """Hours of operation until net income (revenue - running cost) repays the capital."""
     margin = revenue_usd_per_hour - running_usd_per_hour
     if margin <= 0:
-        raise ValueError(
-            f"revenue(={revenue_usd_per_hour}) must exceed running cost(={running_usd_per_hour})"
-        )
+        raise ValueError(f"revenue(={revenue_usd_per_hour}) must exceed running cost(={running_usd_per_hour})")
     return capex_usd / margin
-
-
-def gpu_cost(scenario: Scenario, gpu: str, base: Path) -> GpuCost:
-    """Price of one GPU-hour of ``gpu`` under the scenario's pricing section."""
-    pricing = scenario.pricing
-    if gpu in pricing.owned:
-        o = pricing.owned[gpu]
-        return GpuCost(
-            gpu,
-            owned_hourly(o.purchase_usd, o.lifetime_years, o.overhead_usd_per_hour),
-            True,
-            f"owned: ${o.purchase_usd:,.0f} over {o.lifetime_years:g} y + ${o.overhead_usd_per_hour}/h",
-        )
-    if gpu in pricing.overrides:
-        return GpuCost(gpu, pricing.overrides[gpu], False, "scenario quote")
-    cat = load_catalogue(pricing.catalogue, base)
-    entry = cat.prices.get(gpu)
-    value = None if entry is None else (entry.spot if pricing.kind == "spot" else entry.on_demand)
-    if value is None:
-        raise FleetPlannerError(
-            f"pricing: catalogue {cat.name!r} ({cat.source}) has no {pricing.kind} price for {gpu}; "
-            f"give one in pricing.overrides.{gpu}"
-        )
-    return GpuCost(gpu, value, False, f"{cat.name} {pricing.kind} ({cat.source}, {cat.date})")

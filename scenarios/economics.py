@@ -35,8 +35,9 @@ class OwnedHardware(_Strict):
 class Pricing(_Strict):
     """Where GPU-hour prices come from."""
 
-    catalogue: str = "alternative-2025-05"
-    """Built-in price list (see ``planner prices``) or a path to a YAML price list."""
+    catalogue: str = "default"
+    """Built-in price list (default, alternative-2025-05, hyperscaler-2025-05, runpod-2026-03,
+    coreweave-2026-03, crusoe-2024-09) or a path to a YAML price list."""
     kind: Literal["on_demand", "spot"] = "on_demand"
     overrides: dict[str, float] = {}
     """GPU name -> USD per GPU-hour (your own quotes); wins over the catalogue."""

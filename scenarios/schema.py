@@ -72,8 +72,6 @@ class ServingConfig(Strict):
     """Memory per GPU kept for activations, CUDA graphs and the runtime (not KV cache)."""
     profile: str | None = None
     """Calibrated profile for this hardware (file path or bundled name); default: roofline defaults."""
-    price_per_gpu_hour: float | None = Field(default=None, ge=0)
-    """Rental price override, USD per GPU-hour; default: the GPU catalogue's."""
 
     @property
     def key(self) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from scenarios.catalog import GpuSpec, ModelSpec
 from scenarios.errors import FleetPlannerError, ScenarioError
 from scenarios.loader import LoadedScenario
+from scenarios.prices import gpu_cost
 from scenarios.schema import Scenario, ServingConfig
 from sim.profiles import resolve_profile
 from sim.service import HardwareProfile, StepTimeModel, kv_capacity_tokens
@@ -28,11 +29,8 @@ class ReplicaPlan:
     step_model: StepTimeModel
     kv_tokens: int
     max_model_len: int
-
-    @property
-    def price_per_hour(self) -> float:
-        per_gpu = self.config.price_per_gpu_hour
-        return self.config.gpus * (self.gpu.price_per_hour if per_gpu is None else per_gpu)
+    price_per_hour: float
+    """USD per replica-hour under the scenario's pricing (rent, or owned capex + overhead)."""
 
     def nominal_capacity(self, mean_prompt: float, mean_output: float) -> float:
         """Rough saturated throughput, requests/s, for ranking pools (not for SLO decisions)."""
@@ -71,9 +69,9 @@ def plan_config(
         )
     profile = resolve_profile(cfg.gpu, cfg.gpus, cfg.profile, loaded.base_dir)
     limit = cfg.max_model_len or model.max_position_embeddings
-    return ReplicaPlan(
-        cfg, gpu, profile, StepTimeModel(model, gpu, profile, tp), kv, min(limit, kv - cfg.block_size)
-    )
+    price = gpu_cost(scenario, gpu.name, loaded.base_dir).usd_per_hour * cfg.gpus
+    step = StepTimeModel(model, gpu, profile, tp)
+    return ReplicaPlan(cfg, gpu, profile, step, kv, min(limit, kv - cfg.block_size), price)
 
 
 def build_fleet(loaded: LoadedScenario) -> list[PoolPlan]:

@@ -20,7 +20,7 @@ uniform decode steps in closed form (:meth:`StepTimeModel.decode_span`).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 from scenarios.catalog import GpuSpec, ModelSpec
 
@@ -47,6 +47,15 @@ class HardwareProfile:
     """Achieved fraction of the GPU's link bandwidth in all-reduce."""
     prefix_hit: float = 0.0
     """Prefix-cache hit fraction seen in the fitted runs (information; scenarios set their own)."""
+    per_layer_s: float = 0.0
+    """Fixed GPU time per transformer layer and step (kernel launches and tails, even in CUDA graphs)."""
+    frontend_s: float = 0.0
+    """Latency the API server adds to TTFT and end-to-end time (HTTP, tokenisation, streaming)."""
+    memory_gb: float | None = None
+    """Memory per GPU as the driver reports it (10^9 bytes); None: the GPU catalogue's figure."""
+    activation_reserve_gb: float | None = None
+    """Memory per GPU vLLM keeps out of the KV cache (profiling-run activations, non-torch memory);
+    None: the serving configuration's ``activation_reserve_gb``."""
     source: str = "roofline defaults"
 
     def __post_init__(self) -> None:
@@ -56,10 +65,14 @@ class HardwareProfile:
             v = getattr(self, f)
             if not 0 < v <= 1.5:
                 raise ValueError(f"{f}(={v}) must be in (0, 1.5]")
-        for f in ("step_overhead_s", "per_seq_s", "comm_latency_s"):
+        for f in ("step_overhead_s", "per_seq_s", "comm_latency_s", "per_layer_s", "frontend_s"):
             v = getattr(self, f)
-            if v < 0:
+            if not v >= 0:
                 raise ValueError(f"{f}(={v}) must be >= 0")
+        if self.memory_gb is not None and not self.memory_gb > 0:
+            raise ValueError(f"memory_gb(={self.memory_gb}) must be > 0")
+        if self.activation_reserve_gb is not None and not self.activation_reserve_gb >= 0:
+            raise ValueError(f"activation_reserve_gb(={self.activation_reserve_gb}) must be >= 0")
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -83,7 +96,7 @@ class StepTimeModel:
             raise ValueError(f"tp(={tp}) must be >= 1")
         bw = gpu.mem_bw_gbps * 1e9
         self.tp = tp
-        self.overhead = profile.step_overhead_s
+        self.overhead = profile.step_overhead_s + profile.per_layer_s * model.num_layers
         self.per_seq = profile.per_seq_s
         self._t_weights = model.weight_bytes / tp / (bw * profile.mem_eff)
         self._t_tok = model.flops_per_token / tp / (gpu.fp16_tflops * 1e12 * profile.compute_eff)
@@ -148,6 +161,22 @@ def kv_capacity_tokens(
     return int(free // kv_bytes)
 
 
+def profile_kv_tokens(
+    model: ModelSpec,
+    gpu: GpuSpec,
+    tp: int,
+    gpu_memory_utilization: float,
+    profile: HardwareProfile,
+    activation_reserve_gb: float = 1.5,
+) -> int:
+    """KV capacity under a profile's memory model: its ``memory_gb`` and ``activation_reserve_gb`` where
+    set (fitted), else the catalogue's memory and the given reserve."""
+    if profile.memory_gb is not None:
+        gpu = replace(gpu, memory_gb=profile.memory_gb)
+    reserve = profile.activation_reserve_gb if profile.activation_reserve_gb is not None else activation_reserve_gb
+    return kv_capacity_tokens(model, gpu, tp, gpu_memory_utilization, reserve)
+
+
 class ConstantStepModel(StepTimeModel):
     """Every step takes ``seconds``, whatever it holds: the degenerate model of queueing theory.
 
@@ -156,7 +185,7 @@ class ConstantStepModel(StepTimeModel):
     Pollaczek-Khinchine and Erlang C.
     """
 
-    def __init__(self, seconds: float) -> None:  # noqa: D107 - no roofline inputs
+    def __init__(self, seconds: float) -> None:
         if not seconds > 0:
             raise ValueError(f"seconds(={seconds}) must be > 0")
         self.tp = 1

@@ -57,7 +57,8 @@ def server_processes(bundle: Path) -> list[str]:
     out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
     return [
         line for line in out.splitlines()
-        if ("calibrate.runner.launch" in line and f"--port {port}" in line) or "VLLM::" in line
+        if (("calibrate.runner.launch" in line and f"--port {port}" in line) or "VLLM::" in line)
+        and "<defunct>" not in line  # already dead, waiting to be reaped
     ]
 
 

@@ -1,0 +1,391 @@
+"""Importing measurements: vLLM benchmark result files and calibration bundles as :class:`MeasuredRun`.
+
+Two sources describe a measured run of a vLLM server under load:
+
+* result files of vLLM's own client (``vllm bench serve`` / ``benchmarks/benchmark_serving.py``
+  with ``--save-result``): one JSON object per run, a JSON list of them, or JSON Lines (one run per
+  line, e.g. repeats of a point).  Summary fields (``request_rate``, ``duration``, ``completed``,
+  ``total_input_tokens``, ``median_ttft_ms`` ...) are always there; the per-request arrays
+  (``input_lens``, ``output_lens``, ``ttfts``, ``itls``) only with ``--save-detailed``.  The hardware
+  is named by ``--metadata`` keys ``gpu_name`` / ``gpu_count`` (or given on the command line).
+* bundles written by ``calibrate run`` (a directory, read with :func:`calibrate.bundle.load_bundle`):
+  every point carries the client's result JSON plus what the server reported (KV-cache size, engine
+  limits in its command line, GPU names, the model's config.json fields).
+
+Either way a run becomes one :class:`MeasuredRun`: the offered load (rate, burstiness, prompts), the
+token totals or per-request lengths, the measured metrics under vLLM's own field names, and what is
+known about the server (engine limits, KV capacity, prefix caching).  Runs of one server session are
+linked (:attr:`MeasuredRun.session`, :attr:`MeasuredRun.order`): the published sweeps ran rates from
+high to low against one server with the same prompts, so every run but the first met a warm prefix
+cache.  Any unreadable file or missing/ill-typed field raises :class:`ImportFailed` naming the file
+(and line) and the field.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from scenarios.catalog import normalise_gpu_name
+from scenarios.errors import FleetPlannerError
+
+#: metric fields as vLLM's client writes them (ms, or per second for throughputs)
+METRICS = (
+    "request_throughput", "output_throughput", "total_token_throughput",
+    "mean_ttft_ms", "median_ttft_ms", "p90_ttft_ms", "p99_ttft_ms",
+    "mean_tpot_ms", "median_tpot_ms", "p90_tpot_ms", "p99_tpot_ms",
+    "mean_itl_ms", "median_itl_ms", "p90_itl_ms", "p99_itl_ms",
+)
+#: per-request arrays of ``--save-detailed`` (seconds / tokens)
+ARRAYS = ("input_lens", "output_lens", "ttfts", "itls")
+
+
+class ImportFailed(FleetPlannerError):
+    """A measurement file cannot be read or lacks a field; the message names the file and field."""
+
+
+@dataclass(frozen=True)
+class MeasuredRun:
+    """One measured run (one load point) of one vLLM server."""
+
+    file: str
+    """File (or bundle point file) it came from."""
+    where: str
+    """File and line (or list index) it came from, for messages."""
+    model_id: str
+    gpu_name: str
+    """As written in the file (e.g. ``NVIDIA-H100-PCIe``)."""
+    gpu: str
+    """Catalogue name (``H100-PCIe``), or ``gpu_name`` unchanged when it is not in the catalogue."""
+    gpu_count: int
+    request_rate: float
+    """Offered rate, requests/s (``inf``: all at once)."""
+    burstiness: float
+    num_prompts: int
+    completed: int
+    duration: float
+    total_input_tokens: int
+    total_output_tokens: int
+    metrics: dict[str, float]
+    input_lens: tuple[int, ...] | None = None
+    output_lens: tuple[int, ...] | None = None
+    date: str = ""
+    max_concurrency: int | None = None
+    prefix_caching: str = "auto"
+    """``auto`` (infer from the session), ``off`` (server ran without it) or ``fresh`` (new prompts)."""
+    engine: dict[str, Any] = field(default_factory=dict)
+    """Known server settings: max_num_seqs, max_num_batched_tokens, gpu_memory_utilization,
+    max_model_len, kv_cache_tokens, gpu_memory_bytes."""
+    model_config: dict[str, Any] | None = None
+    session: str = ""
+    """Runs with the same session ran one after another against one server with the same prompts."""
+    order: int = 0
+    """Position in the session (0: the first, cold-cache run)."""
+    client_seed: int | None = None
+    """``--seed`` of vLLM's client when known: its arrival times can then be reconstructed exactly."""
+
+    @property
+    def hardware_key(self) -> tuple[str, int]:
+        return (self.gpu, self.gpu_count)
+
+    @property
+    def short_model(self) -> str:
+        return self.model_id.rstrip("/").split("/")[-1]
+
+    def label(self) -> str:
+        return f"{self.short_model} {self.gpu_count}x{self.gpu} @{self.request_rate:g}/s"
+
+
+# ------------------------------------------------------------------------------------ field access
+def _num(data: dict[str, Any], key: str, where: str, *, required: bool = True) -> float | None:
+    if key not in data or data[key] is None:
+        if required:
+            raise ImportFailed(f"{where}: missing field '{key}'")
+        return None
+    value = data[key]
+    if isinstance(value, str):  # --metadata values are strings ("gpu_count": "1")
+        try:
+            value = float(value)
+        except ValueError:
+            raise ImportFailed(f"{where}: field '{key}' is not a number ({data[key]!r})") from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ImportFailed(f"{where}: field '{key}' is not a number ({type(value).__name__})")
+    return float(value)
+
+
+def _int_list(data: dict[str, Any], key: str, where: str) -> tuple[int, ...] | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, int | float) and not isinstance(v, bool)
+                                              for v in value):
+        raise ImportFailed(f"{where}: field '{key}' must be a list of numbers")
+    return tuple(int(v) for v in value)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    s = sorted(values)
+    if not s:
+        return math.nan
+    pos = (len(s) - 1) * q / 100.0
+    lo = int(math.floor(pos))
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+def _metrics_from_arrays(data: dict[str, Any], where: str) -> dict[str, float]:
+    """Summary metrics (ms) computed from ``ttfts``/``itls``/``output_lens`` where the file lacks them."""
+    out: dict[str, float] = {}
+    ttfts = data.get("ttfts")
+    itls = data.get("itls")
+    lens = data.get("output_lens")
+    if isinstance(ttfts, list) and ttfts:
+        v = [1000.0 * float(t) for t in ttfts if isinstance(t, int | float) and t > 0]
+        out.update(mean_ttft_ms=sum(v) / max(len(v), 1), median_ttft_ms=_percentile(v, 50),
+                   p90_ttft_ms=_percentile(v, 90), p99_ttft_ms=_percentile(v, 99))
+    if isinstance(itls, list) and itls:
+        flat = [1000.0 * float(x) for row in itls if isinstance(row, list) for x in row]
+        if flat:
+            out.update(mean_itl_ms=sum(flat) / len(flat), median_itl_ms=_percentile(flat, 50),
+                       p90_itl_ms=_percentile(flat, 90), p99_itl_ms=_percentile(flat, 99))
+        if isinstance(lens, list) and len(lens) == len(itls):
+            tpots = [1000.0 * sum(row) / (n - 1) for row, n in zip(itls, lens, strict=True)
+                     if isinstance(row, list) and isinstance(n, int) and n > 1]
+            if tpots:
+                out.update(mean_tpot_ms=sum(tpots) / len(tpots), median_tpot_ms=_percentile(tpots, 50),
+                           p90_tpot_ms=_percentile(tpots, 90), p99_tpot_ms=_percentile(tpots, 99))
+    return out
+
+
+def parse_result(
+    data: Any,
+    where: str,
+    *,
+    file: str | None = None,
+    gpu_name: str | None = None,
+    gpu_count: int | None = None,
+    model_id: str | None = None,
+) -> MeasuredRun:
+    """One vLLM result object as a :class:`MeasuredRun` (``gpu_name`` etc. override/fill the file's)."""
+    if not isinstance(data, dict):
+        raise ImportFailed(f"{where}: expected a JSON object (a vLLM benchmark result)")
+    rate = _num(data, "request_rate", where)
+    assert rate is not None
+    if isinstance(data["request_rate"], str) and data["request_rate"].lower() == "inf":
+        rate = math.inf
+    if not rate > 0:
+        raise ImportFailed(f"{where}: field 'request_rate' must be > 0 (got {rate})")
+    completed = int(_num(data, "completed", where) or 0)
+    duration = _num(data, "duration", where)
+    assert duration is not None
+    if completed < 1 or not duration > 0:
+        raise ImportFailed(f"{where}: fields 'completed'(={completed}) and 'duration'(={duration}) must be > 0")
+    inputs = _int_list(data, "input_lens", where)
+    outputs = _int_list(data, "output_lens", where)
+    tin = _num(data, "total_input_tokens", where, required=inputs is None)
+    tout = _num(data, "total_output_tokens", where, required=outputs is None)
+    total_in = int(tin) if tin is not None else sum(inputs or ())
+    total_out = int(tout) if tout is not None else sum(outputs or ())
+    num_prompts = int(_num(data, "num_prompts", where, required=False) or len(inputs or ()) or completed)
+    name = gpu_name or data.get("gpu_name")
+    if not isinstance(name, str) or not name.strip():
+        raise ImportFailed(f"{where}: missing field 'gpu_name' (add --metadata gpu_name=... when "
+                           "benchmarking, or give --gpu)")
+    count = gpu_count if gpu_count is not None else _num(data, "gpu_count", where, required=False)
+    if count is None:
+        count = _num(data, "tensor_parallel_size", where, required=False) or 1
+    if int(count) < 1:
+        raise ImportFailed(f"{where}: field 'gpu_count' must be >= 1 (got {count})")
+    model = model_id or data.get("model_id") or data.get("model")
+    if not isinstance(model, str) or not model:
+        raise ImportFailed(f"{where}: missing field 'model_id'")
+    metrics = _metrics_from_arrays(data, where)
+    for key in METRICS:
+        value = _num(data, key, where, required=False)
+        if value is not None:
+            metrics[key] = value
+    if "request_throughput" not in metrics:
+        metrics["request_throughput"] = completed / duration
+    burst = _num(data, "burstiness", where, required=False) or 1.0
+    conc = data.get("max_concurrency")
+    return MeasuredRun(
+        file=file or where, where=where, model_id=model, gpu_name=name, gpu=normalise_gpu_name(name), gpu_count=int(count),
+        request_rate=rate, burstiness=burst, num_prompts=num_prompts, completed=completed,
+        duration=duration, total_input_tokens=total_in, total_output_tokens=total_out, metrics=metrics,
+        input_lens=inputs, output_lens=outputs, date=str(data.get("date") or ""),
+        max_concurrency=int(conc) if isinstance(conc, int | float) and not isinstance(conc, bool) else None,
+    )
+
+
+def read_result_file(path: Path, **overrides: Any) -> list[MeasuredRun]:
+    """All runs of one result file (JSON object, JSON list or JSON Lines)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ImportFailed(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ImportFailed(f"{path}: cannot read ({exc})") from None
+    if not text.strip():
+        raise ImportFailed(f"{path}: empty file (expected vLLM benchmark results)")
+    try:
+        whole = json.loads(text)
+        items = [(f"{path}", whole)] if isinstance(whole, dict) else None
+        if isinstance(whole, list):
+            items = [(f"{path}:[{i}]", obj) for i, obj in enumerate(whole)]
+        if items is None:
+            raise ImportFailed(f"{path}: expected a JSON object, a list of them, or JSON Lines")
+    except json.JSONDecodeError:
+        items = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                items.append((f"{path}:{n}", json.loads(line)))
+            except json.JSONDecodeError as exc:
+                raise ImportFailed(f"{path}: line {n}: not valid JSON ({exc.msg})") from None
+    return [parse_result(obj, where, file=str(path), **overrides) for where, obj in items]
+
+
+# ------------------------------------------------------------------------------------------ bundles
+def _server_settings(command: Sequence[str]) -> dict[str, Any]:
+    flags = {"--max-num-seqs": "max_num_seqs", "--max-num-batched-tokens": "max_num_batched_tokens",
+             "--gpu-memory-utilization": "gpu_memory_utilization", "--max-model-len": "max_model_len",
+             "--block-size": "block_size", "--tensor-parallel-size": "tp"}
+    out: dict[str, Any] = {}
+    args = list(command)
+    for i, arg in enumerate(args):
+        key, _, value = arg.partition("=")
+        if key in flags:
+            text = value or (args[i + 1] if i + 1 < len(args) else "")
+            try:
+                out[flags[key]] = float(text) if "." in text else int(text)
+            except ValueError:
+                continue
+        if arg == "--no-enable-prefix-caching":
+            out["prefix_caching"] = False
+    return out
+
+
+def read_bundle(path: Path, **overrides: Any) -> list[MeasuredRun]:
+    """All finished points of a ``calibrate run`` bundle."""
+    from calibrate.bundle import load_bundle
+
+    bundle = load_bundle(path)
+    man = bundle.manifest
+    ident = man.get("identity") or {}
+    server = man.get("server") or {}
+    env = man.get("env") or {}
+    gpus = env.get("gpus") or {}
+    command = server.get("command") or []
+    if isinstance(command, str):
+        command = shlex.split(command)
+    engine = _server_settings(command)
+    for key in ("gpu_memory_utilization", "max_model_len"):
+        if ident.get(key) is not None:
+            engine[key] = ident[key]
+    kv = server.get("kv_cache") or {}
+    if isinstance(kv.get("tokens"), int):
+        engine["kv_cache_tokens"] = kv["tokens"]
+    mem = gpus.get("memory_bytes") or []
+    if mem:
+        engine["gpu_memory_bytes"] = int(mem[0])
+    names = gpus.get("names") or []
+    tp = int(ident.get("tp") or engine.get("tp") or 1)
+    gpu_name = overrides.pop("gpu_name", None) or (names[0] if names else None)
+    if not gpu_name:
+        raise ImportFailed(f"{path / 'manifest.json'}: missing field 'env.gpus.names' (give --gpu)")
+    caching = "off" if (ident.get("prefix_caching") == "off" or engine.get("prefix_caching") is False) \
+        else "fresh"
+    model_cfg = env.get("model_config") if isinstance(env.get("model_config"), dict) else None
+    runs = []
+    for entry, point in zip(man["points"], bundle.points, strict=True):
+        where = str(path / entry["file"])
+        result = dict(point["result"])
+        result.setdefault("request_rate", point["rate"])
+        result.setdefault("burstiness", point.get("burstiness", 1.0))
+        result.setdefault("num_prompts", point.get("num_prompts"))
+        result.setdefault("model_id", ident.get("model"))
+        run = parse_result(result, where, file=where, gpu_name=gpu_name, gpu_count=overrides.get("gpu_count") or tp,
+                           model_id=overrides.get("model_id"))
+        runs.append(replace(run, prefix_caching=caching, engine=dict(engine), model_config=model_cfg,
+                            date=str(point.get("started") or run.date), session=f"{path}#{entry['index']}"))
+    return runs
+
+
+# ------------------------------------------------------------------------------------------ sessions
+def assign_sessions(runs: Iterable[MeasuredRun]) -> list[MeasuredRun]:
+    """Link runs of one server session (same model, hardware and prompts, one sweep).
+
+    A sweep of the published kind ran its rates from high to low against one server with the same
+    prompts; a run at a rate not below the previous one's (in time order) starts a new server.  Runs
+    without a date, or with prefix caching off or fresh prompts, are sessions of their own.
+    """
+    runs = list(runs)
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, r in enumerate(runs):
+        if r.prefix_caching != "auto" or not r.date:
+            if not r.session:
+                runs[i] = replace(r, session=f"{r.where}", order=0)
+            continue
+        key = (r.model_id, r.gpu, r.gpu_count, r.num_prompts, r.total_input_tokens,
+               str(Path(r.file).parent))
+        groups.setdefault(key, []).append(i)
+    for key, members in groups.items():
+        members.sort(key=lambda i: runs[i].date)
+        session, order, prev = 0, 0, math.inf
+        for i in members:
+            r = runs[i]
+            if r.request_rate >= prev:
+                session, order = session + 1, 0
+            runs[i] = replace(r, session=f"{key[0]}|{key[2]}x{key[1]}|{key[4]}|{session}", order=order)
+            order += 1
+            prev = r.request_rate
+    return runs
+
+
+def load_runs(paths: Sequence[str | Path], *, client_seed: int | None = None, **overrides: Any) -> list[MeasuredRun]:
+    """Read result files and bundle directories (a directory without a manifest: its *.json/*.jsonl).
+
+    ``client_seed``: the ``--seed`` the client ran with, where the files do not say (see
+    :func:`calibrate.replay.client_arrival_times`); ``overrides``: gpu_name, gpu_count, model_id.
+    """
+    runs: list[MeasuredRun] = []
+    if not paths:
+        raise ImportFailed("no measurement files given")
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            if (p / "manifest.json").exists():
+                runs += read_bundle(p, **dict(overrides))
+                continue
+            files = sorted([*p.glob("*.json"), *p.glob("*.jsonl")])
+            if not files:
+                raise ImportFailed(f"{p}: directory holds no manifest.json and no *.json/*.jsonl results")
+            for f in files:
+                runs += read_result_file(f, **overrides)
+        else:
+            runs += read_result_file(p, **overrides)
+    if client_seed is not None:
+        runs = [replace(r, client_seed=client_seed) for r in runs]
+    return assign_sessions(runs)
+
+
+def summarise(runs: Sequence[MeasuredRun]) -> list[dict[str, Any]]:
+    """Runs per (model, hardware): counts, rates, whether per-request arrays are present."""
+    groups: dict[tuple[str, str, int], list[MeasuredRun]] = {}
+    for r in runs:
+        groups.setdefault((r.model_id, r.gpu, r.gpu_count), []).append(r)
+    out = []
+    for (model, gpu, count), rs in sorted(groups.items()):
+        out.append({
+            "model_id": model, "gpu": gpu, "gpu_name": rs[0].gpu_name, "gpu_count": count, "runs": len(rs),
+            "rates": sorted({r.request_rate for r in rs}), "sessions": len({r.session for r in rs}),
+            "per_request_arrays": all(r.input_lens is not None for r in rs),
+            "files": sorted({r.file for r in rs}),
+        })
+    return out

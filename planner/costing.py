@@ -1,0 +1,135 @@
+"""Cost, energy and carbon of a simulated fleet, per pool and in total.
+
+Rates are steady-state: what an hour of running the simulated fleet under the simulated traffic
+costs and emits.  Per-token figures divide by the tokens actually served (prompt + output, as the
+seed paper's $/1M-token column does; output-only figures are reported beside them).
+
+- $/hour: GPUs x price (rent from the price catalogue or quote; owned GPUs: amortised capex +
+  overhead + electricity x PUE).
+- Power: the scenario's power model (:mod:`planner.footprint`) at each replica's utilisation.
+- Carbon: energy x PUE x grid intensity + embodied emissions per GPU-hour of fleet membership.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from planner.footprint import embodied_g_per_gpu_hour, grid_intensity, power_model
+from planner.pricing import gpu_cost
+from scenarios.loader import LoadedScenario
+from sim.simulation import SimResult
+
+
+@dataclass(frozen=True)
+class Economics:
+    """Hourly rates and per-million-token figures of a pool or a whole fleet."""
+
+    name: str
+    replicas: int
+    gpus: int
+    usd_per_hour: float
+    power_w: float
+    kwh_per_hour: float
+    carbon_g_per_hour: float
+    embodied_g_per_hour: float
+    tokens_per_s: float
+    output_tokens_per_s: float
+    cost_basis: str = ""
+    power_basis: str = ""
+    carbon_basis: str = ""
+
+    def _per_mtok(self, per_hour: float, tokens_per_s: float) -> float:
+        return per_hour / (tokens_per_s * 3600.0) * 1e6 if tokens_per_s > 0 else math.inf
+
+    @property
+    def usd_per_mtok(self) -> float:
+        return self._per_mtok(self.usd_per_hour, self.tokens_per_s)
+
+    @property
+    def usd_per_m_output_tok(self) -> float:
+        return self._per_mtok(self.usd_per_hour, self.output_tokens_per_s)
+
+    @property
+    def kwh_per_mtok(self) -> float:
+        return self._per_mtok(self.kwh_per_hour, self.tokens_per_s)
+
+    @property
+    def g_per_mtok(self) -> float:
+        return self._per_mtok(self.carbon_g_per_hour + self.embodied_g_per_hour, self.tokens_per_s)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("usd_per_mtok", "usd_per_m_output_tok", "kwh_per_mtok", "g_per_mtok"):
+            v = getattr(self, k)
+            d[k] = v if math.isfinite(v) else None
+        return d
+
+
+@dataclass(frozen=True)
+class FleetEconomics:
+    pools: list[Economics]
+    total: Economics
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pools": [p.to_dict() for p in self.pools], "total": self.total.to_dict()}
+
+
+def fleet_economics(result: SimResult, loaded: LoadedScenario) -> FleetEconomics:
+    """Economics of the simulated fleet (see the module docstring)."""
+    scenario = loaded.scenario
+    pricing = scenario.pricing
+    df = result.requests
+    served = df[~df["rejected"] & df["finish"].notna()]
+    span = max(result.makespan, 1e-9)
+    hours = span / 3600.0
+    pools: list[Economics] = []
+    for pool in result.pools:
+        plan = pool.replica
+        gpu = plan.gpu
+        n_gpus = pool.count * plan.config.gpus
+        rows = result.replicas[result.replicas["pool"] == pool.name]
+        util = float(rows["utilisation"].mean()) if len(rows) else 0.0
+        measured = getattr(plan.profile, "measured_power_w", None)
+        pm = power_model(scenario, gpu, measured)
+        power_w = pm.mean_w(util) * n_gpus
+        kwh_h = power_w / 1000.0
+        cost = gpu_cost(scenario, gpu.name, loaded.base_dir)
+        usd_h = cost.usd_per_hour * n_gpus
+        if cost.owned:
+            usd_h += kwh_h * pricing.pue * pricing.electricity_usd_per_kwh
+        grid = grid_intensity(scenario, pool.grid_g_per_kwh, 0.0, hours)
+        emb, emb_basis = embodied_g_per_gpu_hour(scenario, gpu.name)
+        mine = served[served["pool"] == pool.name]
+        tokens = float(mine["prompt_tokens"].sum() + mine["output_tokens"].sum())
+        pools.append(
+            Economics(
+                name=pool.name,
+                replicas=pool.count,
+                gpus=n_gpus,
+                usd_per_hour=usd_h,
+                power_w=power_w,
+                kwh_per_hour=kwh_h,
+                carbon_g_per_hour=kwh_h * pricing.pue * grid,
+                embodied_g_per_hour=emb * n_gpus,
+                tokens_per_s=tokens / span,
+                output_tokens_per_s=float(mine["output_tokens"].sum()) / span,
+                cost_basis=cost.basis,
+                power_basis=pm.basis,
+                carbon_basis=f"{grid:.0f} g/kWh x PUE {pricing.pue:g}; embodied {emb_basis}",
+            )
+        )
+    total = Economics(
+        name="fleet",
+        replicas=sum(p.replicas for p in pools),
+        gpus=sum(p.gpus for p in pools),
+        usd_per_hour=sum(p.usd_per_hour for p in pools),
+        power_w=sum(p.power_w for p in pools),
+        kwh_per_hour=sum(p.kwh_per_hour for p in pools),
+        carbon_g_per_hour=sum(p.carbon_g_per_hour for p in pools),
+        embodied_g_per_hour=sum(p.embodied_g_per_hour for p in pools),
+        tokens_per_s=sum(p.tokens_per_s for p in pools),
+        output_tokens_per_s=sum(p.output_tokens_per_s for p in pools),
+    )
+    return FleetEconomics(pools, total)

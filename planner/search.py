@@ -1,0 +1,297 @@
+"""The optimiser: the cheapest (or greenest) fleet whose simulated SLO attainment meets every target.
+
+1. Enumerate fleets: replicas per configuration of the menu within the caps (per configuration,
+   per GPU type, in total, and a budget), times the routing policies allowed.
+2. Screen (:mod:`planner.screen`): drop fleets whose summed saturation capacity is below the offered
+   load (with a safety factor, so screening errors cannot drop a feasible fleet); estimate each
+   survivor's cost and carbon per hour.
+3. Verify in order of the objective: simulate with several seeds (:mod:`planner.verify`); a fleet
+   is feasible only if simulation says so.  A fleet that is componentwise no larger than an
+   infeasible one (same routing) is infeasible too and is skipped.  The first feasible fleet in
+   cost order is the cheapest feasible one; runners-up follow.
+4. For ``pareto``, verify along both the cost and the carbon orderings and keep the feasible
+   fleets no other feasible fleet beats on both.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from planner.footprint import embodied_g_per_gpu_hour, grid_intensity, power_model
+from planner.pricing import gpu_cost
+from planner.screen import ConfigCurve, screen
+from planner.variants import Candidate
+from planner.verify import StateFile, Verdict, pool_runs, run_once, scenario_hash
+from scenarios.errors import FleetPlannerError
+from scenarios.loader import LoadedScenario
+
+#: a fleet must have at least this share of the offered load in summed saturation capacity
+CAPACITY_SAFETY = 0.75
+#: a first-seed margin below this rejects a candidate without running its other seeds
+QUICK_REJECT = -0.03
+
+
+@dataclass
+class Estimate:
+    candidate: Candidate
+    capacity_rps: float
+    slo_rps: float
+    usd_per_hour: float
+    carbon_g_per_hour: float
+
+
+@dataclass
+class PlanResult:
+    objective: str
+    offered_rps: float
+    curves: dict[str, ConfigCurve]
+    enumerated: int
+    screened: int
+    verified: list[Verdict] = field(default_factory=list)
+    recommended: Verdict | None = None
+    runners_up: list[Verdict] = field(default_factory=list)
+    pareto: list[Verdict] = field(default_factory=list)
+    closest: Verdict | None = None
+    estimates: dict[str, Estimate] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+
+    def message(self) -> str:
+        if self.recommended is not None:
+            return f"recommended: {self.recommended.candidate.fleet} with {self.recommended.candidate.routing}"
+        if self.closest is None:
+            return "no fleet meets the SLOs, and no candidate could be simulated within the caps"
+        return (
+            f"no fleet meets the SLOs; closest is {self.closest.candidate.fleet} "
+            f"({self.closest.candidate.routing}), missing {self.closest.worst}"
+        )
+
+
+def _menu(loaded: LoadedScenario) -> list[str]:
+    return list(loaded.scenario.plan.menu or [c.key for c in loaded.scenario.configs])
+
+
+def enumerate_fleets(loaded: LoadedScenario) -> list[tuple[tuple[str, int], ...]]:
+    """Every replica-count vector of the menu within the scenario's caps (empty fleet excluded)."""
+    scenario = loaded.scenario
+    settings = scenario.plan
+    configs = scenario.config_by_key()
+    menu = _menu(loaded)
+    ranges = [
+        range(0, min(settings.max_replicas.get(n, settings.max_total_replicas), settings.max_total_replicas) + 1)
+        for n in menu
+    ]
+    out = []
+    for counts in itertools.product(*ranges):
+        total = sum(counts)
+        if total == 0 or total > settings.max_total_replicas:
+            continue
+        gpus: dict[str, int] = {}
+        for name, n in zip(menu, counts, strict=True):
+            gpus[configs[name].gpu] = gpus.get(configs[name].gpu, 0) + n * configs[name].gpus
+        if any(gpus.get(g, 0) > cap for g, cap in settings.max_gpus.items()):
+            continue
+        out.append(tuple(zip(menu, counts, strict=True)))
+    return out
+
+
+def estimate(loaded: LoadedScenario, cand: Candidate, curves: dict[str, ConfigCurve], rate: float) -> Estimate:
+    """Capacity, cost and carbon per hour of a candidate from screening (no simulation)."""
+    scenario = loaded.scenario
+    configs = scenario.config_by_key()
+    gpus = scenario.gpu_catalogue()
+    capacity = sum(n * curves[name].capacity_rps for name, n in cand.counts)
+    slo = sum(n * curves[name].slo_rps for name, n in cand.counts)
+    util = min(rate / capacity, 1.0) if capacity > 0 else 1.0
+    usd = carbon = 0.0
+    grid = {p.config: p.grid_g_per_kwh for p in reversed(scenario.fleet.pools)}
+    for name, n in cand.counts:
+        if n == 0:
+            continue
+        cfg = configs[name]
+        gpu = gpus[cfg.gpu]
+        kw = power_model(scenario, gpu).mean_w(util) * cfg.gpus * n / 1000.0
+        cost = gpu_cost(scenario, gpu.name, loaded.base_dir)
+        usd += cost.usd_per_hour * cfg.gpus * n
+        if cost.owned:
+            usd += kw * scenario.pricing.pue * scenario.pricing.electricity_usd_per_kwh
+        emb, _ = embodied_g_per_gpu_hour(scenario, gpu.name)
+        carbon += kw * scenario.pricing.pue * grid_intensity(scenario, grid.get(name), 0.0, 1.0) + emb * cfg.gpus * n
+    return Estimate(cand, capacity, slo, usd, carbon)
+
+
+def _dominated(cand: Candidate, infeasible: list[Candidate]) -> Candidate | None:
+    for bad in infeasible:
+        if bad.routing == cand.routing and all(n <= bad.count(name) for name, n in cand.counts):
+            return bad
+    return None
+
+
+def plan_fleet(
+    loaded: LoadedScenario,
+    *,
+    objective: str | None = None,
+    state: Path | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    max_verifications: int = 60,
+) -> PlanResult:
+    """Search the scenario's candidate space; see the module docstring."""
+    started = time.perf_counter()
+    scenario = loaded.scenario
+    settings = scenario.plan
+    objective = objective or settings.objective
+    if objective not in ("cost", "carbon", "pareto"):
+        raise FleetPlannerError(f"objective(={objective!r}) must be one of cost, carbon, pareto")
+    seed0 = scenario.simulation.seed
+    seeds = [seed0 + i for i in range(settings.seeds)]
+    requests = settings.requests or min(scenario.simulation.resolved_requests() or 4000, 4000)
+    policies = settings.routing or [scenario.routing.type]
+    menu = _menu(loaded)
+
+    def tell(msg: str, done: int = 0, total: int = 0) -> None:
+        if progress:
+            progress(msg, done, total)
+
+    rate, curves = screen(loaded, menu, seed0, lambda m: tell(m))
+    vectors = enumerate_fleets(loaded)
+    result = PlanResult(objective, rate, curves, len(vectors) * len(policies), 0)
+    for counts in vectors:
+        for policy in policies:
+            est = estimate(loaded, Candidate(counts, policy), curves, rate)
+            if est.capacity_rps < CAPACITY_SAFETY * rate:
+                continue
+            if settings.max_budget_usd_per_hour and est.usd_per_hour > settings.max_budget_usd_per_hour:
+                continue
+            result.estimates[est.candidate.key] = est
+    result.screened = len(result.estimates)
+    ests = list(result.estimates.values())
+    by_cost = sorted(ests, key=lambda e: (e.usd_per_hour, e.carbon_g_per_hour, e.candidate.replicas(), e.candidate.key))
+    by_carbon = sorted(
+        ests, key=lambda e: (e.carbon_g_per_hour, e.usd_per_hour, e.candidate.replicas(), e.candidate.key)
+    )
+    if objective == "cost":
+        order = [e.candidate for e in by_cost]
+    elif objective == "carbon":
+        order = [e.candidate for e in by_carbon]
+    else:
+        order = [c for pair in itertools.zip_longest(by_cost, by_carbon) for c in (p.candidate for p in pair if p)]
+    store = StateFile(state, scenario_hash(loaded, requests))
+    want = settings.verify_top if objective != "pareto" else 3 * settings.verify_top
+    feasible: list[Verdict] = []
+    infeasible: list[Candidate] = []
+    seen: set[str] = set()
+    for cand in order:
+        if cand.key in seen:
+            continue
+        seen.add(cand.key)
+        if len(feasible) >= want or len(result.verified) >= max_verifications:
+            break
+        if _dominated(cand, infeasible) is not None:
+            continue
+        tell(
+            f"verifying {cand.fleet} ({cand.routing})",
+            len(result.verified),
+            min(len(order), max_verifications),
+        )
+        verdict = _verify(loaded, cand, seeds, requests, store, settings.confidence)
+        result.verified.append(verdict)
+        (feasible.append(verdict) if verdict.feasible else infeasible.append(cand))
+    if not result.verified and vectors:
+        biggest = max(vectors, key=lambda v: sum(n for _, n in v))
+        verdict = _verify(loaded, Candidate(biggest, policies[0]), seeds, requests, store, settings.confidence)
+        result.verified.append(verdict)
+    _conclude(result, feasible, objective)
+    result.elapsed_s = time.perf_counter() - started
+    return result
+
+
+def _verify(
+    loaded: LoadedScenario,
+    cand: Candidate,
+    seeds: list[int],
+    requests: int,
+    store: StateFile,
+    confidence: float,
+) -> Verdict:
+    runs = []
+    for i, seed in enumerate(seeds):
+        rec = store.get(cand.key, seed)
+        if rec is None:
+            rec = run_once(loaded, cand, seed, requests)
+            store.put(rec)
+        runs.append(rec)
+        if i == 0 and pool_runs(cand, runs, confidence).margin < QUICK_REJECT:
+            break
+    return pool_runs(cand, runs, confidence)
+
+
+def _total(v: Verdict, key: str) -> float:
+    value = v.economics["total"].get(key)
+    return math.inf if value is None else float(value)
+
+
+def _conclude(result: PlanResult, feasible: list[Verdict], objective: str) -> None:
+    if feasible:
+        metric = "usd_per_hour" if objective != "carbon" else "carbon_g_per_hour"
+        if objective == "carbon":
+            ranked = sorted(feasible, key=lambda v: _total(v, "carbon_g_per_hour") + _total(v, "embodied_g_per_hour"))
+        else:
+            ranked = sorted(feasible, key=lambda v: (_total(v, metric), v.candidate.replicas()))
+        result.recommended = ranked[0]
+        result.runners_up = ranked[1:]
+    else:
+        result.closest = max(result.verified, key=lambda v: v.margin, default=None)
+    points = [
+        (v, _total(v, "usd_per_hour"), _total(v, "carbon_g_per_hour") + _total(v, "embodied_g_per_hour"))
+        for v in feasible
+    ]
+    result.pareto = sorted(
+        (v for v, c, g in points if not any(c2 <= c and g2 <= g and (c2 < c or g2 < g) for _, c2, g2 in points)),
+        key=lambda v: _total(v, "usd_per_hour"),
+    )
+
+
+def to_dict(result: PlanResult) -> dict[str, Any]:
+    """JSON-ready plan result."""
+
+    def verdict(v: Verdict | None) -> dict[str, Any] | None:
+        if v is None:
+            return None
+        econ = v.economics
+        return {
+            "fleet": v.candidate.fleet,
+            "counts": dict(v.candidate.counts),
+            "routing": v.candidate.routing,
+            "feasible": v.feasible,
+            "margin": v.margin,
+            "worst": v.worst,
+            "seeds": len(v.runs),
+            "attainment": {k: {"mean": a[0], "low": a[1], "high": a[2]} for k, a in v.attainment.items()},
+            "classes": v.runs[0]["classes"],
+            "economics": econ,
+        }
+
+    return {
+        "objective": result.objective,
+        "message": result.message(),
+        "offered_rps": result.offered_rps,
+        "recommended": verdict(result.recommended),
+        "runners_up": [verdict(v) for v in result.runners_up],
+        "pareto": [verdict(v) for v in result.pareto],
+        "closest": verdict(result.closest),
+        "candidates": {
+            "enumerated": result.enumerated,
+            "screened": result.screened,
+            "verified": len(result.verified),
+        },
+        "configs": {
+            k: {"capacity_rps": c.capacity_rps, "slo_rps": c.slo_rps, "points": c.points}
+            for k, c in result.curves.items()
+        },
+        "elapsed_s": result.elapsed_s,
+    }

@@ -1,0 +1,108 @@
+"""Scenario variants the planner simulates: a candidate fleet, scaled traffic, one replica alone.
+
+Variants are built by editing the scenario's plain data and validating it again, so every variant
+is as valid as a hand-written file.  A candidate fleet has one pool per serving configuration,
+named after the configuration; the scenario's class-affinity map (which names its own pools) is
+translated to those configuration names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from scenarios.loader import LoadedScenario
+from scenarios.schema import ClassAffinity, Scenario
+
+
+@dataclass(frozen=True, order=True)
+class Candidate:
+    """A fleet (replicas per serving configuration) and a routing policy."""
+
+    counts: tuple[tuple[str, int], ...]
+    routing: str
+
+    def __post_init__(self) -> None:
+        for name, n in self.counts:
+            if n < 0:
+                raise ValueError(f"count of {name}(={n}) must be >= 0")
+
+    @property
+    def fleet(self) -> str:
+        """Compact spec, e.g. ``1xH100-PCIe:2,2xRTX-4090:1``."""
+        return ",".join(f"{name}:{n}" for name, n in self.counts if n > 0) or "(empty)"
+
+    @property
+    def key(self) -> str:
+        return f"{self.fleet}|{self.routing}"
+
+    def count(self, config: str) -> int:
+        return dict(self.counts).get(config, 0)
+
+    def replicas(self) -> int:
+        return sum(n for _, n in self.counts)
+
+
+def _with(loaded: LoadedScenario, data: dict[str, Any]) -> LoadedScenario:
+    return LoadedScenario(Scenario.model_validate(data), loaded.model, loaded.path)
+
+
+def _pool_grid(scenario: Scenario) -> dict[str, float]:
+    grid: dict[str, float] = {}
+    for pool in scenario.fleet.pools:
+        grid.setdefault(pool.config, pool.grid_g_per_kwh)
+    return grid
+
+
+def routing_settings(scenario: Scenario, policy: str) -> dict[str, Any]:
+    """Settings for ``policy`` on a candidate fleet whose pools are named after configurations."""
+    if policy == "class_affinity":
+        routing = scenario.routing
+        if not isinstance(routing, ClassAffinity):
+            raise ValueError(f"policy(={policy!r}) needs the scenario's routing to define an affinity map")
+        to_config = {p.key: p.config for p in scenario.fleet.pools}
+        affinity = {c: [to_config.get(p, p) for p in pools] for c, pools in routing.affinity.items()}
+        return {"type": policy, "affinity": affinity, "spill_threshold": routing.spill_threshold}
+    if policy == scenario.routing.type:
+        return scenario.routing.model_dump(mode="json")
+    return {"type": policy}
+
+
+def candidate_scenario(loaded: LoadedScenario, cand: Candidate) -> LoadedScenario:
+    """The scenario with its fleet and routing replaced by the candidate's."""
+    scenario = loaded.scenario
+    grid = _pool_grid(scenario)
+    data = scenario.model_dump(mode="json", exclude_none=True)
+    pools = [{"config": name, "count": n, "name": name} for name, n in cand.counts if n > 0]
+    for pool in pools:
+        if pool["config"] in grid:
+            pool["grid_g_per_kwh"] = grid[pool["config"]]
+    data["fleet"] = {"pools": pools}
+    routing = routing_settings(scenario, cand.routing)
+    if routing["type"] == "class_affinity":
+        present = {p["name"] for p in pools}
+        routing["affinity"] = {c: [p for p in ps if p in present] for c, ps in routing["affinity"].items()}
+    data["routing"] = routing
+    return _with(loaded, data)
+
+
+def scaled_traffic(loaded: LoadedScenario, factor: float) -> LoadedScenario:
+    """The scenario with every class's arrival rate multiplied by ``factor``."""
+    if not factor > 0:
+        raise ValueError(f"factor(={factor}) must be > 0")
+    data = loaded.scenario.model_dump(mode="json", exclude_none=True)
+    traffic = data["traffic"]
+    if traffic.get("total_rate") is not None:
+        traffic["total_rate"] *= factor
+    for cls in traffic["classes"]:
+        if cls.get("rate") is not None:
+            cls["rate"] *= factor
+        arrival = cls.get("arrival", {})
+        if arrival.get("type") == "trace":
+            arrival["time_scale"] = arrival.get("time_scale", 1.0) / factor
+    return _with(loaded, data)
+
+
+def total_rate(scenario: Scenario) -> float:
+    """Offered load of all classes, requests/s (trace classes count 0 here)."""
+    return sum(scenario.traffic.rate_of(c) for c in scenario.traffic.classes)

@@ -1,0 +1,181 @@
+"""Verifying a candidate fleet by simulation, with several seeds and a confidence interval.
+
+Each (candidate, seed) run yields, per traffic class and SLO bound, the share of requests within
+the bound and the percentile the SLO names.  A candidate is *feasible* when, pooled over its
+seeds, every share reaches its target (``slo.percentile``).  The confidence interval on each
+class's attainment (all bounds met) is the wider of a Student-t interval over seeds and a Wilson
+interval over the pooled requests.
+
+Runs are cached in a JSON Lines state file as soon as they finish, keyed by a hash of the scenario,
+so an interrupted ``planner plan`` resumes where it stopped and nothing is recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from planner.costing import fleet_economics
+from planner.variants import Candidate, candidate_scenario
+from scenarios.loader import LoadedScenario
+from sim.results import class_summary
+from sim.simulation import simulate
+
+
+def scenario_hash(loaded: LoadedScenario, requests: int | None) -> str:
+    text = json.dumps(loaded.scenario.model_dump(mode="json"), sort_keys=True) + f"|{requests}|{loaded.model}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class StateFile:
+    """Append-only JSON Lines cache of simulation runs (one line per candidate and seed)."""
+
+    def __init__(self, path: Path | None, digest: str) -> None:
+        self.path = path
+        self.digest = digest
+        self.runs: dict[tuple[str, int], dict[str, Any]] = {}
+        if path is not None and path.exists():
+            for line in path.read_text().splitlines():
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut short by a kill
+                if rec.get("scenario") == digest:
+                    self.runs[(rec["key"], int(rec["seed"]))] = rec
+
+    def get(self, key: str, seed: int) -> dict[str, Any] | None:
+        return self.runs.get((key, seed))
+
+    def put(self, rec: dict[str, Any]) -> None:
+        rec = {"scenario": self.digest, **rec}
+        self.runs[(rec["key"], int(rec["seed"]))] = rec
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a") as fh:
+                fh.write(json.dumps(rec) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+
+
+def run_once(loaded: LoadedScenario, cand: Candidate, seed: int, requests: int | None) -> dict[str, Any]:
+    """Simulate a candidate with one seed; return the JSON-ready record the planner needs."""
+    variant = candidate_scenario(loaded, cand)
+    result = simulate(variant, seed=seed, requests=requests, samples=0)
+    classes = class_summary(result)
+    econ = fleet_economics(result, variant)
+    rec_classes: dict[str, Any] = {}
+    df = result.requests
+    for row in classes.to_dict("records"):
+        name = str(row["class"])
+        if name == "ALL":
+            continue
+        slo = variant.scenario.traffic.classes[[c.name for c in variant.scenario.traffic.classes].index(name)].slo
+        g = df[df["cls"] == name]
+        metrics = {}
+        for metric, bound in (("ttft", slo.ttft_ms), ("tpot", slo.tpot_ms), ("e2e", slo.e2e_ms)):
+            if bound is None:
+                continue
+            vals = g[metric].to_numpy() * 1000.0
+            vals = np.where(
+                g["rejected"].to_numpy(), np.inf, np.nan_to_num(vals, nan=0.0 if metric == "tpot" else np.inf)
+            )
+            metrics[metric] = {
+                "bound_ms": bound,
+                "share": float(np.mean(vals <= bound)) if len(vals) else 0.0,
+                "value_ms": float(np.percentile(vals, slo.percentile)) if len(vals) else math.inf,
+            }
+        rec_classes[name] = {
+            "n": int(row["requests"]),
+            "attainment": float(row["slo_attainment"]),
+            "target": slo.percentile / 100.0,
+            "metrics": metrics,
+            "ttft_p50_ms": row["ttft_p50_ms"],
+            "ttft_p99_ms": row["ttft_p99_ms"],
+            "tpot_p50_ms": row["tpot_p50_ms"],
+            "e2e_p99_ms": row["e2e_p99_ms"],
+        }
+    return {
+        "key": cand.key,
+        "seed": seed,
+        "classes": rec_classes,
+        "economics": econ.to_dict(),
+        "utilisation": {p: float(u) for p, u in result.replicas.groupby("pool")["utilisation"].mean().items()},
+    }
+
+
+@dataclass
+class Verdict:
+    """Pooled outcome of a candidate's runs."""
+
+    candidate: Candidate
+    runs: list[dict[str, Any]]
+    feasible: bool
+    margin: float
+    """Smallest (share - target) over all classes and bounds: >= 0 when feasible."""
+    worst: str
+    """The bound that is missed by most (or met most narrowly)."""
+    attainment: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    """Class -> (mean, low, high) share of requests meeting all its bounds."""
+
+    @property
+    def economics(self) -> dict[str, Any]:
+        return _mean_economics([r["economics"] for r in self.runs])
+
+
+def _mean_economics(items: list[dict[str, Any]]) -> dict[str, Any]:
+    first = items[0]
+
+    def avg(dicts: list[dict[str, Any]]) -> dict[str, Any]:
+        out = dict(dicts[0])
+        for k, v in dicts[0].items():
+            if isinstance(v, float):
+                vals = [d[k] for d in dicts if d.get(k) is not None]
+                out[k] = sum(vals) / len(vals) if vals else None
+        return out
+
+    return {
+        "pools": [avg([it["pools"][i] for it in items]) for i in range(len(first["pools"]))],
+        "total": avg([it["total"] for it in items]),
+    }
+
+
+def _interval(values: list[float], n_total: int, confidence: float) -> tuple[float, float, float]:
+    mean = float(np.mean(values))
+    z = stats.norm.ppf(0.5 + confidence / 2)
+    denom = 1 + z * z / max(n_total, 1)
+    centre = (mean + z * z / (2 * max(n_total, 1))) / denom
+    half = z * math.sqrt(mean * (1 - mean) / max(n_total, 1) + z * z / (4 * max(n_total, 1) ** 2)) / denom
+    lo, hi = centre - half, centre + half
+    if len(values) > 1:
+        t = stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * float(np.std(values, ddof=1)) / math.sqrt(len(values))
+        lo, hi = min(lo, mean - t), max(hi, mean + t)
+    return mean, max(lo, 0.0), min(hi, 1.0)
+
+
+def pool_runs(cand: Candidate, runs: list[dict[str, Any]], confidence: float) -> Verdict:
+    """Combine a candidate's per-seed runs into a :class:`Verdict`."""
+    margin, worst = math.inf, "no SLO bounds"
+    attainment = {}
+    for name in runs[0]["classes"]:
+        per = [r["classes"][name] for r in runs]
+        attainment[name] = _interval([p["attainment"] for p in per], sum(p["n"] for p in per), confidence)
+        target = per[0]["target"]
+        for metric, m in per[0]["metrics"].items():
+            share = float(np.mean([p["metrics"][metric]["share"] for p in per]))
+            value = float(np.mean([p["metrics"][metric]["value_ms"] for p in per]))
+            if share - target < margin:
+                margin = share - target
+                pct = round(target * 100, 2)
+                worst = (
+                    f"{name} p{pct:g} {metric.upper()} {value:,.0f} ms vs bound {m['bound_ms']:,.0f} ms "
+                    f"({share * 100:.1f}% within, target {pct:g}%)"
+                )
+    return Verdict(cand, runs, margin >= 0, margin, worst, attainment)
