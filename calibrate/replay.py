@@ -164,7 +164,8 @@ def _rescale(values: np.ndarray, total: int, lo: np.ndarray, hi: np.ndarray, rng
 
 def _truncated_quantiles(u: np.ndarray, mu: float, sigma: float, lo: float, hi: float) -> np.ndarray:
     a, b = norm.cdf((math.log(lo) - mu) / sigma), norm.cdf((math.log(hi) - mu) / sigma)
-    return np.exp(mu + sigma * norm.ppf(a + u * (b - a)))
+    q = np.clip(a + u * (b - a), 1e-12, 1.0 - 1e-12)
+    return np.clip(np.exp(mu + sigma * norm.ppf(q)), lo, hi)
 
 
 def sample_lengths(

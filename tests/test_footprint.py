@@ -1,0 +1,72 @@
+"""Energy and carbon: the seed paper's Table 3 from its own inputs, and the planner's costing path."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import make_scenario
+from planner.costing import fleet_economics
+from planner.footprint import embodied_g_per_gpu_hour, g_per_million_tokens, grid_intensity, tokens_per_kwh
+from scenarios.catalog import GPUS
+from scenarios.loader import scenario_from_dict
+from sim.simulation import simulate
+
+# seed 000, Table 2 (#13 and #6) throughputs; Table 3 assumes full TDP (700 W "H100 PCIe", 450 W per 4090)
+H100_TPS, RTX2_TPS = 3011.13, 1250.59
+
+
+def test_seed_000_table_3_from_its_own_inputs() -> None:
+    assert tokens_per_kwh(H100_TPS, 700) / 1e6 == pytest.approx(15.4, rel=0.01)
+    assert tokens_per_kwh(RTX2_TPS, 2 * 450) / 1e6 == pytest.approx(5.0, rel=0.01)
+    assert g_per_million_tokens(H100_TPS, 700, 242) == pytest.approx(15.7, rel=0.01)
+    assert g_per_million_tokens(RTX2_TPS, 900, 242) == pytest.approx(48.4, rel=0.01)
+    # the paper's "~3.1x more energy-efficient per token"
+    assert tokens_per_kwh(H100_TPS, 700) / tokens_per_kwh(RTX2_TPS, 900) == pytest.approx(3.1, abs=0.05)
+
+
+def test_datasheet_power_is_the_default_and_the_paper_assumption_an_option() -> None:
+    assert GPUS["H100-PCIe"].tdp_w == 350
+
+
+def _economics(**sections: object):
+    data = make_scenario().scenario.model_dump(mode="json", exclude_none=True)
+    data["fleet"] = {"pools": [{"config": "1xH100-PCIe", "count": 1, "name": "h100"}]}
+    data.update(sections)
+    loaded = scenario_from_dict(data)
+    res = simulate(loaded, requests=600)
+    return fleet_economics(res, loaded), res
+
+
+def test_full_tdp_costing_matches_the_formula_at_simulated_throughput() -> None:
+    econ, _ = _economics(
+        power={"model": "full_tdp", "board_w": {"H100-PCIe": 700}},
+        pricing={"pue": 1.0},
+        carbon={"grid_g_per_kwh": 242, "already_owned": ["H100-PCIe"]},
+    )
+    pool = econ.pools[0]
+    assert pool.power_w == 700
+    assert pool.embodied_g_per_hour == 0
+    assert pool.g_per_mtok == pytest.approx(g_per_million_tokens(pool.tokens_per_s, 700, 242), rel=1e-9)
+    assert pool.usd_per_mtok == pytest.approx(2.0 / 3600 / pool.tokens_per_s * 1e6, rel=1e-9)
+
+
+def test_linear_power_sits_between_idle_and_board_power() -> None:
+    econ, res = _economics()
+    pool = econ.pools[0]
+    util = float(res.replicas["utilisation"].mean())
+    assert 60 <= pool.power_w <= 350
+    assert pool.power_w == pytest.approx(60 + (350 - 60) * util)
+    assert pool.embodied_g_per_hour > 0
+
+
+def test_grid_profile_and_embodied_amortisation() -> None:
+    s = make_scenario().scenario
+    assert grid_intensity(s, 100.0, 0, 1) == 100.0
+    data = s.model_dump(mode="json", exclude_none=True)
+    data["carbon"] = {"hourly_profile": [2.0] * 12 + [0.0] * 12, "lifetime_years": 4}
+    s2 = scenario_from_dict(data).scenario
+    assert grid_intensity(s2, 100.0, 0, 1) == 200.0
+    assert grid_intensity(s2, 100.0, 13, 1) == 0.0
+    assert grid_intensity(s2, 100.0, 0, 24) == 100.0
+    g, basis = embodied_g_per_gpu_hour(s2, "A100")
+    assert g == pytest.approx(318_000 / (4 * 8760)) and "Chien" in basis
