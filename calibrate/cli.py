@@ -14,7 +14,7 @@ from scenarios.cliutil import build_parser as _build
 from scenarios.cliutil import run_cli
 
 #: sub-command modules, in the order ``calibrate --help`` lists them
-COMMANDS = ("run",)
+COMMANDS = ("run", "import_", "fit", "show")
 
 DESCRIPTION = """\
 calibrate: turn real vLLM measurements into service-time profiles for the simulator.

@@ -133,7 +133,7 @@ def _percentile(values: list[float], q: float) -> float:
     if not s:
         return math.nan
     pos = (len(s) - 1) * q / 100.0
-    lo = int(math.floor(pos))
+    lo = math.floor(pos)
     hi = min(lo + 1, len(s) - 1)
     return s[lo] + (s[hi] - s[lo]) * (pos - lo)
 
@@ -214,7 +214,8 @@ def parse_result(
     burst = _num(data, "burstiness", where, required=False) or 1.0
     conc = data.get("max_concurrency")
     return MeasuredRun(
-        file=file or where, where=where, model_id=model, gpu_name=name, gpu=normalise_gpu_name(name), gpu_count=int(count),
+        file=file or where, where=where, model_id=model, gpu_name=name, gpu=normalise_gpu_name(name),
+        gpu_count=int(count),
         request_rate=rate, burstiness=burst, num_prompts=num_prompts, completed=completed,
         duration=duration, total_input_tokens=total_in, total_output_tokens=total_out, metrics=metrics,
         input_lens=inputs, output_lens=outputs, date=str(data.get("date") or ""),

@@ -1,27 +1,18 @@
 """Replaying a measured run in the simulator: same load, same engine limits, same cache state.
 
-A :class:`~calibrate.importer.MeasuredRun` says what load a vLLM server met: ``num_prompts`` requests
-at ``request_rate`` (gamma inter-arrival times of shape ``burstiness``; 1 = Poisson), the first one
-sent at once, with known token totals (or per-request lengths).  :func:`replay` rebuilds that load
-and runs it through one simulated replica (:class:`sim.replica.Replica`, the vLLM-V1-like engine)
-whose steps take the time the :class:`~sim.service.StepTimeModel` gives for the model's config and
-a :class:`~sim.service.HardwareProfile`; it returns the metrics vLLM's client reports, under its field
+A :class:`~calibrate.importer.MeasuredRun` says what load a vLLM server met; :mod:`calibrate.workload`
+rebuilds it (lengths, send times, prefix-cache hits).  :func:`replay` runs that load through one
+simulated replica (:class:`sim.replica.Replica`, the vLLM-V1-like engine) whose steps take the time
+the :class:`~sim.service.StepTimeModel` gives for the model's config and a
+:class:`~sim.service.HardwareProfile`, and returns the metrics vLLM's client reports, under its field
 names, averaged over several seeds so that 200-request noise is not mistaken for signal.
 
-What the replay reproduces of the measurement:
+What the replay takes from the measurement besides the load:
 
-* lengths: the per-request arrays when the file has them; otherwise vLLM's ShareGPT sampler —
-  prompt and output each >= 4 tokens, prompt <= 1024 and prompt + output <= 2048 — modelled as
-  lognormal lengths within those bounds, rescaled so that the run's totals hold exactly.
 * the engine's limits: ``max_num_seqs`` / ``max_num_batched_tokens`` as the server used them (from a
   bundle's command line) or vLLM 0.8.5's OpenAI-server defaults (:func:`vllm_default_limits`).
 * KV capacity: reported by the server (bundles), else from the profile's memory model
   (:func:`sim.service.profile_kv_tokens`).
-* prefix caching (vLLM V1 has it on by default): every run of a session after the first meets the
-  prompts its predecessors left in the cache.  :func:`cached_prompt_tokens` plays the block-level LRU
-  cache over the session's earlier runs (and the client's warm-up request) and counts, per request,
-  the whole 16-token prompt blocks still cached — at least one token is always recomputed.  A large
-  cache keeps all prompts of a 200-prompt sweep; a small one (cyclic reuse under LRU) keeps none.
 * the client's view: TTFT and end-to-end latencies include the profile's ``frontend_s`` (HTTP,
   tokenisation, streaming); request throughput = completed / (first send to last completion).
 """
@@ -29,18 +20,14 @@ What the replay reproduces of the measurement:
 from __future__ import annotations
 
 import math
-import zlib
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import simpy
-from scipy.optimize import brentq
-from scipy.stats import norm
 
 from calibrate.importer import MeasuredRun
+from calibrate.workload import BLOCK, LengthModel, cached_prompt_tokens, run_workload
 from scenarios.catalog import GpuSpec, ModelSpec
 from sim.replica import ITL_BINS, Replica
 from sim.requests import RequestTable
@@ -49,7 +36,8 @@ from sim.service import HardwareProfile, StepTimeModel, profile_kv_tokens
 
 #: seeds a replay averages over unless told otherwise
 DEFAULT_SEEDS = (0, 1, 2, 3)
-BLOCK = 16
+#: gpu_memory_utilization assumed where the default 0.9 could not hold the model's context
+RAISED_UTILIZATION = 0.95
 
 
 def vllm_default_limits(gpu: str) -> tuple[int, int]:
@@ -101,172 +89,6 @@ def engine_settings(run: MeasuredRun) -> EngineSettings:
     )
 
 
-# ------------------------------------------------------------------------------------------ lengths
-@dataclass(frozen=True)
-class LengthModel:
-    """Lengths of a totals-only run: lognormal within vLLM's ShareGPT sampler bounds.
-
-    The sigmas describe the spread of ShareGPT V3 prompts and replies (an assumption: totals-only files
-    carry no spread); mu is solved so that the truncated mean matches the run's mean, and the drawn
-    lengths are then rescaled to the run's exact totals.
-    """
-
-    min_len: int = 4
-    max_prompt: int = 1024
-    max_total: int = 2048
-    prompt_sigma: float = 1.1
-    output_sigma: float = 1.0
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.min_len <= self.max_prompt < self.max_total:
-            raise ValueError(f"bounds(min_len={self.min_len}, max_prompt={self.max_prompt}, "
-                             f"max_total={self.max_total}) must satisfy 1 <= min <= max_prompt < max_total")
-        for name in ("prompt_sigma", "output_sigma"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name}(={getattr(self, name)}) must be > 0")
-
-
-def _truncated_mu(mean: float, sigma: float, lo: float, hi: float) -> float:
-    """mu of a lognormal whose mean within [lo, hi] is ``mean``."""
-    mean = min(max(mean, lo * 1.0001), hi * 0.9999)
-    a, b = math.log(lo), math.log(hi)
-
-    def tmean(mu: float) -> float:
-        z = norm.cdf((b - mu) / sigma) - norm.cdf((a - mu) / sigma)
-        w = norm.cdf((b - mu - sigma**2) / sigma) - norm.cdf((a - mu - sigma**2) / sigma)
-        return math.exp(mu + sigma**2 / 2) * w / max(z, 1e-300) - mean
-
-    return float(brentq(tmean, a - 10 * sigma, b + 10 * sigma))
-
-
-def _rescale(values: np.ndarray, total: int, lo: np.ndarray, hi: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Integer lengths within [lo, hi] with the given sum (as close as the bounds allow)."""
-    v = values.astype(np.float64)
-    for _ in range(20):
-        v = np.clip(v * (total / max(v.sum(), 1.0)), lo, hi)
-    out = np.clip(np.rint(v), lo, hi).astype(np.int64)
-    diff = int(total - out.sum())
-    order = rng.permutation(len(out))
-    while diff != 0:
-        step = 1 if diff > 0 else -1
-        moved = 0
-        for i in order:
-            if diff == 0:
-                break
-            if lo[i] <= out[i] + step <= hi[i]:
-                out[i] += step
-                diff -= step
-                moved += 1
-        if moved == 0:
-            break
-    return out
-
-
-def _truncated_quantiles(u: np.ndarray, mu: float, sigma: float, lo: float, hi: float) -> np.ndarray:
-    a, b = norm.cdf((math.log(lo) - mu) / sigma), norm.cdf((math.log(hi) - mu) / sigma)
-    q = np.clip(a + u * (b - a), 1e-12, 1.0 - 1e-12)
-    return np.clip(np.exp(mu + sigma * norm.ppf(q)), lo, hi)
-
-
-def sample_lengths(
-    n: int, total_in: int, total_out: int, rng: np.random.Generator, model: LengthModel = LengthModel()
-) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` (prompt, output) pairs within the sampler's bounds, summing to the given totals.
-
-    Latin-hypercube draws (one per quantile stratum, strata paired at random) keep the shape of the
-    distribution in every seed, so seeds differ in order and pairing, not in how long the tail is.
-    """
-    if n < 1:
-        raise ValueError(f"n(={n}) must be >= 1")
-    lo = float(model.min_len)
-    mean_in = total_in / n
-    mean_out = total_out / n
-    mu_p = _truncated_mu(mean_in, model.prompt_sigma, lo, model.max_prompt)
-    mu_o = _truncated_mu(mean_out, model.output_sigma, lo, model.max_total - lo)
-    u_p = (rng.permutation(n) + rng.random(n)) / n
-    u_o = (rng.permutation(n) + rng.random(n)) / n
-    prompt = _truncated_quantiles(u_p, mu_p, model.prompt_sigma, lo, model.max_prompt)
-    output = _truncated_quantiles(u_o, mu_o, model.output_sigma, lo, model.max_total - lo)
-    lo_arr = np.full(n, lo)
-    p_int = _rescale(prompt, total_in, lo_arr, np.full(n, float(model.max_prompt)), rng)
-    o_int = _rescale(output, total_out, lo_arr, np.maximum(model.max_total - p_int, lo).astype(np.float64), rng)
-    return p_int, o_int
-
-
-def arrival_times(n: int, rate: float, burstiness: float, rng: np.random.Generator) -> np.ndarray:
-    """Send times as vLLM's client makes them: the first at 0, then gamma gaps (Poisson at 1)."""
-    if not math.isfinite(rate):
-        return np.zeros(n)
-    gaps = rng.gamma(burstiness, 1.0 / (rate * burstiness), max(n - 1, 0))
-    return np.concatenate([[0.0], np.cumsum(gaps)])
-
-
-def client_arrival_times(n: int, rate: float, burstiness: float, client_seed: int) -> np.ndarray:
-    """The send times vLLM's ``benchmark_serving.py`` (0.8.x) made with ``--seed client_seed``.
-
-    That client seeds NumPy's global legacy generator with the seed and, for the ShareGPT dataset,
-    draws nothing else from it before the arrival gaps (``np.random.gamma(burstiness, theta)`` after
-    each request), so the schedule is a deterministic function of seed, rate and burstiness: a
-    reconstruction of the measurement, not a random draw.
-    """
-    if not math.isfinite(rate):
-        return np.zeros(n)
-    legacy = np.random.RandomState(client_seed)
-    gaps = legacy.gamma(burstiness, 1.0 / (rate * burstiness), max(n - 1, 0))
-    return np.concatenate([[0.0], np.cumsum(gaps)])
-
-
-# ------------------------------------------------------------------------------------ prefix cache
-@lru_cache(maxsize=4096)
-def _lru_cached(prompt: tuple[int, ...], output: tuple[int, ...], cycles: int, capacity: int,
-                block: int) -> tuple[int, ...]:
-    cache: OrderedDict[tuple[int, int, int], None] = OrderedDict()
-    fresh = 0
-
-    def request(i: int, cycle: int, count: bool) -> int:
-        nonlocal fresh
-        p = prompt[i]
-        full = p // block
-        hit = 0
-        leading = True
-        for j in range(full):
-            key = (0, i, j)
-            if key in cache:
-                cache.move_to_end(key)
-                if leading:
-                    hit += 1
-            else:
-                leading = False
-                cache[key] = None
-        tail = -(-(p + output[i]) // block) - full
-        for _ in range(tail):
-            fresh += 1
-            cache[(1, fresh, 0)] = None
-        while len(cache) > capacity:
-            cache.popitem(last=False)
-        return min(hit * block, ((p - 1) // block) * block) if count else 0
-
-    for cycle in range(cycles):
-        request(0, cycle, False)  # the client's warm-up request: the first prompt
-        for i in range(len(prompt)):
-            request(i, cycle, False)
-    request(0, cycles, False)
-    return tuple(request(i, cycles, True) for i in range(len(prompt)))
-
-
-def cached_prompt_tokens(
-    prompt: np.ndarray, output: np.ndarray, earlier_runs: int, capacity_tokens: int, block: int = BLOCK
-) -> np.ndarray:
-    """Prompt tokens each request finds in the prefix cache after ``earlier_runs`` runs of the same
-    prompts (plus one warm-up request of the first prompt before every run), under LRU eviction of
-    a ``capacity_tokens`` cache.  Requests are taken in arrival order; blocks of running requests are
-    not pinned (a sequential approximation).  More than two earlier runs change nothing."""
-    cap = max(int(capacity_tokens) // block, 1)
-    res = _lru_cached(tuple(int(x) for x in prompt), tuple(int(x) for x in output), min(earlier_runs, 2),
-                      cap, block)
-    return np.asarray(res, dtype=np.int64)
-
-
 # --------------------------------------------------------------------------------------- the engine
 def run_engine(
     step: StepTimeModel, arrival: np.ndarray, prompt: np.ndarray, output: np.ndarray, cached: np.ndarray,
@@ -291,6 +113,10 @@ def run_engine(
 
     env.process(source())  # type: ignore[arg-type]
     env.run()
+    stuck = sum(1 for f, r in zip(table.finish, table.rejected, strict=True) if not r and not math.isfinite(f))
+    if stuck:
+        raise RuntimeError(f"the simulated replica left {stuck} request(s) neither finished nor rejected "
+                           "(an engine bug, not a property of the run)")
     return table, np.asarray(hist[0]), rep.preemptions
 
 
@@ -338,32 +164,21 @@ class ReplayOutcome:
     seeds: int
 
 
-def _stream(seed: int, text: str) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(text.encode())]))
-
-
-def run_workload(run: MeasuredRun, seed: int, lengths: LengthModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(arrival, prompt, output) of one replay seed; the prompts are shared by a session's runs."""
-    n = run.num_prompts
-    if run.input_lens is not None and run.output_lens is not None and len(run.input_lens) == len(run.output_lens):
-        prompt = np.maximum(np.asarray(run.input_lens, dtype=np.int64), 1)
-        output = np.maximum(np.asarray(run.output_lens, dtype=np.int64), 1)
-        n = len(prompt)
-    else:
-        prompt, output = sample_lengths(n, run.total_input_tokens, run.total_output_tokens,
-                                        _stream(seed, f"lengths|{run.session}"), lengths)
-    if run.client_seed is not None:
-        arrival = client_arrival_times(n, run.request_rate, run.burstiness, run.client_seed)
-    else:
-        arrival = arrival_times(n, run.request_rate, run.burstiness, _stream(seed, f"arrivals|{run.where}"))
-    return arrival, prompt, output
-
-
 def kv_tokens_for(run: MeasuredRun, model: ModelSpec, gpu: GpuSpec, profile: HardwareProfile,
                   settings: EngineSettings) -> int:
+    """KV capacity of the run's server: as reported, else the profile's memory model.
+
+    Where the file does not say which ``gpu_memory_utilization`` the server ran with, the published
+    runs' rule applies (shared/measurements/README.md: the flag was set "only where the model would
+    not fit otherwise"): vLLM refuses to start when one sequence of the model's full context does not
+    fit in the KV cache, and the operator then raised the utilization to :data:`RAISED_UTILIZATION`.
+    """
     if settings.kv_cache_tokens:
         return settings.kv_cache_tokens
-    return profile_kv_tokens(model, gpu, run.gpu_count, settings.gpu_memory_utilization, profile)
+    kv = profile_kv_tokens(model, gpu, run.gpu_count, settings.gpu_memory_utilization, profile)
+    if "gpu_memory_utilization" not in run.engine and kv < model.max_position_embeddings:
+        kv = max(kv, profile_kv_tokens(model, gpu, run.gpu_count, RAISED_UTILIZATION, profile))
+    return kv
 
 
 def replay(
@@ -373,13 +188,14 @@ def replay(
     profile: HardwareProfile,
     *,
     seeds: Sequence[int] = DEFAULT_SEEDS,
-    lengths: LengthModel = LengthModel(),
+    lengths: LengthModel | None = None,
     settings: EngineSettings | None = None,
 ) -> ReplayOutcome:
     """Simulate ``run`` under ``profile`` for each seed; metrics averaged over the seeds."""
     if not seeds:
         raise ValueError("seeds(=()) must name at least one seed")
     settings = settings or engine_settings(run)
+    lengths = lengths or LengthModel()
     step = StepTimeModel(model, gpu, profile, run.gpu_count)
     kv = kv_tokens_for(run, model, gpu, profile, settings)
     if kv < 4 * settings.block_size:
@@ -398,9 +214,9 @@ def replay(
             cached[0] = ((int(prompt[0]) - 1) // settings.block_size) * settings.block_size
         table, hist, preempt = run_engine(step, arrival, prompt, output, cached, kv_tokens=kv,
                                           settings=settings, max_model_len=max_len)
-        for k, v in client_metrics(table, hist, profile.frontend_s).items():
-            sums[k] = sums.get(k, 0.0) + v
+        for name, value in client_metrics(table, hist, profile.frontend_s).items():
+            sums[name] = sums.get(name, 0.0) + value
         hit += float(cached.sum()) / max(float(prompt.sum()), 1.0)
         pre += preempt
-    k = len(seeds)
-    return ReplayOutcome({m: v / k for m, v in sums.items()}, kv, hit / k, pre / k, k)
+    n = len(seeds)
+    return ReplayOutcome({m: v / n for m, v in sums.items()}, kv, hit / n, pre / n, n)

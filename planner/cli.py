@@ -14,7 +14,7 @@ from scenarios.cliutil import build_parser as _build
 from scenarios.cliutil import run_cli
 
 #: sub-command modules, in the order ``planner --help`` lists them
-COMMANDS = ("check", "simulate", "plan")
+COMMANDS = ("check", "simulate", "plan", "tui", "validate")
 
 DESCRIPTION = """\
 fleet-planner: capacity planning for hybrid LLM inference fleets (H100 + RTX 4090 ...).

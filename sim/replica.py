@@ -89,6 +89,8 @@ class Replica:
         self._dur = 0.0
         self._n = 0
         self._first = 0.0
+        self._left = self._free = self._tokens = self._ctx = 0
+        self._kv_start = 0
         self._chunks: list[tuple[int, int]] = []
         # statistics
         self.busy_time = 0.0
@@ -178,6 +180,7 @@ class Replica:
             return
 
     def _mixed(self) -> bool:
+        """Plan one step of prefill chunks (running prompts first, then admissions) plus all decodes."""
         t = self.table
         left = self.budget - self.n_dec
         kv_used = self.ctx_sum + self.pf_sum + self.half_block * len(self.running)
@@ -194,35 +197,43 @@ class Replica:
             left -= c
             free -= c
             tokens += c
-        waiting = self.waiting
-        if waiting and left > 0:
-            now = self.env.now
-            self.queue_area += len(waiting) * (now - self._q_t)
-            self._q_t = now
-            running = self.running
-            while waiting and left > 0 and len(running) < self.max_seqs:
-                rid = waiting[0]
-                c = min(t.pf_total[rid] - t.pf_done[rid], left)
-                if c + self.half_block > free:
-                    break
-                waiting.popleft()
-                running[rid] = None
-                self.prefilling.append(rid)
-                self.pf_sum += t.pf_done[rid]
-                chunks.append((rid, c))
-                ctx += t.pf_done[rid]
-                left -= c
-                free -= c + self.half_block
-                tokens += c
-        if not chunks:
-            return False
-        n_dec = self.n_dec
-        dur = self.model.step(tokens + n_dec, n_dec + len(chunks), ctx)
-        self.kv_area += kv_used * dur
         self._chunks = chunks
+        self._left, self._free, self._tokens, self._ctx = left, free, tokens, ctx
+        if self.waiting and left > 0:
+            now = self.env.now
+            self.queue_area += len(self.waiting) * (now - self._q_t)
+            self._q_t = now
+            self._admit()
+        if not self._chunks:
+            return False
+        self._kv_start = kv_used
         self.state = MIXED
-        self._schedule(dur, self._end_mixed)
+        n_dec = self.n_dec
+        self._schedule(self.model.step(self._tokens + n_dec, n_dec + len(self._chunks), self._ctx), self._end_mixed)
         return True
+
+    def _admit(self) -> None:
+        """Admit waiting requests FCFS into the step being planned while budget, seats and KV allow."""
+        t = self.table
+        waiting = self.waiting
+        running = self.running
+        chunks = self._chunks
+        left, free, tokens, ctx = self._left, self._free, self._tokens, self._ctx
+        while waiting and left > 0 and len(running) < self.max_seqs:
+            rid = waiting[0]
+            c = min(t.pf_total[rid] - t.pf_done[rid], left)
+            if c + self.half_block > free:
+                break
+            waiting.popleft()
+            running[rid] = None
+            self.prefilling.append(rid)
+            self.pf_sum += t.pf_done[rid]
+            chunks.append((rid, c))
+            ctx += t.pf_done[rid]
+            left -= c
+            free -= c + self.half_block
+            tokens += c
+        self._left, self._free, self._tokens, self._ctx = left, free, tokens, ctx
 
     def _macro(self) -> None:
         heap = self.heap
@@ -231,34 +242,34 @@ class Replica:
             heapq.heappop(heap)
         n_dec = self.n_dec
         k_fin = heap[0][0] - self.counter
-        k_kv = (self.kv_tokens - self.ctx_sum - self.pf_sum - self.half_block * len(self.running)) // n_dec
+        kv_used = self.ctx_sum + self.pf_sum + self.half_block * len(self.running)
+        k_kv = (self.kv_tokens - kv_used) // n_dec
         n = k_fin if k_fin < k_kv else k_kv
         if n < 1:
             n = 1
-        kv_used = self.ctx_sum + self.pf_sum + self.half_block * len(self.running)
         first = self.model.base(n_dec, n_dec) + self.model.kv_coef * self.ctx_sum
         dur = n * first + self.model.kv_coef * n_dec * n * (n - 1) / 2.0
-        self.kv_area += (kv_used + n_dec * n / 2) * dur
         self._first = first
         self._n = n
         self.state = MACRO
         self._schedule(dur, self._end_macro)
 
     def _cut_macro(self) -> None:
-        """An admissible request arrived: end the macro step at the step boundary in progress."""
+        """An admissible request arrived: end the macro step at the step boundary in progress.
+
+        The macro step is shortened to the decode steps up to that boundary (no completion or KV
+        exhaustion falls inside them, by construction of the macro step); at the boundary
+        :meth:`_end_macro` plans the next step, which admits every request waiting by then.
+        """
         now = self.env.now
-        done = self.model.decode_steps_within(self.n_dec, self.ctx_sum, now - self._start)
-        n = done + 1
+        n = self.model.decode_steps_within(self.n_dec, self.ctx_sum, now - self._start) + 1
         if n >= self._n:
-            return
-        dur = self.model.decode_span(self.n_dec, self.ctx_sum, n)
-        self.kv_area -= self.n_dec * (self._n - n) / 2 * self._dur + self.kv_used * (self._dur - dur)
+            return  # the macro step ends at this boundary anyway
         self._n = n
-        start = self._start
-        ev = self.env.timeout(start + dur - now)
+        self._dur = self.model.decode_span(self.n_dec, self.ctx_sum, n)
+        ev = self.env.timeout(self._start + self._dur - now)
         ev.callbacks.append(self._end_macro)
         self._ev = ev
-        self._dur = dur
 
     # ------------------------------------------------------------------ step completions
     def _record_itl(self, first: float, last: float, steps: int) -> None:
@@ -285,6 +296,7 @@ class Replica:
         now = self.env.now
         dur = self._dur
         self.busy_time += dur
+        self.kv_area += self._kv_start * dur
         self.steps += 1
         t = self.table
         n_dec = self.n_dec
@@ -319,17 +331,23 @@ class Replica:
         self._complete(now)
         self._plan()
 
-    def _end_macro(self, ev: simpy.Event) -> None:
-        if ev is not self._ev:
-            return
+    def _apply_macro(self) -> None:
+        """Account for the ``self._n`` decode steps of the current macro step."""
         n = self._n
         n_dec = self.n_dec
-        self.busy_time += self._dur
+        dur = self._dur
+        self.busy_time += dur
         self.steps += n
+        self.kv_area += (self.ctx_sum + self.pf_sum + self.half_block * len(self.running) + n_dec * n / 2) * dur
         first = self._first
         self._record_itl(first, first + self.model.kv_coef * n_dec * (n - 1), n)
         self.counter += n
         self.ctx_sum += n * n_dec
+
+    def _end_macro(self, ev: simpy.Event) -> None:
+        if ev is not self._ev:
+            return
+        self._apply_macro()
         self._complete(self.env.now)
         self._plan()
 

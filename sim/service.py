@@ -4,11 +4,12 @@ A step runs a batch of ``n_tokens`` (prefill chunks plus one token per decoding 
 ``n_seqs`` sequences whose KV caches hold ``ctx_tokens`` tokens in total.  Its time is
 
     overhead + per_seq * n_seqs
-    + max(weight bytes / (BW * mem_eff),  n_tokens * FLOPs/token / (peak * compute_eff))
+    + max(host launches: per_layer * layers,
+          GPU: max(weight bytes / (BW * mem_eff),  n_tokens * FLOPs/token / (peak * compute_eff))
+               + TP all-reduce: 2 per layer x (latency + n_tokens * hidden bytes * ring / (link * comm_eff)))
     + ctx_tokens * KV bytes/token / (BW * attn_eff)
-    + TP all-reduce: 2 per layer x (latency + bytes / (link * comm_eff))
 
-all per GPU of a tensor-parallel group.  The constants that describe the *hardware
+all per GPU of a tensor-parallel group (ring = 2 (tp - 1) / tp).  The constants that describe the *hardware
 configuration* (efficiencies, overheads, communication) form a :class:`HardwareProfile`; the model
 enters only through its config (weight bytes, FLOPs and KV bytes per token, hidden size, layers).
 So a profile fitted on some models predicts another model on the same hardware.
@@ -48,9 +49,13 @@ class HardwareProfile:
     prefix_hit: float = 0.0
     """Prefix-cache hit fraction seen in the fitted runs (information; scenarios set their own)."""
     per_layer_s: float = 0.0
-    """Fixed GPU time per transformer layer and step (kernel launches and tails, even in CUDA graphs)."""
+    """Host (CPU) time per transformer layer and step to launch its work: vLLM V1 runs attention
+    outside its piecewise CUDA graphs, so each layer costs the host a few launches.  The GPU works
+    while the host launches, so a step lasts the longer of the two (small models on a slow host are
+    launch-bound)."""
     frontend_s: float = 0.0
-    """Latency the API server adds to TTFT and end-to-end time (HTTP, tokenisation, streaming)."""
+    """Request-path latency outside engine steps, added to TTFT and end-to-end time: HTTP, tokenisation,
+    IPC to the engine (and its tensor-parallel workers), streaming.  The engine itself does not see it."""
     memory_gb: float | None = None
     """Memory per GPU as the driver reports it (10^9 bytes); None: the GPU catalogue's figure."""
     activation_reserve_gb: float | None = None
@@ -89,14 +94,16 @@ class HardwareProfile:
 class StepTimeModel:
     """Step time of one replica (model x GPU type x TP size) under a :class:`HardwareProfile`."""
 
-    __slots__ = ("_t_comm_lat", "_t_comm_tok", "_t_tok", "_t_weights", "kv_coef", "overhead", "per_seq", "tp")
+    __slots__ = ("_t_comm_lat", "_t_comm_tok", "_t_host", "_t_tok", "_t_weights", "kv_coef", "overhead", "per_seq",
+                 "tp")
 
     def __init__(self, model: ModelSpec, gpu: GpuSpec, profile: HardwareProfile, tp: int) -> None:
         if tp < 1:
             raise ValueError(f"tp(={tp}) must be >= 1")
         bw = gpu.mem_bw_gbps * 1e9
         self.tp = tp
-        self.overhead = profile.step_overhead_s + profile.per_layer_s * model.num_layers
+        self.overhead = profile.step_overhead_s
+        self._t_host = profile.per_layer_s * model.num_layers
         self.per_seq = profile.per_seq_s
         self._t_weights = model.weight_bytes / tp / (bw * profile.mem_eff)
         self._t_tok = model.flops_per_token / tp / (gpu.fp16_tflops * 1e12 * profile.compute_eff)
@@ -118,7 +125,10 @@ class StepTimeModel:
         t = self._t_tok * n_tokens
         if t < self._t_weights:
             t = self._t_weights
-        return self.overhead + self.per_seq * n_seqs + t + self._t_comm_lat + self._t_comm_tok * n_tokens
+        t += self._t_comm_lat + self._t_comm_tok * n_tokens
+        if t < self._t_host:
+            t = self._t_host
+        return self.overhead + self.per_seq * n_seqs + t
 
     def step(self, n_tokens: int, n_seqs: int, ctx_tokens: int) -> float:
         """Duration of one engine step, seconds."""
@@ -190,6 +200,7 @@ class ConstantStepModel(StepTimeModel):
             raise ValueError(f"seconds(={seconds}) must be > 0")
         self.tp = 1
         self.overhead = seconds
+        self._t_host = 0.0
         self.per_seq = 0.0
         self._t_weights = 0.0
         self._t_tok = 0.0

@@ -19,12 +19,17 @@ import numpy as np
 import pandas as pd
 import simpy
 
+from scenarios.errors import FleetPlannerError
 from scenarios.loader import LoadedScenario
 from sim.fleet import PoolPlan, build_fleet
 from sim.replica import ITL_BINS, Replica
 from sim.requests import RequestTable
 from sim.router import PoolInfo, make_router
 from sim.traffic import Workload, generate_workload
+
+
+class SimulationError(FleetPlannerError):
+    """The engine broke an invariant (a bug to report, not a property of the input)."""
 
 
 @dataclass
@@ -69,7 +74,7 @@ def _sampler(
     rows: list[tuple[Any, ...]],
     done: Any,
 ) -> Generator[simpy.Event, None, None]:
-    while not done():
+    while not done() and env.peek() != math.inf:  # stop when nothing else can happen
         waiting = [0] * n_pools
         running = [0] * n_pools
         kv = [0.0] * n_pools
@@ -150,6 +155,10 @@ def simulate(
 
         env.process(_sampler(env, replicas, len(pools), horizon / samples, rows, done))
     env.run()
+    stuck = int(np.sum(~np.isfinite(np.asarray(table.finish)) & ~np.asarray(table.rejected, dtype=bool)))
+    if stuck:
+        raise SimulationError(f"the simulated fleet left {stuck} request(s) neither finished nor rejected "
+                              "(an engine bug, not a property of the scenario)")
     frame = table.frame([pools[r.pool].name for r in replicas], class_names)
     finished = frame["finish"].to_numpy()
     makespan = float(np.nanmax(finished) - workload.arrival[0]) if np.isfinite(finished).any() else 0.0

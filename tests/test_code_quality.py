@@ -23,12 +23,17 @@ def test_mypy_is_clean() -> None:
 
 
 def test_sim_never_imports_planner_or_tui() -> None:
-    """Data flows one way: sim must not depend on planner or tui; nothing imports tui."""
+    """Data flows one way: sim must not depend on planner or tui; nothing imports tui.
+
+    The one exception is ``planner/commands/tui.py``, the ``planner tui`` command, which imports
+    the app lazily inside the function that runs it.
+    """
     offenders = []
     for pkg in ("sim", "scenarios", "calibrate", "planner"):
         for path in (ROOT / pkg).rglob("*.py"):
             text = path.read_text()
-            banned = ["import tui", "from tui"]
+            rel = path.relative_to(ROOT).as_posix()
+            banned = [] if rel == "planner/commands/tui.py" else ["import tui", "from tui"]
             if pkg in ("sim", "scenarios"):
                 banned += ["import planner", "from planner"]
             if pkg == "scenarios":

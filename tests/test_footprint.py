@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import make_scenario
+
 from planner.costing import fleet_economics
 from planner.footprint import embodied_g_per_gpu_hour, g_per_million_tokens, grid_intensity, tokens_per_kwh
 from scenarios.catalog import GPUS

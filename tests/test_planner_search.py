@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import make_scenario
+
 from planner.cli import main as planner_main
 from planner.search import enumerate_fleets, plan_fleet, to_dict
 from planner.variants import Candidate
@@ -89,8 +89,10 @@ def test_caps_limit_the_search() -> None:
 def test_pareto_front_is_non_dominated() -> None:
     result = plan_fleet(small(rate=5.0, verify_top=2), objective="pareto")
     pts = [
-        (v.economics["total"]["usd_per_hour"],
-         v.economics["total"]["carbon_g_per_hour"] + v.economics["total"]["embodied_g_per_hour"])
+        (
+            v.economics["total"]["usd_per_hour"],
+            v.economics["total"]["carbon_g_per_hour"] + v.economics["total"]["embodied_g_per_hour"],
+        )
         for v in result.pareto
     ]
     assert pts

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import make_scenario
+
 from planner.pricing import CATALOGUES, break_even_hours, gpu_cost, owned_hourly
 from scenarios.errors import FleetPlannerError
 from scenarios.loader import scenario_from_dict
@@ -27,7 +27,7 @@ def test_seed_001_amortisation_and_cost_per_token() -> None:
     assert owned_hourly(1600, 3) == pytest.approx(0.061, abs=0.0005)  # 26,280 hours
     assert owned_hourly(3600, 3) == pytest.approx(0.137, abs=0.0005)
     # cloud H100 at $2.69/h serving 600 tok/s -> $1.24 per million tokens
-    assert 2.69 / 3600 * 1e6 / 600 == pytest.approx(1.24, abs=0.01)
+    assert pytest.approx(1.24, abs=0.01) == 2.69 / 3600 * 1e6 / 600
     # 4 x 4090 self-hosted: $0.55 + $0.80 per hour at 2,400 tok/s -> $0.156 per million
     assert (4 * owned_hourly(3600, 3) + 0.80) / 3600 * 1e6 / 2400 == pytest.approx(0.156, abs=0.001)
 
@@ -52,8 +52,11 @@ def _scenario(pricing: dict) -> object:
 
 def test_gpu_cost_precedence_owned_then_quote_then_catalogue(tmp_path) -> None:
     s = _scenario(
-        {"catalogue": "hyperscaler-2025-05", "overrides": {"RTX-4090": 0.4},
-         "owned": {"A100": {"purchase_usd": 8760 * 3, "lifetime_years": 3, "overhead_usd_per_hour": 0.5}}}
+        {
+            "catalogue": "hyperscaler-2025-05",
+            "overrides": {"RTX-4090": 0.4},
+            "owned": {"A100": {"purchase_usd": 8760 * 3, "lifetime_years": 3, "overhead_usd_per_hour": 0.5}},
+        }
     )
     assert gpu_cost(s, "H100-PCIe", tmp_path).usd_per_hour == 9.0
     assert gpu_cost(s, "RTX-4090", tmp_path).usd_per_hour == 0.4
@@ -63,7 +66,7 @@ def test_gpu_cost_precedence_owned_then_quote_then_catalogue(tmp_path) -> None:
 
 def test_missing_price_is_a_clear_error(tmp_path) -> None:
     s = _scenario({"catalogue": "alternative-2025-05", "kind": "spot"})
-    with pytest.raises(FleetPlannerError, match="no spot price for H100-PCIe; give one in pricing.overrides"):
+    with pytest.raises(FleetPlannerError, match=r"no spot price for H100-PCIe; give one in pricing\.overrides"):
         gpu_cost(s, "H100-PCIe", tmp_path)
     s = _scenario({"catalogue": "nope"})
     with pytest.raises(FleetPlannerError, match="unknown price catalogue 'nope'; built in: default"):

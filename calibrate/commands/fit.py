@@ -1,0 +1,151 @@
+"""``calibrate fit``: fit hardware profiles to measured runs and write a profile YAML file.
+
+The work is in :mod:`calibrate.fitplan` (per-configuration fits, TP derivation, the file) and
+:mod:`calibrate.fit` (the robust least-squares fit of one configuration).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from calibrate.fitplan import (
+    FitOptions,
+    group_points,
+    read_profile_entries,
+    resolve_points,
+    write_profile_file,
+)
+from calibrate.fitplan import fit_all as _fit_all
+from calibrate.importer import load_runs
+from calibrate.workload import LengthModel
+from scenarios.errors import FleetPlannerError
+
+EPILOG = """\
+examples:
+  calibrate fit ../shared/measurements/vllm-bench-0.8.5 --client-seed 42 -o profiles.yaml
+  calibrate fit bundles/qwen14b-2x4090 -o my-4090.yaml --resume
+  calibrate fit results/*.json --model-config /models/my-model/config.json -o p.yaml --seeds 2
+
+Runs are grouped by hardware (GPU type x count); each group's profile is fitted on all its models
+jointly.  Tensor-parallel groups derive the GPU's efficiencies from the single-GPU fit of the same
+GPU type when the files hold one.  Each finished group is written to -o at once; --resume keeps the
+groups already there.  `calibrate show FILE` prints the result.
+"""
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "fit",
+        help="fit hardware profiles (service-time constants) to measured runs",
+        description="Fit a hardware profile per GPU configuration so that the simulator replaying each "
+        "measured run reproduces its throughput, TTFT, TPOT and ITL.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("files", nargs="+", metavar="FILE", help="vLLM result files (JSON/JSONL), folders, bundles")
+    p.add_argument("-o", "--output", required=True, type=Path, help="profile YAML file to write")
+    p.add_argument("--resume", action="store_true", help="keep configurations already in the output file")
+    p.add_argument("--model-config", action="append", default=[], metavar="PATH",
+                   help="config.json of a model not in the built-in catalogue (repeatable)")
+    p.add_argument("--client-seed", type=int, metavar="N",
+                   help="the --seed vLLM's client ran with (reconstructs its send times exactly)")
+    p.add_argument("--gpu", metavar="NAME", help="GPU name for files that do not record gpu_name")
+    p.add_argument("--gpus", type=int, metavar="N", help="GPU count for files that do not record gpu_count")
+    p.add_argument("--seeds", type=int, default=4, metavar="N", help="replay seeds averaged per run (default 4)")
+    p.add_argument("--max-evals", type=int, default=60, metavar="N",
+                   help="evaluation budget of each least-squares pass (default 60)")
+    p.add_argument("--no-derive", action="store_true",
+                   help="fit tensor-parallel configurations on their own (no single-GPU parent)")
+    p.add_argument("--only", action="append", default=[], metavar="GPUSxGPU",
+                   help="fit only this configuration, e.g. 1xH100-PCIe (repeatable)")
+    p.set_defaults(func=run)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if args.gpu:
+        out["gpu_name"] = args.gpu
+    if args.gpus is not None:
+        if args.gpus < 1:
+            raise FleetPlannerError(f"--gpus(={args.gpus}) must be >= 1")
+        out["gpu_count"] = args.gpus
+    return out
+
+
+def fit_files(
+    files: Sequence[str | Path],
+    output: Path,
+    options: FitOptions,
+    *,
+    resume: bool = False,
+    model_configs: Sequence[str | Path] = (),
+    client_seed: int | None = None,
+    only: Sequence[str] = (),
+    console: Console | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> dict[tuple[str, int], dict[str, Any]]:
+    """Load, fit, write (as it goes); returns the entries written."""
+    console = console or Console(stderr=True)
+    runs = load_runs(list(files), client_seed=client_seed, **(overrides or {}))
+    points = resolve_points(runs, model_configs)
+    if only:
+        wanted = {s.lower() for s in only}
+        points = [p for p in points if f"{p.run.gpu_count}x{p.run.gpu}".lower() in wanted]
+        if not points:
+            raise FleetPlannerError(f"--only {', '.join(only)}: no run on that hardware")
+    done = read_profile_entries(output) if resume and output.exists() else {}
+    groups = group_points(points)
+    entries = dict(done)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[msg]}"),
+                  TimeElapsedColumn(), console=console, transient=False) as bar:
+        tasks = {}
+        for key, group in groups.items():
+            label = f"{key[1]}x{key[0]} ({len(group)} runs, {len({p.run.model_id for p in group})} models)"
+            skip = key in done
+            tasks[key] = bar.add_task(label, total=1000, completed=1000 if skip else 0,
+                                      msg="kept (resume)" if skip else "waiting")
+
+        def progress(key: tuple[str, int], msg: str, frac: float) -> None:
+            bar.update(tasks[key], completed=int(1000 * min(frac, 0.99)), msg=msg)
+
+        def on_result(key: tuple[str, int], entry: dict[str, Any]) -> None:
+            entries[key] = entry
+            write_profile_file(output, entries)
+            m = entry["fit"]["mape_pct"]
+            bar.update(tasks[key], completed=1000,
+                       msg=f"done: thr {m['request_throughput']}% TPOT {m['median_tpot_ms']}% "
+                           f"TTFT {m['median_ttft_ms']}% MAPE, {len(entry['fit']['outliers'])} outlier(s)")
+
+        _fit_all(points, options, done=done, on_result=on_result, progress=progress)
+    return entries
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.seeds < 1:
+        raise FleetPlannerError(f"--seeds(={args.seeds}) must be >= 1")
+    if args.max_evals < 1:
+        raise FleetPlannerError(f"--max-evals(={args.max_evals}) must be >= 1")
+    console = Console(stderr=True)
+    options = FitOptions(seeds=tuple(range(args.seeds)), max_nfev=args.max_evals, lengths=LengthModel(),
+                         derive_tp=not args.no_derive)
+    entries = fit_files(args.files, args.output, options, resume=args.resume, model_configs=args.model_config,
+                        client_seed=args.client_seed, only=args.only, console=console,
+                        overrides=_overrides(args))
+    table = Table(title=f"fitted profiles -> {args.output}")
+    for col in ("config", "runs", "models", "thr MAPE", "TPOT MAPE", "TTFT p50 MAPE", "outliers"):
+        table.add_column(col, justify="left" if col == "config" else "right")
+    for (gpu, n), e in sorted(entries.items()):
+        m = e["fit"]["mape_pct"]
+        table.add_row(f"{n}x{gpu}", str(e["fit"]["runs"]), str(len(e["fit"]["models"])),
+                      f"{m['request_throughput']}%", f"{m['median_tpot_ms']}%", f"{m['median_ttft_ms']}%",
+                      str(len(e["fit"]["outliers"])))
+    console.print(table)
+    console.print(f"wrote {args.output}; inspect with: calibrate show {args.output}")
+    return 0

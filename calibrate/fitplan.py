@@ -1,0 +1,285 @@
+"""From measured runs to a profile file: one fit per hardware configuration, written as it goes.
+
+Runs are grouped by hardware configuration (catalogue GPU name x GPU count = TP size) and each group
+is fitted by :func:`calibrate.fit.fit_profile`.  Single-GPU configurations come first: a
+tensor-parallel configuration of the same GPU type then *derives* from them — it keeps the GPU's
+achieved bandwidth and compute fractions (properties of the chip, measured on more models) and fits
+only what TP changes: the all-reduce (latency, link efficiency) and the host's per-step, per-layer,
+per-sequence and request-path costs (more worker processes, another box).  This is how 2xH100-PCIe
+is built from the 1xH100 fit plus the 70B runs, and 2/4/8xRTX-4090 from the 1xRTX-4090 fit plus the
+14B runs.  The KV reserve is then confirmed by a scan (:func:`calibrate.fit.confirm_reserve`).
+
+Every finished configuration is written to the output file at once (atomically), so a long fit can
+be interrupted and resumed: configurations already in the file are kept and skipped.  Each entry
+carries its fit record — the runs and source files, the engine limits replayed, the metrics' MAPE,
+the outliers — and a residual table; derived figures only, never the measurements themselves.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from calibrate.fit import (
+    DRIVER_MEMORY_GB,
+    WEIGHTS,
+    FitPoint,
+    FitResult,
+    confirm_reserve,
+    default_params,
+    fit_profile,
+)
+from calibrate.importer import MeasuredRun
+from calibrate.replay import DEFAULT_SEEDS, engine_settings
+from calibrate.workload import LengthModel
+from scenarios.catalog import GPUS, ModelSpec, find_model, load_model_config, model_from_config
+from scenarios.errors import FleetPlannerError
+from sim.service import HardwareProfile
+
+#: parameters a TP configuration keeps from the single-GPU fit of its GPU type
+GPU_LEVEL = ("mem_eff", "compute_eff", "attn_eff")
+
+
+class FitInputError(FleetPlannerError):
+    """A run cannot be fitted: unknown GPU or model, or an unusable file; the message names it."""
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """How fits are run."""
+
+    seeds: tuple[int, ...] = DEFAULT_SEEDS
+    max_nfev: int = 60
+    lengths: LengthModel = field(default_factory=LengthModel)
+    reserve_grid: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
+    derive_tp: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.seeds:
+            raise ValueError(f"seeds(={self.seeds}) must name at least one seed")
+        if self.max_nfev < 1:
+            raise ValueError(f"max_nfev(={self.max_nfev}) must be >= 1")
+
+
+# ------------------------------------------------------------------------------------- resolution
+def model_resolver(configs: Sequence[str | Path] = ()) -> Callable[[MeasuredRun], ModelSpec]:
+    """How a run's model is found: a given config.json whose name matches the run's ``model_id`` (a
+    single one applies to every run), the built-in catalogue, or the config fields a bundle carries."""
+    specs = [load_model_config(p) for p in configs]
+
+    def find(run: MeasuredRun) -> ModelSpec:
+        short = run.short_model.lower()
+        for s in specs:
+            name = s.name.rstrip("/").lower()
+            if name in (run.model_id.lower(), short) or name.split("/")[-1] == short:
+                return s
+        if len(specs) == 1:
+            return specs[0]
+        spec = find_model(run.model_id)
+        if spec is not None:
+            return spec
+        if run.model_config and "error" not in run.model_config:
+            return model_from_config(run.model_config, name=run.model_id, source=run.where)
+        raise FitInputError(f"{run.where}: model_id {run.model_id!r} is not in the built-in catalogue; "
+                            "give its config.json with --model-config")
+
+    return find
+
+
+def resolve_points(runs: Sequence[MeasuredRun], configs: Sequence[str | Path] = ()) -> list[FitPoint]:
+    """Runs with their model and GPU specs; runs a replay cannot reproduce raise :class:`FitInputError`."""
+    find = model_resolver(configs)
+    out = []
+    for r in runs:
+        if r.gpu not in GPUS:
+            raise FitInputError(f"{r.where}: gpu_name {r.gpu_name!r} is not a known GPU "
+                                f"(known: {', '.join(GPUS)})")
+        if r.max_concurrency is not None:
+            raise FitInputError(f"{r.where}: max_concurrency={r.max_concurrency}: runs with a client "
+                                "concurrency limit cannot be replayed (open-loop arrivals only)")
+        out.append(FitPoint(r, find(r), GPUS[r.gpu]))
+    return out
+
+
+def group_points(points: Sequence[FitPoint]) -> dict[tuple[str, int], list[FitPoint]]:
+    """Points per hardware configuration, single-GPU configurations first."""
+    groups: dict[tuple[str, int], list[FitPoint]] = {}
+    for p in points:
+        groups.setdefault(p.run.hardware_key, []).append(p)
+    return dict(sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])))
+
+
+def base_profile(gpu: str, gpus: int, points: Sequence[FitPoint] = ()) -> HardwareProfile:
+    """Start of a fit: priors, the GPU's memory as CUDA reports it (a bundle's NVML figure if known)."""
+    mem: float | None = DRIVER_MEMORY_GB.get(gpu)
+    for p in points:
+        if p.run.engine.get("gpu_memory_bytes"):
+            mem = float(p.run.engine["gpu_memory_bytes"]) / 1e9
+            break
+    values: dict[str, Any] = {q.name: q.prior for q in default_params(gpus)}
+    return HardwareProfile(gpu=gpu, gpus=gpus, memory_gb=mem, activation_reserve_gb=1.5, **values)
+
+
+# ------------------------------------------------------------------------------------------ fitting
+Progress = Callable[[str, float], None]
+
+
+def fit_config(points: Sequence[FitPoint], options: FitOptions, *, parent: HardwareProfile | None = None,
+               progress: Progress | None = None) -> FitResult:
+    """Fit one configuration (all its points share ``gpu``; ``parent``: a single-GPU fit to derive from)."""
+    gpu, gpus = points[0].run.hardware_key
+    base = base_profile(gpu, gpus, points)
+    params = default_params(gpus)
+    if parent is not None:
+        base = replace(base, **{k: getattr(parent, k) for k in GPU_LEVEL},
+                       activation_reserve_gb=parent.activation_reserve_gb)
+        params = [p for p in params if p.name not in GPU_LEVEL]
+        params = [replace(p, prior=getattr(parent, p.name)) if p.name == "per_layer_s" else p for p in params]
+    result = fit_profile(points, base, params=params, seeds=options.seeds, lengths=options.lengths,
+                         max_nfev=options.max_nfev, progress=progress)
+    if options.reserve_grid:
+        prof, scores = confirm_reserve(points, result.profile, options.reserve_grid, seeds=options.seeds,
+                                       lengths=options.lengths)
+        if prof.activation_reserve_gb != result.profile.activation_reserve_gb:
+            result = fit_profile(points, prof, params=params, seeds=options.seeds,
+                                 lengths=options.lengths, max_nfev=max(options.max_nfev // 2, 4),
+                                 progress=progress, multi_start=False)
+        result.extra["reserve_scan"] = {float(k): round(v, 4) for k, v in scores.items()}
+    hits = [r.cache_hit for r in result.residuals]
+    result.profile = replace(result.profile, prefix_hit=round(sum(hits) / max(len(hits), 1), 3))
+    return result
+
+
+def fit_all(
+    points: Sequence[FitPoint],
+    options: FitOptions,
+    *,
+    done: dict[tuple[str, int], dict[str, Any]] | None = None,
+    on_result: Callable[[tuple[str, int], dict[str, Any]], None] | None = None,
+    progress: Callable[[tuple[str, int], str, float], None] | None = None,
+) -> dict[tuple[str, int], dict[str, Any]]:
+    """Fit every configuration; ``done`` entries (a resumed file) are kept, not refitted."""
+    entries: dict[tuple[str, int], dict[str, Any]] = dict(done or {})
+    fitted: dict[str, HardwareProfile] = {}
+    for key, entry in entries.items():
+        if key[1] == 1:
+            fitted[key[0]] = HardwareProfile.from_dict(profile_fields(entry))
+    for key, group in group_points(points).items():
+        if key in entries:
+            continue
+        parent = fitted.get(key[0]) if options.derive_tp and key[1] > 1 else None
+
+        def report(msg: str, frac: float, key: tuple[str, int] = key) -> None:
+            if progress:
+                progress(key, msg, frac)
+
+        result = fit_config(group, options, parent=parent, progress=report)
+        entry = profile_entry(result, group, options, parent)
+        entries[key] = entry
+        if key[1] == 1:
+            fitted[key[0]] = result.profile
+        if on_result:
+            on_result(key, entry)
+    return entries
+
+
+# ---------------------------------------------------------------------------------------- the file
+def _pct(x: float) -> float | None:
+    return None if not math.isfinite(x) else round(100.0 * x, 1)
+
+
+def profile_entry(result: FitResult, points: Sequence[FitPoint], options: FitOptions,
+                  parent: HardwareProfile | None) -> dict[str, Any]:
+    """The YAML entry of one fitted configuration: profile fields, fit record, residual table."""
+    prof = result.profile
+    models = sorted({p.run.model_id for p in points})
+    files = sorted({p.run.file for p in points})
+    settings = engine_settings(points[0].run)
+    source = f"calibrate fit: {len(points)} runs of {len(models)} model(s) on {prof.gpus}x{prof.gpu}"
+    prof = replace(prof, source=source)
+    entry: dict[str, Any] = {}
+    for k, v in prof.to_dict().items():
+        entry[k] = round(v, 6 if abs(v) >= 1e-3 else 9) if isinstance(v, float) else v
+    fit: dict[str, Any] = {
+        "runs": len(points),
+        "models": models,
+        "files": sorted({os.path.relpath(os.path.dirname(f)) for f in files}),
+        "file_names": [os.path.basename(f) for f in files],
+        "fitted": result.params,
+        "derived_from": f"1x{parent.gpu} (kept {', '.join(GPU_LEVEL)})" if parent is not None else None,
+        "seeds": len(options.seeds),
+        "engine": {"max_num_seqs": settings.max_num_seqs, "max_num_batched_tokens": settings.max_num_batched_tokens,
+                   "gpu_memory_utilization": settings.gpu_memory_utilization, "block_size": settings.block_size},
+        "length_model": {"prompt_sigma": options.lengths.prompt_sigma, "output_sigma": options.lengths.output_sigma,
+                         "reply_ratio": options.lengths.reply_ratio, "stop_bias": options.lengths.stop_bias},
+        "mape_pct": {k: round(result.mape(k), 1) for k in WEIGHTS},
+        "outliers": [o for o in result.outliers],
+        "evaluations": result.evaluations,
+    }
+    if "reserve_scan" in result.extra:
+        fit["reserve_scan"] = result.extra["reserve_scan"]
+    entry["fit"] = fit
+    entry["residuals"] = [
+        {"file": os.path.basename(r.run.file), "model": r.run.short_model, "rate": r.run.request_rate,
+         "outlier": r.outlier, "kv_tokens": r.kv_tokens, "cache_hit": round(r.cache_hit, 2),
+         **{k: _pct(math.exp(v) - 1.0) for k, v in r.log_ratio.items()}}
+        for r in result.residuals
+    ]
+    return entry
+
+
+def profile_fields(entry: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in entry.items() if k not in ("fit", "residuals", "notes")}
+
+
+HEADER = """\
+# Hardware profiles fitted by `calibrate fit` (fleet-planner).  Derived figures only: each entry names
+# the measurement files it was fitted on (fit.files) and lists every run's residual, in percent
+# (predicted / measured - 1), per metric.  The simulator reads the profile fields; `fit` and
+# `residuals` are the record.  Regenerate rather than edit.
+"""
+
+
+def write_profile_file(path: str | Path, entries: dict[tuple[str, int], dict[str, Any]],
+                       header: str = HEADER) -> None:
+    """Write all entries (sorted by GPU, count) atomically."""
+    p = Path(path)
+    data = {"profiles": [entries[k] for k in sorted(entries)]}
+    text = header + yaml.safe_dump(data, sort_keys=False, width=110, allow_unicode=False)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, p)
+
+
+def read_profile_entries(path: str | Path) -> dict[tuple[str, int], dict[str, Any]]:
+    """Entries of a profile file keyed by (GPU, count); errors name the file and entry."""
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text())
+    except FileNotFoundError:
+        raise FitInputError(f"{p}: profile file not found") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise FitInputError(f"{p}: cannot read profile file: {exc}") from None
+    entries = data.get("profiles") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise FitInputError(f"{p}: profiles: expected a list of profile entries")
+    out: dict[tuple[str, int], dict[str, Any]] = {}
+    for i, e in enumerate(entries):
+        if not isinstance(e, dict):
+            raise FitInputError(f"{p}: profiles[{i}]: expected a mapping")
+        try:
+            prof = HardwareProfile.from_dict(profile_fields(e))
+        except (TypeError, ValueError) as exc:
+            raise FitInputError(f"{p}: profiles[{i}]: {exc}") from None
+        out[(prof.gpu, prof.gpus)] = e
+    return out

@@ -1,0 +1,118 @@
+"""``planner validate``: replay measured vLLM runs in the simulator; predicted vs measured, APE, MAPE.
+
+The comparison itself is :mod:`calibrate.validation`; this module parses options and prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from calibrate.fitplan import resolve_points
+from calibrate.importer import load_runs
+from calibrate.validation import METRICS, ape, mape, profile_chooser, validate_points
+from scenarios.errors import FleetPlannerError
+
+EPILOG = """\
+examples:
+  planner validate ../shared/measurements/vllm-bench-0.8.5 --client-seed 42
+  planner validate results/my-model-*.json --model-config /models/my-model/config.json --json out.json
+  planner validate run.json --profile my-profiles.yaml --gpu "NVIDIA H100 PCIe" --gpus 1
+
+Each run is replayed with its own load (rate, burstiness, request count, token totals or per-request
+lengths, prefix-cache state) under the profile for its hardware: --profile (a file or a bundled
+profile's stem), else the bundled profile for that GPU type and count, else roofline defaults.
+Models outside the built-in catalogue need their config.json (--model-config).  APE = |predicted /
+measured - 1|; MAPE = its mean over runs.  --json writes one object per run with measured and
+predicted metrics under vLLM's result-file field names.
+"""
+
+COLUMNS = (("request_throughput", "req/s", 2), ("median_ttft_ms", "TTFT p50", 1), ("p90_ttft_ms", "TTFT p90", 1),
+           ("median_tpot_ms", "TPOT p50", 1), ("median_itl_ms", "ITL p50", 1))
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "validate",
+        help="replay measured vLLM runs in the simulator and report predicted vs measured",
+        description="Replay measured runs (vLLM benchmark result files, calibrate bundles) in the simulator.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("files", nargs="+", metavar="RESULT_FILE", help="result files (JSON/JSONL), folders, bundles")
+    p.add_argument("--model-config", action="append", default=[], metavar="PATH",
+                   help="config.json of a model not in the catalogue (repeatable; one applies to all runs)")
+    p.add_argument("--profile", metavar="P", help="profile file or bundled profile name (default: bundled)")
+    p.add_argument("--json", metavar="PATH", help="write the per-run records as JSON ('-' for stdout)")
+    p.add_argument("--client-seed", type=int, metavar="N",
+                   help="the --seed vLLM's client ran with (reconstructs its send times exactly)")
+    p.add_argument("--seeds", type=int, default=4, metavar="N", help="replay seeds averaged per run (default 4)")
+    p.add_argument("--gpu", metavar="NAME", help="GPU name for files that do not record gpu_name")
+    p.add_argument("--gpus", type=int, metavar="N", help="GPU count for files that do not record gpu_count")
+    p.set_defaults(func=run)
+
+
+def _cell(rec: dict[str, Any], metric: str, digits: int) -> str:
+    m, p = rec["measured"].get(metric), rec["predicted"].get(metric)
+    if m is None:
+        return "-"
+    if p is None:
+        return f"{m:,.{digits}f} / -"
+    e = ape(rec, metric)
+    colour = "green" if e <= 10 else ("yellow" if e <= 25 else "red")
+    return f"{m:,.{digits}f} / {p:,.{digits}f} [{colour}]{e:.0f}%[/]"
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.seeds < 1:
+        raise FleetPlannerError(f"--seeds(={args.seeds}) must be >= 1")
+    overrides: dict[str, Any] = {}
+    if args.gpu:
+        overrides["gpu_name"] = args.gpu
+    if args.gpus is not None:
+        if args.gpus < 1:
+            raise FleetPlannerError(f"--gpus(={args.gpus}) must be >= 1")
+        overrides["gpu_count"] = args.gpus
+    runs = load_runs(args.files, client_seed=args.client_seed, **overrides)
+    points = resolve_points(runs, args.model_config)
+    choose = profile_chooser(args.profile, Path.cwd())
+    for p in points:
+        choose(p.run)  # a bad --profile fails before the replays start
+    to_stdout = args.json == "-"
+    console = Console(stderr=to_stdout)
+    with console.status("replaying ...") as status:
+        records = validate_points(points, choose, seeds=tuple(range(args.seeds)),
+                                  progress=lambda i, n: status.update(f"replaying run {i}/{n} ..."))
+    if args.json:
+        text = json.dumps(records, indent=1)
+        if to_stdout:
+            print(text)
+        else:
+            Path(args.json).write_text(text + "\n")
+    t = Table(title="measured / predicted (APE)", header_style="bold")
+    for c in ("file", "model", "hardware", "rate", *(label for _, label, _ in COLUMNS)):
+        t.add_column(c, justify="left" if c in ("file", "model", "hardware") else "right")
+    for rec in records:
+        rate = rec["request_rate"]
+        t.add_row(Path(rec["file"]).name[:40], rec["model_id"].split("/")[-1], f"{rec['gpu_count']}x{rec['gpu_name']}",
+                  "inf" if rate is None else f"{rate:g}", *(_cell(rec, k, d) for k, _, d in COLUMNS))
+    console.print(t)
+    s = Table(title=f"MAPE over {len(records)} runs", header_style="bold")
+    s.add_column("metric")
+    s.add_column("MAPE", justify="right")
+    for k in METRICS:
+        v = mape(records, k)
+        s.add_row(k, "-" if math.isnan(v) else f"{v:.1f}%")
+    console.print(s)
+    missing = [r["file"] for r in records if r["predicted"]["request_throughput"] is None]
+    if missing:
+        console.print(f"[yellow]{len(missing)} run(s) could not be replayed (the model does not fit under "
+                      f"the profile's memory model, or the simulated engine failed): "
+                      f"{', '.join(sorted(set(missing))[:3])}[/]")
+    return 0

@@ -1,0 +1,158 @@
+"""``calibrate import``: vLLM result files (JSON, JSON Lines, with/without arrays), bundles, bad files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from calibrate.bundle import BundleWriter
+from calibrate.cli import main
+from calibrate.importer import ImportFailed, assign_sessions, load_runs, read_result_file
+
+BASE: dict[str, Any] = {
+    "date": "20250610-140834", "backend": "vllm", "model_id": "meta-llama/Meta-Llama-3-8B-Instruct",
+    "num_prompts": 4, "gpu_name": "NVIDIA-H100-PCIe", "gpu_count": "1", "request_rate": 2.0, "burstiness": 1.0,
+    "max_concurrency": None, "duration": 5.0, "completed": 4, "total_input_tokens": 400,
+    "total_output_tokens": 300, "request_throughput": 0.8, "output_throughput": 60.0,
+    "total_token_throughput": 140.0, "mean_ttft_ms": 30.0, "median_ttft_ms": 28.0, "p90_ttft_ms": 40.0,
+    "p99_ttft_ms": 45.0, "mean_tpot_ms": 11.0, "median_tpot_ms": 10.5, "p90_tpot_ms": 12.0,
+    "median_itl_ms": 10.4, "p99_itl_ms": 15.0,
+}
+ARRAYS: dict[str, Any] = {
+    "input_lens": [100, 50, 150, 100], "output_lens": [80, 70, 90, 60],
+    "ttfts": [0.020, 0.030, 0.040, 0.050], "itls": [[0.01] * 79, [0.012] * 69, [0.011] * 89, [0.01] * 59],
+}
+
+
+def write(path: Path, *objs: dict[str, Any], lines: bool = False) -> str:
+    if lines:
+        path.write_text("\n".join(json.dumps(o) for o in objs) + "\n")
+    else:
+        path.write_text(json.dumps(objs[0] if len(objs) == 1 else list(objs)))
+    return str(path)
+
+
+def test_json_object_without_arrays(tmp_path: Path) -> None:
+    (run,) = read_result_file(Path(write(tmp_path / "r.json", BASE)))
+    assert run.gpu == "H100-PCIe" and run.gpu_count == 1 and run.gpu_name == "NVIDIA-H100-PCIe"
+    assert run.request_rate == 2.0 and run.total_input_tokens == 400 and run.input_lens is None
+    assert run.metrics["median_tpot_ms"] == 10.5
+    assert run.file == str(tmp_path / "r.json")
+
+
+def test_json_lines_repeats_and_list(tmp_path: Path) -> None:
+    second = {**BASE, "date": "20250610-141834", "request_rate": 1.0}
+    runs = read_result_file(Path(write(tmp_path / "r.jsonl", BASE, second, lines=True)))
+    assert [r.request_rate for r in runs] == [2.0, 1.0]
+    assert runs[1].where.endswith("r.jsonl:2")
+    runs = read_result_file(Path(write(tmp_path / "l.json", BASE, second)))
+    assert len(runs) == 2 and runs[1].where.endswith("[1]")
+
+
+def test_per_request_arrays_fill_missing_summaries(tmp_path: Path) -> None:
+    data = {k: v for k, v in {**BASE, **ARRAYS}.items()
+            if k not in ("total_input_tokens", "total_output_tokens", "median_ttft_ms", "median_tpot_ms")}
+    (run,) = read_result_file(Path(write(tmp_path / "d.json", data)))
+    assert run.input_lens == (100, 50, 150, 100) and run.output_lens == (80, 70, 90, 60)
+    assert run.total_input_tokens == 400 and run.total_output_tokens == 300
+    assert run.metrics["median_ttft_ms"] == pytest.approx(35.0)
+    assert run.metrics["median_tpot_ms"] == pytest.approx(10.5, rel=0.05)
+    assert run.metrics["p90_ttft_ms"] == 40.0  # the file's own summary wins
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({"duration": None}, "missing field 'duration'"),
+        ({"completed": "many"}, "field 'completed' is not a number"),
+        ({"gpu_name": None}, "missing field 'gpu_name'"),
+        ({"model_id": None}, "missing field 'model_id'"),
+        ({"request_rate": -1}, "field 'request_rate' must be > 0"),
+        ({"total_input_tokens": None}, "missing field 'total_input_tokens'"),
+        ({"input_lens": [1, "x"]}, "field 'input_lens' must be a list of numbers"),
+    ],
+)
+def test_bad_fields_name_file_and_field(tmp_path: Path, change: dict[str, Any], needle: str) -> None:
+    data = {**BASE, **change}
+    data = {k: v for k, v in data.items() if v is not None or k == "max_concurrency"}
+    path = write(tmp_path / "bad.json", data)
+    with pytest.raises(ImportFailed) as err:
+        read_result_file(Path(path))
+    assert needle in str(err.value) and str(path) in str(err.value)
+
+
+def test_bad_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "empty.json").write_text("")
+    (tmp_path / "broken.jsonl").write_text(json.dumps(BASE) + "\n{not json\n")
+    (tmp_path / "scalar.json").write_text("3")
+    for name, needle in (("empty.json", "empty file"), ("broken.jsonl", "line 2: not valid JSON"),
+                         ("scalar.json", "expected a JSON object"), ("missing.json", "file not found")):
+        code = main(["import", str(tmp_path / name)])
+        err = capsys.readouterr().err
+        assert code == 2 and needle in err and name in err and "Traceback" not in err
+        assert err.count("\n") == 1
+
+
+def test_cli_summary_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path / "r.jsonl", BASE, {**BASE, "request_rate": 1.0, "date": "20250610-150000"}, lines=True)
+    assert main(["import", path]) == 0
+    out = capsys.readouterr().out
+    assert "Meta-Llama-3-8B-Instruct" in out and "1xH100-PCIe" in out
+    assert main(["import", path, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [d["request_rate"] for d in data] == [2.0, 1.0]
+    assert data[1]["order"] == 1 and data[0]["order"] == 0 and data[0]["session"] == data[1]["session"]
+
+
+def test_gpu_override_for_files_without_metadata(tmp_path: Path) -> None:
+    data = {k: v for k, v in BASE.items() if k not in ("gpu_name", "gpu_count")}
+    path = write(tmp_path / "plain.json", data)
+    (run,) = load_runs([path], gpu_name="NVIDIA GeForce RTX 4090", gpu_count=2)
+    assert run.gpu == "RTX-4090" and run.gpu_count == 2
+
+
+def test_sessions_follow_descending_sweeps() -> None:
+    rates = [32, 16, 8, 32, 16, 1]
+    runs = [read_result_file_obj({**BASE, "request_rate": r, "date": f"20250610-1{i}0000"})
+            for i, r in enumerate(rates)]
+    linked = assign_sessions(runs)
+    assert [r.order for r in linked] == [0, 1, 2, 0, 1, 2]
+    assert len({r.session for r in linked}) == 2
+
+
+def read_result_file_obj(data: dict[str, Any]) -> Any:
+    from calibrate.importer import parse_result
+
+    return parse_result(data, "mem.json", file="dir/mem.json")
+
+
+def test_bundle_is_read_with_engine_settings(tmp_path: Path) -> None:
+    writer = BundleWriter(tmp_path / "b", {"model": "meta-llama/Meta-Llama-3-8B-Instruct", "tp": 2,
+                                           "prefix_caching": "off", "gpu_memory_utilization": 0.85,
+                                           "max_model_len": 4096})
+    writer.update(server={"command": ["vllm", "serve", "m", "--tensor-parallel-size", "2", "--max-num-seqs", "128",
+                                      "--no-enable-prefix-caching"], "kv_cache": {"tokens": 123456}},
+                  env={"gpus": {"names": ["NVIDIA GeForce RTX 4090"] * 2, "memory_bytes": [25_757_220_864] * 2}},
+                  status="complete")
+    for i, rate in enumerate((1.0, 2.0)):
+        result = {k: v for k, v in {**BASE, **ARRAYS}.items() if k not in ("gpu_name", "gpu_count", "model_id")}
+        writer.add_point({"index": i, "rate": rate, "seed": 1000 + i, "burstiness": 1.0, "num_prompts": 4,
+                          "result": {**result, "request_rate": rate}, "power": {"available": False},
+                          "metrics": {}})
+    runs = load_runs([tmp_path / "b"])
+    assert len(runs) == 2 and {r.gpu for r in runs} == {"RTX-4090"} and {r.gpu_count for r in runs} == {2}
+    e = runs[0].engine
+    assert e["max_num_seqs"] == 128 and e["kv_cache_tokens"] == 123456 and e["gpu_memory_utilization"] == 0.85
+    assert all(r.prefix_caching == "off" for r in runs) and runs[0].input_lens is not None
+    assert runs[0].model_id == "meta-llama/Meta-Llama-3-8B-Instruct"
+
+
+def test_broken_bundle_names_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "manifest.json").write_text(json.dumps({"format": "nope"}))
+    assert main(["import", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert "manifest.json" in err and "format" in err

@@ -1,0 +1,75 @@
+"""The honest fidelity test: leave-one-model-out on the published vLLM runs (../shared/measurements).
+
+For every single-GPU configuration with two or more models, a profile is fitted on all other models
+and predicts the held-out model's runs from its config.json alone.  Two seeds and a smaller evaluation
+budget than ``scripts/fidelity_table.py`` (four seeds) keep it near two minutes on two cores; the
+script's figures are the ones the README reports.
+
+What holds and what does not (README "Fidelity"):
+
+* 1xH100-PCIe, six models: request throughput <= 8 % and median TTFT <= 15 % MAPE.  Median TPOT sits
+  at the 8 % target (7.8 % in the script, ~9 % with this budget): without the 1.5B model in the fit
+  nothing pins the host's per-layer launch cost that makes a 1.5B decode step launch-bound, so its
+  held-out TPOT is ~25 % low.  p90 TTFT meets 15 % below saturation (<= 8 req/s); at 16-32 req/s
+  the 32B models run out of KV cache and whether the replay does too hinges on an unrecorded server
+  setting (gpu_memory_utilization), so those runs miss by several times.
+* 1xRTX-4090, two models whose runs disagree on the host: the 1.5B's 11.4 ms step needs a host
+  launch cost that the 8B's 19.5 ms step (about all weight streaming) hides completely, so a fit on
+  one model cannot tell it for the other.  Bounds here document that gap (TPOT ~50 % off).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from calibrate import fidelity
+from calibrate.fitplan import FitOptions, resolve_points
+from calibrate.importer import load_runs
+from calibrate.validation import mape
+
+pytestmark = pytest.mark.slow
+
+_CACHE: dict[str, list[dict]] = {}
+
+
+@pytest.fixture
+def lomo_records(shared_measurements: Path) -> list[dict]:
+    """The held-out predictions (computed once per session; the fixture skips without ../shared)."""
+    if "records" not in _CACHE:
+        points = resolve_points(load_runs([shared_measurements], client_seed=42))
+        points = [p for p in points if p.run.gpu_count == 1]
+        _CACHE["records"] = fidelity.lomo(points, FitOptions(seeds=(0, 1), max_nfev=20), workers=2)
+    return _CACHE["records"]
+
+
+def _subset(records: list[dict], config: str) -> list[dict]:
+    return [r for r in records if fidelity.config_of(r) == config]
+
+
+def test_lomo_h100_meets_targets(lomo_records: list[dict]) -> None:
+    h100 = _subset(lomo_records, "1xH100-PCIe")
+    assert len({r["model_id"] for r in h100}) == 6 and len(h100) == 35
+    assert mape(h100, "request_throughput") <= 8.0
+    assert mape(h100, "median_ttft_ms") <= 15.0
+    below_saturation = [r for r in h100 if r["request_rate"] <= 8]
+    assert mape(below_saturation, "p90_ttft_ms") <= 15.0
+    assert mape(below_saturation, "median_tpot_ms") <= 10.0
+
+
+def test_lomo_h100_documented_gaps(lomo_records: list[dict]) -> None:
+    h100 = _subset(lomo_records, "1xH100-PCIe")
+    assert mape(h100, "median_tpot_ms") <= 10.5  # target 8 %: the 1.5B fold (see module docstring)
+    assert mape(h100, "p90_ttft_ms") <= 120.0  # the 32B models' KV-bound 16-32 req/s runs
+    others = [r for r in h100 if "1.5B" not in r["model_id"]]
+    assert mape(others, "median_tpot_ms") <= 8.0
+
+
+def test_lomo_rtx4090_documented_gap(lomo_records: list[dict]) -> None:
+    rtx = _subset(lomo_records, "1xRTX-4090")
+    assert len({r["model_id"] for r in rtx}) == 2
+    assert mape(rtx, "request_throughput") <= 25.0
+    assert mape(rtx, "median_tpot_ms") <= 70.0
+    low = [r for r in rtx if r["request_rate"] <= 8]
+    assert mape(low, "median_ttft_ms") <= 25.0

@@ -1,0 +1,143 @@
+"""``calibrate fit``: recovers known parameters from simulator-made runs; robust to a wild point; CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from calibrate.cli import main
+from calibrate.fit import FitPoint, Param, fit_profile, flag_outliers, residuals_of
+from calibrate.importer import MeasuredRun
+from calibrate.replay import replay
+from scenarios.catalog import GPUS, MODELS
+from sim.profiles import read_profile_file
+from sim.service import HardwareProfile
+
+TRUE = HardwareProfile(gpu="H100-PCIe", mem_eff=0.72, compute_eff=0.5, attn_eff=0.6, step_overhead_s=0.0015,
+                       per_seq_s=2e-5, per_layer_s=5e-5, frontend_s=0.009, memory_gb=85.0,
+                       activation_reserve_gb=1.5)
+START = replace(TRUE, mem_eff=0.85, compute_eff=0.7, step_overhead_s=0.004, frontend_s=0.004)
+FREE = [Param("mem_eff", 0.3, 1.0, 0.85), Param("compute_eff", 0.15, 1.0, 0.7),
+        Param("step_overhead_s", 2e-4, 0.03, 0.004), Param("frontend_s", 5e-4, 0.05, 0.004)]
+SEEDS = (0, 1)
+MODEL_IDS = ("meta-llama/Meta-Llama-3-8B-Instruct", "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", "microsoft/phi-4")
+
+
+def synthetic_runs(profile: HardwareProfile = TRUE) -> list[FitPoint]:
+    """Runs 'measured' by the simulator itself under ``profile`` (100 prompts, three rates, three models)."""
+    points = []
+    for mid in MODEL_IDS:
+        for rate in (2.0, 8.0, 24.0):
+            run = MeasuredRun(
+                file=f"synthetic/{mid.split('/')[-1]}.jsonl", where=f"synthetic/{mid}@{rate}", model_id=mid,
+                gpu_name="NVIDIA-H100-PCIe", gpu="H100-PCIe", gpu_count=1, request_rate=rate, burstiness=1.0,
+                num_prompts=100, completed=100, duration=1.0, total_input_tokens=30_000,
+                total_output_tokens=18_000, metrics={}, prefix_caching="off", session=f"{mid}@{rate}",
+                client_seed=7,
+            )
+            point = FitPoint(run, MODELS[mid], GPUS["H100-PCIe"])
+            measured = replay(run, point.model, point.gpu, profile, seeds=SEEDS).metrics
+            run = replace(run, metrics=measured, duration=100 / measured["request_throughput"])
+            points.append(replace(point, run=run))
+    return points
+
+
+@pytest.fixture(scope="module")
+def clean_points() -> list[FitPoint]:
+    return synthetic_runs()
+
+
+@pytest.fixture(scope="module")
+def clean_fit(clean_points: list[FitPoint]) -> Any:
+    return fit_profile(clean_points, START, params=FREE, seeds=SEEDS, max_nfev=40, multi_start=False)
+
+
+def test_fit_recovers_known_parameters(clean_fit: Any) -> None:
+    got = clean_fit.profile
+    assert got.mem_eff == pytest.approx(TRUE.mem_eff, rel=0.03)
+    assert got.compute_eff == pytest.approx(TRUE.compute_eff, rel=0.10)
+    assert got.step_overhead_s == pytest.approx(TRUE.step_overhead_s, rel=0.25)
+    assert got.frontend_s == pytest.approx(TRUE.frontend_s, rel=0.15)
+    assert clean_fit.outliers == []
+    assert clean_fit.mape("median_tpot_ms") < 2.0 and clean_fit.mape("request_throughput") < 2.0
+
+
+def test_fit_is_robust_to_a_wild_point(clean_points: list[FitPoint], clean_fit: Any) -> None:
+    wild = list(clean_points)
+    i = 4
+    bad = dict(wild[i].run.metrics)
+    for k in ("median_ttft_ms", "p90_ttft_ms", "mean_ttft_ms"):
+        bad[k] *= 8.0
+    bad["request_throughput"] *= 0.5
+    bad["median_tpot_ms"] *= 1.6
+    wild[i] = replace(wild[i], run=replace(wild[i].run, metrics=bad, where="synthetic/wild"))
+    res = fit_profile(wild, START, params=FREE, seeds=SEEDS, max_nfev=40, multi_start=False)
+    assert res.outliers == ["synthetic/wild"]
+    assert [r.outlier for r in res.residuals].count(True) == 1 and res.residuals[i].outlier
+    for name in ("mem_eff", "compute_eff", "frontend_s"):
+        assert getattr(res.profile, name) == pytest.approx(getattr(clean_fit.profile, name), rel=0.05), name
+    # the residual table reports the wild point's misfit
+    assert res.residuals[i].log_ratio["median_ttft_ms"] < -1.5
+
+
+def test_outlier_flagging_caps_the_share() -> None:
+    runs = synthetic_runs()[:9]
+    res = residuals_of(runs, [None] * len(runs), {"median_tpot_ms": 1.0})  # every replay "failed"
+    assert len(flag_outliers(res)) <= 1
+
+
+def vllm_result(run: MeasuredRun) -> dict[str, Any]:
+    return {"date": "20250101-000000", "backend": "vllm", "model_id": run.model_id, "num_prompts": run.num_prompts,
+            "gpu_name": run.gpu_name, "gpu_count": str(run.gpu_count), "request_rate": run.request_rate,
+            "burstiness": 1.0, "max_concurrency": None, "duration": run.duration, "completed": run.completed,
+            "total_input_tokens": run.total_input_tokens, "total_output_tokens": run.total_output_tokens,
+            **run.metrics}
+
+
+def test_cli_fit_writes_profile_with_residuals_and_resumes(
+    tmp_path: Path, clean_points: list[FitPoint], capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = []
+    for mid in MODEL_IDS[:2]:
+        path = tmp_path / f"{mid.split('/')[-1]}.jsonl"
+        path.write_text("\n".join(json.dumps(vllm_result(p.run)) for p in clean_points if p.run.model_id == mid))
+        files.append(str(path))
+    out = tmp_path / "prof.yaml"
+    code = main(["fit", *files, "-o", str(out), "--seeds", "1", "--max-evals", "6", "--client-seed", "7"])
+    assert code == 0, capsys.readouterr().err
+    (prof,) = read_profile_file(out)
+    assert (prof.gpu, prof.gpus) == ("H100-PCIe", 1) and prof.source.startswith("calibrate fit")
+    entry = yaml.safe_load(out.read_text())["profiles"][0]
+    assert entry["fit"]["runs"] == 6 and len(entry["residuals"]) == 6
+    assert set(entry["fit"]["file_names"]) == {Path(f).name for f in files}
+    assert entry["fit"]["engine"]["max_num_batched_tokens"] == 8192  # vLLM 0.8.5 default on an H100
+    assert all(math.isfinite(r["median_tpot_ms"]) for r in entry["residuals"])
+    before = out.read_text()
+    assert main(["fit", *files, "-o", str(out), "--resume"]) == 0
+    assert out.read_text() == before  # nothing left to fit
+    capsys.readouterr()
+    assert main(["show", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert "mem_eff" in shown and "residuals" in shown and "Meta-Llama-3-8B-Instruct" in shown
+
+
+def test_cli_fit_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({**vllm_result(_one_run()), "model_id": "acme/unknown-7b"}))
+    assert main(["fit", str(path), "-o", str(tmp_path / "p.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "acme/unknown-7b" in err and "--model-config" in err and str(path) in err and err.count("\n") == 1
+    assert main(["show", str(tmp_path / "nope.yaml")]) == 2
+    assert "no such profile file" in capsys.readouterr().err
+
+
+def _one_run() -> MeasuredRun:
+    return MeasuredRun(file="x", where="x", model_id="m", gpu_name="NVIDIA-H100-PCIe", gpu="H100-PCIe", gpu_count=1,
+                       request_rate=1.0, burstiness=1.0, num_prompts=10, completed=10, duration=10.0,
+                       total_input_tokens=1000, total_output_tokens=1000, metrics={"median_tpot_ms": 10.0})

@@ -1,0 +1,132 @@
+"""The step-time model: roofline terms, host/GPU overlap, TP all-reduce, affinity in context, profiles."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from scenarios.catalog import GPUS, MODELS
+from sim.profiles import BUNDLED_DIR, bundled_profiles, read_profile_file, resolve_profile
+from sim.service import ConstantStepModel, HardwareProfile, StepTimeModel, kv_capacity_tokens, profile_kv_tokens
+
+M8 = MODELS["meta-llama/Meta-Llama-3-8B-Instruct"]
+M1 = MODELS["deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"]
+M14 = MODELS["deepseek-ai/DeepSeek-R1-Distill-Qwen-14B"]
+H100 = GPUS["H100-PCIe"]
+RTX = GPUS["RTX-4090"]
+PROF = HardwareProfile(gpu="H100-PCIe", mem_eff=0.8, compute_eff=0.5, attn_eff=0.6, step_overhead_s=0.001,
+                       per_seq_s=2e-5, per_layer_s=1e-4)
+
+
+def test_decode_step_is_weights_over_bandwidth_plus_fixed_costs() -> None:
+    m = StepTimeModel(M8, H100, PROF, 1)
+    expected = 0.001 + 2e-5 + M8.weight_bytes / (2000e9 * 0.8)
+    assert m.step(1, 1, 0) == pytest.approx(expected)
+
+
+def test_small_model_on_slow_host_is_launch_bound() -> None:
+    slow = replace(PROF, per_layer_s=3e-4)
+    m = StepTimeModel(M1, H100, slow, 1)
+    assert m.step(1, 1, 0) == pytest.approx(0.001 + 2e-5 + 3e-4 * M1.num_layers)
+    # a big model's GPU time hides the same host cost
+    big = StepTimeModel(M14, H100, slow, 1)
+    assert big.step(1, 1, 0) == pytest.approx(0.001 + 2e-5 + M14.weight_bytes / (2000e9 * 0.8))
+
+
+def test_prefill_is_compute_bound() -> None:
+    m = StepTimeModel(M8, H100, PROF, 1)
+    t = m.step(8192, 1, 0) - 0.001 - 2e-5
+    assert t == pytest.approx(8192 * M8.flops_per_token / (756e12 * 0.5))
+
+
+def test_affine_in_context_for_a_fixed_batch_and_decode_span_sums_steps() -> None:
+    m = StepTimeModel(M14, H100, PROF, 1)
+    a, b, c = (m.step(32, 32, x) for x in (1000, 2000, 3000))
+    assert b - a == pytest.approx(c - b)
+    steps = 50
+    total = sum(m.step(32, 32, 5000 + 32 * k) for k in range(steps))
+    assert m.decode_span(32, 5000, steps) == pytest.approx(total)
+    assert m.decode_steps_within(32, 5000, m.decode_span(32, 5000, steps)) == steps
+    assert m.decode_steps_within(32, 5000, total * 0.999) == steps - 1
+
+
+def test_tensor_parallel_splits_weights_and_pays_all_reduce() -> None:
+    prof = replace(PROF, gpu="RTX-4090", comm_latency_s=5e-5, comm_eff=0.2, per_layer_s=0.0)
+    one = StepTimeModel(M14, RTX, replace(prof, gpus=1), 1)
+    two = StepTimeModel(M14, RTX, replace(prof, gpus=2), 2)
+    lat = 2 * M14.num_layers * 5e-5
+    assert two.step(1, 1, 0) < one.step(1, 1, 0)
+    assert two.step(1, 1, 0) == pytest.approx(
+        0.001 + 2e-5 + M14.weight_bytes / 2 / (1008e9 * 0.8) + lat
+        + 2 * M14.num_layers * 1.0 * M14.hidden_size * 2 / (25e9 * 0.2)
+    )
+    # all-reduce bytes grow with the tokens of the step: prefill pays most
+    per_token = 2 * M14.num_layers * M14.hidden_size * 2 / (25e9 * 0.2)
+    assert two.step(2048, 1, 0) - two.step(1024, 1, 0) == pytest.approx(
+        1024 * (M14.flops_per_token / 2 / (165e12 * 0.5) + per_token)
+    )
+
+
+def test_constant_step_model_still_constant() -> None:
+    m = ConstantStepModel(0.01)
+    assert m.step(1, 1, 0) == m.step(5000, 300, 10**6) == pytest.approx(0.01)
+    assert m.decode_span(4, 100, 10) == pytest.approx(0.1)
+    with pytest.raises(ValueError, match=r"seconds\(=0\)"):
+        ConstantStepModel(0)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("per_layer_s", -1e-3), ("frontend_s", -0.5), ("memory_gb", 0.0), ("activation_reserve_gb", -2.0),
+     ("mem_eff", 0.0), ("gpus", 0)],
+)
+def test_profile_rejects_bad_values_naming_them(field: str, value: float) -> None:
+    with pytest.raises(ValueError, match=rf"{field}\(={value}"):
+        HardwareProfile(gpu="H100-PCIe", **{field: value})  # type: ignore[arg-type]
+
+
+def test_profile_memory_model() -> None:
+    prof = replace(PROF, memory_gb=85.0, activation_reserve_gb=1.0)
+    assert profile_kv_tokens(M8, H100, 1, 0.9, prof) == kv_capacity_tokens(
+        M8, replace(H100, memory_gb=85.0), 1, 0.9, 1.0
+    )
+    # without its own figures the catalogue's memory and the given reserve apply
+    assert profile_kv_tokens(M8, H100, 1, 0.9, PROF, 2.0) == kv_capacity_tokens(M8, H100, 1, 0.9, 2.0)
+    assert profile_kv_tokens(M8, H100, 1, 0.9, prof) > profile_kv_tokens(M8, H100, 1, 0.9, PROF)
+
+
+def test_profile_round_trip_through_dict() -> None:
+    prof = replace(PROF, memory_gb=85.0, frontend_s=0.006)
+    assert HardwareProfile.from_dict(prof.to_dict()) == prof
+    with pytest.raises(ValueError, match="unknown profile field"):
+        HardwareProfile.from_dict({"gpu": "H100-PCIe", "bogus": 1})
+
+
+EXPECTED_BUNDLED = [("H100-PCIe", 1), ("H100-PCIe", 2), ("RTX-4090", 1), ("RTX-4090", 2), ("RTX-4090", 4),
+                    ("RTX-4090", 8)]
+
+
+@pytest.mark.parametrize(("gpu", "gpus"), EXPECTED_BUNDLED)
+def test_bundled_profile_is_picked_for_matching_hardware(gpu: str, gpus: int) -> None:
+    prof = resolve_profile(gpu, gpus, None, Path.cwd())
+    assert prof.source.startswith("calibrate fit") and (prof.gpu, prof.gpus) == (gpu, gpus)
+    assert prof.memory_gb is not None and prof.activation_reserve_gb is not None
+    # physically meaningful ranges
+    assert 0.5 <= prof.mem_eff <= 1.0 and 0.15 <= prof.compute_eff <= 1.0
+    assert prof.step_overhead_s < 0.03 and prof.per_layer_s < 1e-3 and prof.frontend_s < 0.1
+    assert set(bundled_profiles()) >= set(EXPECTED_BUNDLED)
+
+
+def test_bundled_files_name_their_sources_and_hold_no_raw_measurements() -> None:
+    import yaml
+
+    for f in BUNDLED_DIR.glob("*.yaml"):
+        read_profile_file(f)
+        data = yaml.safe_load(f.read_text())
+        for entry in data["profiles"]:
+            assert entry["fit"]["files"] and entry["fit"]["file_names"]
+            assert "residuals" in entry
+            for row in entry["residuals"]:
+                assert not any(k.startswith("mean_") or k in ("ttfts", "itls", "duration") for k in row)

@@ -1,0 +1,141 @@
+"""``planner validate``: JSON schema, unseen models via config.json, gpu_name variants, errors."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from calibrate.importer import load_runs
+from calibrate.validation import METRICS, ape, mape
+from planner.cli import main
+from scenarios.catalog import normalise_gpu_name
+
+KEYS = {"file", "model_id", "gpu_name", "gpu_count", "request_rate", "measured", "predicted"}
+VLLM_METRICS = {"request_throughput", "output_throughput", "total_token_throughput", "median_ttft_ms",
+                "p90_ttft_ms", "p99_ttft_ms", "mean_ttft_ms", "median_tpot_ms", "p90_tpot_ms", "median_itl_ms",
+                "p99_itl_ms"}
+
+
+def result(**over: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "date": "20250610-140834", "backend": "vllm", "model_id": "microsoft/phi-4", "num_prompts": 60,
+        "gpu_name": "NVIDIA-H100-PCIe", "gpu_count": "1", "request_rate": 4.0, "burstiness": 1.0,
+        "max_concurrency": None, "duration": 16.0, "completed": 60, "total_input_tokens": 12000,
+        "total_output_tokens": 9000, "request_throughput": 3.7, "output_throughput": 560.0,
+        "total_token_throughput": 1300.0, "mean_ttft_ms": 40.0, "median_ttft_ms": 38.0, "p90_ttft_ms": 50.0,
+        "p99_ttft_ms": 60.0, "median_tpot_ms": 19.0, "p90_tpot_ms": 20.0, "mean_tpot_ms": 19.2,
+        "median_itl_ms": 19.0, "p99_itl_ms": 25.0,
+    }
+    base.update(over)
+    return base
+
+
+def write(tmp_path: Path, name: str, *objs: dict[str, Any]) -> str:
+    path = tmp_path / name
+    path.write_text("\n".join(json.dumps(o) for o in objs) + "\n")
+    return str(path)
+
+
+def validate_json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    code = main(["validate", *argv, "--json", "-", "--seeds", "1"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    data = json.loads(out)
+    assert isinstance(data, list)
+    return data
+
+
+def test_json_schema_is_exactly_one_object_per_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "phi.jsonl", result(), result(request_rate=1.0, date="20250610-150000"))
+    data = validate_json([path], capsys)
+    assert len(data) == 2
+    for rec in data:
+        assert set(rec) == KEYS
+        assert set(rec["measured"]) == VLLM_METRICS == set(rec["predicted"]) == set(METRICS)
+        assert rec["file"] == path and rec["model_id"] == "microsoft/phi-4"
+        assert rec["gpu_name"] == "NVIDIA-H100-PCIe" and rec["gpu_count"] == 1
+        assert all(isinstance(v, float) and v > 0 for v in rec["predicted"].values())
+        assert rec["measured"]["median_tpot_ms"] == 19.0
+    assert [rec["request_rate"] for rec in data] == [4.0, 1.0]
+    # a 14.7B model on one H100: the predicted decode step is the weights over the bandwidth, give or take
+    assert 12.0 < data[1]["predicted"]["median_tpot_ms"] < 30.0
+
+
+def test_json_to_file_and_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "phi.json", result())
+    out = tmp_path / "v.json"
+    assert main(["validate", path, "--json", str(out), "--seeds", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "MAPE" in printed and "median_tpot_ms" in printed
+    (rec,) = json.loads(out.read_text())
+    assert set(rec) == KEYS
+
+
+def test_model_outside_the_catalogue_via_config_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = {"architectures": ["MistralForCausalLM"], "hidden_size": 4096, "intermediate_size": 14336,
+           "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 32768,
+           "max_position_embeddings": 32768, "torch_dtype": "bfloat16"}
+    (tmp_path / "mistral").mkdir()
+    (tmp_path / "mistral" / "config.json").write_text(json.dumps(cfg))
+    path = write(tmp_path, "m.jsonl", result(model_id="mistralai/Mistral-7B-Instruct-v0.3",
+                                             gpu_name="NVIDIA GeForce RTX 4090"))
+    code = main(["validate", path, "--json", "-", "--seeds", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Mistral-7B-Instruct-v0.3" in err and "--model-config" in err and path in err
+    data = validate_json([path, "--model-config", str(tmp_path / "mistral" / "config.json")], capsys)
+    (rec,) = data
+    assert rec["gpu_name"] == "NVIDIA GeForce RTX 4090" and rec["predicted"]["median_tpot_ms"] > 10.0
+
+
+@pytest.mark.parametrize(
+    ("written", "key"),
+    [("NVIDIA-H100-PCIe", "H100-PCIe"), ("NVIDIA H100 PCIe", "H100-PCIe"), ("NVIDIAH100PCIe", "NVIDIAH100PCIe"),
+     ("H100-PCIe", "H100-PCIe"), ("nvidia h100 pcie", "H100-PCIe"), ("NVIDIA-GeForce-RTX-4090", "RTX-4090"),
+     ("NVIDIA GeForce RTX 4090", "RTX-4090"), ("GeForce RTX 4090", "RTX-4090"), ("RTX-4090", "RTX-4090"),
+     ("NVIDIA_GeForce_RTX_4090", "RTX-4090"), ("NVIDIA H100 80GB HBM3", "NVIDIA H100 80GB HBM3")],
+)
+def test_gpu_name_variants(written: str, key: str) -> None:
+    assert normalise_gpu_name(written) == key
+
+
+@pytest.mark.parametrize("written", ["NVIDIA-GeForce-RTX-4090", "NVIDIA GeForce RTX 4090", "RTX 4090"])
+def test_gpu_name_variants_through_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str], written: str) -> None:
+    path = write(tmp_path, "r.json", result(model_id="meta-llama/Meta-Llama-3-8B-Instruct", gpu_name=written))
+    (run,) = load_runs([path])
+    assert run.gpu == "RTX-4090"
+    (rec,) = validate_json([path], capsys)
+    assert rec["gpu_name"] == written and rec["predicted"]["request_throughput"] is not None
+
+
+def test_unknown_gpu_and_bad_profile_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "r.json", result(gpu_name="NVIDIA Quantum 9000"))
+    assert main(["validate", path]) == 2
+    err = capsys.readouterr().err
+    assert "gpu_name 'NVIDIA Quantum 9000'" in err and path in err and err.count("\n") == 1
+    good = write(tmp_path, "g.json", result())
+    assert main(["validate", good, "--profile", str(tmp_path / "none.yaml")]) == 2
+    assert "profile file not found" in capsys.readouterr().err
+
+
+def test_ape_and_mape() -> None:
+    recs: list[dict[str, Any]] = [{"measured": {"x": 10.0}, "predicted": {"x": 11.0}},
+                                  {"measured": {"x": 10.0}, "predicted": {"x": 7.0}},
+            {"measured": {"x": None}, "predicted": {"x": 7.0}}]
+    assert ape(recs[0], "x") == pytest.approx(10.0) and math.isnan(ape(recs[2], "x"))
+    assert mape(recs, "x") == pytest.approx(20.0)
+
+
+def test_validate_shared_measurements_with_bundled_profiles(
+    shared_measurements: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In-sample check of the bundled profiles on the published runs: TP RTX 4090 boxes (one model, so no
+    leave-one-model-out there) within 15% MAPE on throughput and median TPOT."""
+    files = sorted(str(p) for p in shared_measurements.glob("*Qwen-14B*RTX-4090*"))
+    data = validate_json([*files, "--client-seed", "42"], capsys)
+    assert {r["gpu_count"] for r in data} == {2, 4, 8}
+    assert mape(data, "request_throughput") <= 15.0
+    assert mape(data, "median_tpot_ms") <= 15.0

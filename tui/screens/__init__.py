@@ -1,0 +1,1 @@
+"""Screens of the TUI: the scenario picker, the planning session, and small dialogs."""
