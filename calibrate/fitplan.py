@@ -39,7 +39,7 @@ from calibrate.fit import (
 from calibrate.importer import MeasuredRun
 from calibrate.replay import DEFAULT_SEEDS, engine_settings
 from calibrate.workload import LengthModel
-from scenarios.catalog import GPUS, ModelSpec, find_model, load_model_config, model_from_config
+from scenarios.catalog import GPUS, GpuSpec, ModelSpec, find_model, load_model_config, model_from_config
 from scenarios.errors import FleetPlannerError
 from sim.service import HardwareProfile
 
@@ -93,18 +93,27 @@ def model_resolver(configs: Sequence[str | Path] = ()) -> Callable[[MeasuredRun]
     return find
 
 
-def resolve_points(runs: Sequence[MeasuredRun], configs: Sequence[str | Path] = ()) -> list[FitPoint]:
-    """Runs with their model and GPU specs; runs a replay cannot reproduce raise :class:`FitInputError`."""
+def resolve_points(runs: Sequence[MeasuredRun], configs: Sequence[str | Path] = (),
+                   hardware: dict[str, GpuSpec] | None = None) -> list[FitPoint]:
+    """Runs with their model and GPU specs; runs a replay cannot reproduce raise :class:`FitInputError`.
+
+    ``hardware``: specs of GPU types (or CPU hosts) outside the catalogue, by the name the runs carry
+    (see :func:`scenarios.loader.load_hardware_file`); they take precedence over catalogue entries.
+    """
     find = model_resolver(configs)
+    known = {**GPUS, **(hardware or {})}
     out = []
     for r in runs:
-        if r.gpu not in GPUS:
+        spec = known.get(r.gpu) or known.get(r.gpu_name)
+        if spec is None:
             raise FitInputError(f"{r.where}: gpu_name {r.gpu_name!r} is not a known GPU "
-                                f"(known: {', '.join(GPUS)})")
+                                f"(known: {', '.join(known)}; describe others with --hardware FILE)")
         if r.max_concurrency is not None:
             raise FitInputError(f"{r.where}: max_concurrency={r.max_concurrency}: runs with a client "
                                 "concurrency limit cannot be replayed (open-loop arrivals only)")
-        out.append(FitPoint(r, find(r), GPUS[r.gpu]))
+        if r.gpu != spec.name:
+            r = replace(r, gpu=spec.name)
+        out.append(FitPoint(r, find(r), spec))
     return out
 
 

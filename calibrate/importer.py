@@ -88,6 +88,9 @@ class MeasuredRun:
     """Position in the session (0: the first, cold-cache run)."""
     client_seed: int | None = None
     """``--seed`` of vLLM's client when known: its arrival times can then be reconstructed exactly."""
+    send_times: tuple[float, ...] | None = None
+    """When the client sent each request, seconds from the first send (newer ``vllm bench serve``
+    writes ``start_times`` with ``--save-detailed``): the measured schedule, replayed as it was."""
 
     @property
     def hardware_key(self) -> tuple[str, int]:
@@ -126,6 +129,20 @@ def _int_list(data: dict[str, Any], key: str, where: str) -> tuple[int, ...] | N
                                               for v in value):
         raise ImportFailed(f"{where}: field '{key}' must be a list of numbers")
     return tuple(int(v) for v in value)
+
+
+def _send_times(data: dict[str, Any], where: str, n: int | None) -> tuple[float, ...] | None:
+    """``start_times`` (absolute clock readings) as offsets from the first send; None when absent."""
+    value = data.get("start_times")
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in value):
+        raise ImportFailed(f"{where}: field 'start_times' must be a non-empty list of numbers (seconds)")
+    if n is not None and len(value) != n:
+        raise ImportFailed(f"{where}: field 'start_times' has {len(value)} entries but 'input_lens' has {n}")
+    first = min(value)
+    return tuple(float(v) - first for v in value)
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -219,6 +236,7 @@ def parse_result(
         request_rate=rate, burstiness=burst, num_prompts=num_prompts, completed=completed,
         duration=duration, total_input_tokens=total_in, total_output_tokens=total_out, metrics=metrics,
         input_lens=inputs, output_lens=outputs, date=str(data.get("date") or ""),
+        send_times=_send_times(data, where, len(inputs) if inputs is not None else None),
         max_concurrency=int(conc) if isinstance(conc, int | float) and not isinstance(conc, bool) else None,
     )
 

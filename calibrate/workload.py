@@ -6,9 +6,11 @@ What a measured run's file says about its load is turned into the arrays the sim
   prompt and output each >= 4 tokens, prompt <= 1024 and prompt + output <= 2048 — modelled by
   :class:`LengthModel` (lognormal lengths within those bounds, some replies stopped early by the
   model's EOS, rescaled so that the run's totals hold exactly); see :func:`sample_lengths`.
-* send times: gamma inter-arrival gaps (Poisson at burstiness 1) with the first request at once,
-  drawn from a seeded generator, or — when the client's ``--seed`` is known — exactly the schedule
-  vLLM's client made (:func:`client_arrival_times`).
+* send times: the measured schedule when the file has per-request ``start_times`` (newer
+  ``vllm bench serve --save-detailed``, hence every ``calibrate run`` bundle); else gamma inter-arrival
+  gaps (Poisson at burstiness 1) with the first request at once, drawn from a seeded generator, or —
+  when the client's ``--seed`` is known — exactly the schedule vLLM 0.8's client made
+  (:func:`client_arrival_times`).
 * prefix cache: vLLM V1 has it on by default; every run of a session after the first meets the
   prompts its predecessors left in the cache.  :func:`cached_prompt_tokens` plays the block-level LRU
   cache over the session's earlier runs (and the client's warm-up request) and counts, per request,
@@ -231,7 +233,8 @@ def run_workload(run: MeasuredRun, seed: int, lengths: LengthModel) -> tuple[np.
     The arrays depend on the run and the seed only (not on any profile), so they are memoised; the
     caller must not modify them."""
     key = (run.where, run.session, run.num_prompts, run.total_input_tokens, run.total_output_tokens,
-           run.request_rate, run.burstiness, run.client_seed, run.input_lens, run.output_lens, seed, lengths)
+           run.request_rate, run.burstiness, run.client_seed, run.input_lens, run.output_lens, run.send_times,
+           seed, lengths)
     hit = _WORKLOADS.get(key)
     if hit is None:
         if len(_WORKLOADS) > 50_000:
@@ -249,7 +252,12 @@ def _make_workload(run: MeasuredRun, seed: int, lengths: LengthModel) -> tuple[n
     else:
         prompt, output = sample_lengths(n, run.total_input_tokens, run.total_output_tokens,
                                         stream(seed, f"lengths|{run.session}"), lengths)
-    if run.client_seed is not None:
+    if run.send_times is not None and len(run.send_times) == n:
+        arrival = np.asarray(run.send_times, dtype=np.float64)  # the measured schedule
+        if np.any(np.diff(arrival) < 0):  # replayed in send order, lengths with them
+            order = np.argsort(arrival, kind="stable")
+            arrival, prompt, output = arrival[order], prompt[order], output[order]
+    elif run.client_seed is not None:
         arrival = client_arrival_times(n, run.request_rate, run.burstiness, run.client_seed)
     else:
         arrival = arrival_times(n, run.request_rate, run.burstiness, stream(seed, f"arrivals|{run.where}"))

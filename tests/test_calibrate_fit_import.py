@@ -156,3 +156,49 @@ def test_broken_bundle_names_file(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["import", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err
     assert "manifest.json" in err and "format" in err
+
+
+def test_start_times_become_the_replayed_send_schedule(tmp_path: Path) -> None:
+    from calibrate.workload import LengthModel, run_workload
+
+    clock = [5000.0, 5000.5, 5000.25, 5003.0]  # absolute readings, one out of order
+    (run,) = read_result_file(Path(write(tmp_path / "s.json", {**BASE, **ARRAYS, "start_times": clock})))
+    assert run.send_times == (0.0, 0.5, 0.25, 3.0)
+    arrival, prompt, output = run_workload(run, 0, LengthModel())
+    assert list(arrival) == [0.0, 0.25, 0.5, 3.0]  # in send order, the lengths with their requests
+    assert list(prompt) == [100, 150, 50, 100] and list(output) == [80, 90, 70, 60]
+    for seed in (1, 2):  # measured, not drawn: the same for every replay seed
+        assert list(run_workload(run, seed, LengthModel())[0]) == [0.0, 0.25, 0.5, 3.0]
+
+
+@pytest.mark.parametrize(("value", "needle"), [([1.0, "x", 2.0, 3.0], "list of numbers"),
+                                               ([1.0, 2.0], "has 2 entries but 'input_lens' has 4")])
+def test_bad_start_times_name_file_and_field(tmp_path: Path, value: Any, needle: str) -> None:
+    with pytest.raises(ImportFailed, match="start_times") as exc:
+        read_result_file(Path(write(tmp_path / "bad.json", {**BASE, **ARRAYS, "start_times": value})))
+    assert "bad.json" in str(exc.value) and needle in str(exc.value)
+
+
+def test_hardware_file_describes_hosts_outside_the_catalogue(tmp_path: Path) -> None:
+    from calibrate.fitplan import FitInputError, resolve_points
+    from scenarios.errors import ScenarioError
+    from scenarios.loader import load_hardware_file
+
+    run = read_result_file_obj({**BASE, "gpu_name": "My-Accel"})
+    with pytest.raises(FitInputError, match="'My-Accel' is not a known GPU.*--hardware FILE"):
+        resolve_points([run])
+    hw = tmp_path / "hw.yaml"
+    hw.write_text("hardware:\n  - {name: My-Accel, memory_gb: 48, mem_bw_gbps: 900, fp16_tflops: 180, tdp_w: 300}\n")
+    (point,) = resolve_points([run], hardware=load_hardware_file(hw))
+    assert point.gpu.name == "My-Accel" and point.gpu.mem_bw_gbps == 900 and point.run.hardware_key == ("My-Accel", 1)
+    hw.write_text("hardware:\n  - {name: A, memory_gb: 0, mem_bw_gbps: 1, fp16_tflops: 1, tdp_w: 1, colour: red}\n"
+                  "  - {name: A, memory_gb: 1, mem_bw_gbps: 1, fp16_tflops: 1, tdp_w: 1}\n")
+    with pytest.raises(ScenarioError) as exc:
+        load_hardware_file(hw)
+    assert exc.value.problems == [
+        f"{hw}: hardware[0].memory_gb: Input should be greater than 0 (got 0)",
+        f"{hw}: hardware[0].colour: unknown key (not part of the schema; check the spelling)",
+    ]
+    hw.write_text("- {name: A}\n")
+    with pytest.raises(ScenarioError, match="expected a mapping with one key 'hardware'"):
+        load_hardware_file(hw)

