@@ -310,6 +310,8 @@ def read_bundle(path: Path, **overrides: Any) -> list[MeasuredRun]:
     kv = server.get("kv_cache") or {}
     if isinstance(kv.get("tokens"), int):
         engine["kv_cache_tokens"] = kv["tokens"]
+    if isinstance(kv.get("block_size"), int) and "block_size" not in engine:
+        engine["block_size"] = kv["block_size"]  # as the engine reported it (128 on vLLM's CPU build)
     mem = gpus.get("memory_bytes") or []
     if mem:
         engine["gpu_memory_bytes"] = int(mem[0])

@@ -1,4 +1,4 @@
-"""The ``planner`` command: check scenarios, simulate fleets (and, later, plan them).
+"""The ``planner`` command: check scenarios, simulate fleets, plan them (and validate, browse in a TUI).
 
 Each sub-command lives in its own module under :mod:`planner.commands` and exposes
 ``register(subparsers)``; :mod:`scenarios.cliutil` wires them together.
@@ -25,6 +25,8 @@ hardware menu and the fleet.  Typical session:
   planner check scenarios/hybrid-chat-batch.yaml        # validate, print every problem
   planner simulate scenarios/paper-14b.yaml --requests 5000
   planner simulate scenarios/paper-14b.yaml --fleet 1xH100-PCIe:2,2xRTX-4090:3 --json out.json
+  planner plan scenarios/hybrid-chat-batch.yaml         # cheapest fleet meeting every class's SLOs
+  planner plan scenarios/paper-14b.yaml --objective pareto --report out/plan
 
 Run `planner COMMAND --help` for the options of each command.
 """

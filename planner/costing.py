@@ -6,7 +6,8 @@ seed paper's $/1M-token column does; output-only figures are reported beside the
 
 - $/hour: GPUs x price (rent from the price catalogue or quote; owned GPUs: amortised capex +
   overhead + electricity x PUE).
-- Power: the scenario's power model (:mod:`planner.footprint`) at each replica's utilisation.
+- Power: the scenario's power model (:mod:`planner.footprint`; measured power from calibration where
+  :mod:`planner.measured` finds it) at each replica's utilisation.
 - Carbon: energy x PUE x grid intensity + embodied emissions per GPU-hour of fleet membership.
 """
 
@@ -16,7 +17,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from planner.footprint import embodied_g_per_gpu_hour, grid_intensity, power_model
+from planner.footprint import embodied_g_per_gpu_hour, grid_intensity, power_kind, power_model
+from planner.measured import measured_power
 from planner.pricing import gpu_cost
 from scenarios.loader import LoadedScenario
 from sim.simulation import SimResult
@@ -91,7 +93,7 @@ def fleet_economics(result: SimResult, loaded: LoadedScenario) -> FleetEconomics
         n_gpus = pool.count * plan.config.gpus
         rows = result.replicas[result.replicas["pool"] == pool.name]
         util = float(rows["utilisation"].mean()) if len(rows) else 0.0
-        measured = getattr(plan.profile, "measured_power_w", None)
+        measured = measured_power(plan.config, loaded.base_dir) if power_kind(scenario) == "measured" else None
         pm = power_model(scenario, gpu, measured)
         power_w = pm.mean_w(util) * n_gpus
         kwh_h = power_w / 1000.0
@@ -99,7 +101,7 @@ def fleet_economics(result: SimResult, loaded: LoadedScenario) -> FleetEconomics
         usd_h = cost.usd_per_hour * n_gpus
         if cost.owned:
             usd_h += kwh_h * pricing.pue * pricing.electricity_usd_per_kwh
-        grid = grid_intensity(scenario, pool.grid_g_per_kwh, 0.0, hours)
+        grid = grid_intensity(scenario, pool.grid_g_per_kwh, scenario.simulation.start_hour, hours, pool.grid_profile)
         emb, emb_basis = embodied_g_per_gpu_hour(scenario, gpu.name)
         mine = served[served["pool"] == pool.name]
         tokens = float(mine["prompt_tokens"].sum() + mine["output_tokens"].sum())

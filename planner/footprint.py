@@ -2,12 +2,16 @@
 
 Power per replica comes from one of three models (the scenario's ``power.model``):
 
-- ``measured``: mean board power measured by ``calibrate run`` (idle and busy), where the profile
-  carries it; otherwise falls back to ``linear`` and says so;
+- ``measured``: idle and busy board power measured by ``calibrate run`` (NVML), where the
+  configuration's calibration carries it (:mod:`planner.measured`), applied by utilisation as below;
+  otherwise falls back to ``linear`` and says so.  When a scenario does not set ``power.model`` at
+  all, measured power is used where present and the linear model elsewhere;
 - ``linear``: idle + (board - idle) x utilisation, utilisation being the share of time the
   replica's engine is executing steps;
 - ``full_tdp``: board power all the time (seed 000's assumption; it quoted 700 W for the H100
   PCIe, whose datasheet says 350 W, so set ``power.board_w: {H100-PCIe: 700}`` to reproduce it).
+
+Every :class:`PowerModel` names its basis ("measured: ..." or "modelled: ...") for the reports.
 
 Carbon = energy x PUE x grid intensity (optionally shaped by a 24-hour profile) + embodied
 emissions amortised over the hardware lifetime for every hour a GPU belongs to the fleet, except
@@ -18,6 +22,7 @@ RTX 4090, so those defaults are assumptions stated here (H100 as A100; consumer 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from scenarios.catalog import GpuSpec
@@ -51,25 +56,44 @@ class PowerModel:
         return self.idle_w + (self.busy_w - self.idle_w) * u
 
 
-def power_model(scenario: Scenario, gpu: GpuSpec, measured: tuple[float, float] | None = None) -> PowerModel:
-    """The scenario's power model for one GPU type; ``measured`` = (idle W, busy W) per GPU if known."""
+@dataclass(frozen=True)
+class MeasuredPower:
+    """Per-GPU board power of one serving configuration, from calibration (see :mod:`planner.measured`)."""
+
+    idle_w: float | None
+    """None: not measured (e.g. a single load point); the datasheet's idle figure is used."""
+    busy_w: float
+    source: str
+
+
+def power_kind(scenario: Scenario) -> str:
+    """``measured``, ``linear`` or ``full_tdp``; a scenario that does not choose gets measured-where-present."""
+    return scenario.power.model if "model" in scenario.power.model_fields_set else "measured"
+
+
+def power_model(scenario: Scenario, gpu: GpuSpec, measured: MeasuredPower | None = None) -> PowerModel:
+    """The scenario's power model for one GPU type; ``measured``: the configuration's calibration, if any."""
     board = scenario.power.board_w.get(gpu.name, gpu.tdp_w)
     idle = scenario.power.idle_w.get(gpu.name, gpu.idle_w)
-    kind = scenario.power.model
+    kind = power_kind(scenario)
     if kind == "full_tdp":
-        return PowerModel(board, board, f"full board power {board:g} W")
+        return PowerModel(board, board, f"modelled: full board power {board:g} W per GPU all the time")
     if kind == "measured" and measured is not None:
-        return PowerModel(measured[0], measured[1], "measured (calibration)")
-    note = " (no measurement; linear)" if kind == "measured" else ""
-    return PowerModel(idle, board, f"linear {idle:g}-{board:g} W by utilisation{note}")
+        low = idle if measured.idle_w is None else measured.idle_w
+        note = f"; idle {idle:g} W from the datasheet" if measured.idle_w is None else ""
+        basis = f"measured: {low:.0f}-{measured.busy_w:.0f} W by utilisation ({measured.source}{note})"
+        return PowerModel(low, measured.busy_w, basis)
+    note = " (no calibration power measurement found)" if kind == "measured" else ""
+    return PowerModel(idle, board, f"modelled: linear {idle:g}-{board:g} W by utilisation{note}")
 
 
-def grid_intensity(scenario: Scenario, pool_g_per_kwh: float | None, start_h: float, hours: float) -> float:
-    """Mean grid intensity (g/kWh) over a window, from the pool's or scenario's value and the profile."""
+def grid_intensity(scenario: Scenario, pool_g_per_kwh: float | None, start_h: float, hours: float,
+                   profile: Sequence[float] | None = None) -> float:
+    """Mean grid intensity (g/kWh) over a window, from the pool's or scenario's value and hourly profile."""
     base = pool_g_per_kwh
     if base is None:
         base = scenario.carbon.grid_g_per_kwh if scenario.carbon.grid_g_per_kwh is not None else DEFAULT_GRID_G_PER_KWH
-    profile = scenario.carbon.hourly_profile
+    profile = profile or scenario.carbon.hourly_profile
     if not profile:
         return base
     if hours >= 24:

@@ -1,8 +1,10 @@
-"""Presenting a plan: terminal report (rich), Markdown with PNG plots, and the JSON form.
+"""Presenting a plan: terminal report (rich), Markdown with PNG plots (:mod:`planner.plots`), and JSON.
 
-The plots are the ones people would rather look at than read: latency versus load for each
-serving configuration (from screening), the cost-carbon plane of every verified fleet with the
-Pareto front, and the utilisation of each pool of the recommended fleet.
+Both the terminal and the Markdown report are built from the same tables: the recommended fleet and
+its runners-up, per-class SLO attainment (with its confidence interval), per-pool and fleet cost,
+energy and carbon (with the basis of each: price source, measured or modelled power, grid and
+embodied carbon), the cost-carbon Pareto front, the closest fleet when none is feasible, and the
+screening capacities of one replica of each configuration.
 """
 
 from __future__ import annotations
@@ -13,12 +15,19 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from planner import plots
 from planner.search import PlanResult, to_dict
 from planner.verify import Verdict
 
-HEADER = "| fleet | routing | $/h | $/1M tok | gCO2e/1M tok | lowest SLO attainment (CI) |"
+#: runners-up listed in the terminal and Markdown reports (all of them are in the JSON)
+RUNNERS_UP_SHOWN = 5
+FLEET_COLUMNS = ["fleet", "routing", "$/h", "$/1M tok", "gCO2e/1M tok", "lowest SLO attainment (CI)"]
+
+Rows = tuple[str, list[str], list[list[str]]]
+"""(title, column names, rows) of one report table."""
 
 
 def _money(v: float | None, digits: int = 3) -> str:
@@ -30,6 +39,7 @@ def _num(v: float | None, digits: int = 1) -> str:
 
 
 def verdict_row(v: Verdict) -> list[str]:
+    """One fleet as a table row (:data:`FLEET_COLUMNS`)."""
     t = v.economics["total"]
     name, a = min(v.attainment.items(), key=lambda kv: kv[1][0]) if v.attainment else ("-", (0.0, 0.0, 0.0))
     return [
@@ -42,192 +52,155 @@ def verdict_row(v: Verdict) -> list[str]:
     ]
 
 
-def print_report(result: PlanResult, console: Console) -> None:
-    """The readable terminal report."""
-    style = "bold green" if result.recommended else "bold red"
-    console.print(f"[{style}]{result.message()}[/]")
-    console.print(
+def fleets_table(title: str, verdicts: list[Verdict]) -> Rows:
+    """Fleets as rows; a routing column only when they differ in routing (else it goes in the title)."""
+    routings = {v.candidate.routing for v in verdicts}
+    rows = [verdict_row(v) for v in verdicts]
+    if len(routings) != 1:
+        return title, FLEET_COLUMNS, rows
+    return f"{title}; routing {routings.pop()}", FLEET_COLUMNS[:1] + FLEET_COLUMNS[2:], [r[:1] + r[2:] for r in rows]
+
+
+def classes_table(v: Verdict, confidence: float) -> Rows:
+    """Per class and SLO bound: the achieved percentile, share within, and the class's attainment CI."""
+    level = f"{confidence * 100:g}% CI"
+    rows = []
+    for name, cls in v.runs[0]["classes"].items():
+        a = v.attainment.get(name, (math.nan, math.nan, math.nan))
+        first = True
+        for metric, m in cls["metrics"].items():
+            per = [r["classes"][name]["metrics"][metric] for r in v.runs]
+            share = sum(p["share"] for p in per) / len(per)
+            value = sum(p["value_ms"] for p in per) / len(per)
+            pct = f"p{cls['target'] * 100:g}"
+            rows.append([
+                name if first else "",
+                f"{pct} {metric.upper()}",
+                _num(value, 0),
+                _num(m["bound_ms"], 0),
+                f"{share * 100:.1f}% / {cls['target'] * 100:g}%",
+                "yes" if share >= cls["target"] else "NO",
+                f"{a[0] * 100:.1f}% [{a[1] * 100:.1f}, {a[2] * 100:.1f}]" if first else "",
+            ])
+            first = False
+    cols = ["class", "SLO", "achieved ms", "bound ms", "within / target", "met", f"all met ({level})"]
+    return f"per class: {v.candidate.fleet} ({len(v.runs)} seeds)", cols, rows
+
+
+def pools_table(v: Verdict) -> Rows:
+    """Per pool and for the fleet: $/h, throughput, power, kWh, $ and g CO2e per million tokens, busy share."""
+    util = {p: sum(r.get("utilisation", {}).get(p, 0.0) for r in v.runs) / len(v.runs)
+            for p in v.runs[0].get("utilisation", {})}
+    rows = []
+    econ = v.economics
+    for p in [*econ["pools"], econ["total"]]:
+        total = p is econ["total"]
+        rows.append([
+            "fleet" if total else p["name"],
+            f"{p['replicas']} ({p['gpus']})",
+            _money(p["usd_per_hour"], 2),
+            _num(p["tokens_per_s"], 0),
+            _num(p["power_w"], 0),
+            _num(p.get("kwh_per_mtok"), 3),
+            _money(p.get("usd_per_mtok")),
+            _num(p.get("g_per_mtok")),
+            "" if total else f"{util.get(p['name'], 0.0) * 100:.0f}%",
+        ])
+    cols = ["pool", "n (GPUs)", "$/h", "tok/s", "W", "kWh/Mtok", "$/Mtok", "g/Mtok", "busy"]
+    return "per pool and fleet (Mtok: million prompt + output tokens; g: g CO2e)", cols, rows
+
+
+def bases(v: Verdict) -> list[str]:
+    """Where each pool's figures come from: price source, measured or modelled power, carbon."""
+    out = []
+    for p in v.economics["pools"]:
+        out.append(f"{p['name']}: cost {p['cost_basis']}; power {p['power_basis']}; carbon {p['carbon_basis']}")
+    return out
+
+
+def screening_table(result: PlanResult) -> Rows:
+    rows = [[name, _num(c.capacity_rps, 2), _num(c.slo_rps, 2)] for name, c in result.curves.items()]
+    cols = ["configuration", "saturation req/s", "SLO-compliant req/s"]
+    return "screening: one replica of each configuration under the scenario's mix", cols, rows
+
+
+def _summary(result: PlanResult) -> str:
+    text = (
         f"objective {result.objective}; offered load {result.offered_rps:.2f} req/s; candidates: "
         f"{result.enumerated:,} enumerated, {result.screened:,} passed screening, {len(result.verified)} simulated "
         f"({result.elapsed_s:.1f} s)"
     )
-    cols = ["fleet", "routing", "$/h", "$/1M tok", "gCO2e/1M tok", "lowest SLO attainment (CI)"]
-    if result.recommended:
-        table = Table(title="recommended and runners-up")
-        for c in cols:
-            table.add_column(c)
-        table.add_row(*verdict_row(result.recommended), style="green")
-        for v in result.runners_up:
-            table.add_row(*verdict_row(v))
-        console.print(table)
-        _print_classes(result.recommended, console)
-        _print_pools(result.recommended, console)
-    if len(result.pareto) > 1:
-        front = Table(title="cost-carbon Pareto front (feasible fleets)")
-        for c in cols:
-            front.add_column(c)
-        for v in result.pareto:
-            front.add_row(*verdict_row(v))
-        console.print(front)
-    if result.closest is not None:
-        console.print(f"closest fleet: {result.closest.candidate.fleet} ({result.closest.candidate.routing})")
-        _print_classes(result.closest, console)
-    curves = Table(title="screening: one replica of each configuration")
-    for col in ("configuration", "saturation req/s", "SLO-compliant req/s"):
-        curves.add_column(col)
-    for name, curve in result.curves.items():
-        curves.add_row(name, _num(curve.capacity_rps, 2), _num(curve.slo_rps, 2))
-    console.print(curves)
-
-
-def _print_classes(v: Verdict, console: Console) -> None:
-    t = Table(title=f"per class: {v.candidate.fleet} ({len(v.runs)} seeds)")
-    for c in ("class", "bound", "p-value (ms)", "bound (ms)", "within", "target", "ok"):
-        t.add_column(c)
-    for name, cls in v.runs[0]["classes"].items():
-        for metric, m in cls["metrics"].items():
-            share = sum(r["classes"][name]["metrics"][metric]["share"] for r in v.runs) / len(v.runs)
-            value = sum(r["classes"][name]["metrics"][metric]["value_ms"] for r in v.runs) / len(v.runs)
-            ok = share >= cls["target"]
-            t.add_row(
-                name,
-                metric.upper(),
-                _num(value, 0),
-                _num(m["bound_ms"], 0),
-                f"{share * 100:.1f}%",
-                f"{cls['target'] * 100:g}%",
-                "[green]yes[/]" if ok else "[red]no[/]",
-            )
-    console.print(t)
-
-
-def _print_pools(v: Verdict, console: Console) -> None:
-    t = Table(title="per pool")
-    for c in (
-        "pool",
-        "replicas",
-        "GPUs",
-        "$/h",
-        "power W",
-        "tok/s",
-        "$/1M tok",
-        "gCO2e/1M tok",
-        "utilisation",
-    ):
-        t.add_column(c)
-    util = v.runs[0].get("utilisation", {})
-    for p in v.economics["pools"]:
-        t.add_row(
-            p["name"],
-            str(p["replicas"]),
-            str(p["gpus"]),
-            _money(p["usd_per_hour"], 2),
-            _num(p["power_w"], 0),
-            _num(p["tokens_per_s"], 0),
-            _money(p.get("usd_per_mtok")),
-            _num(p.get("g_per_mtok")),
-            f"{util.get(p['name'], 0.0) * 100:.0f}%",
+    if result.truncated:
+        text += (
+            "; the search stopped at --max-verifications before a feasible fleet in objective order, so "
+            "untried fleets may meet the SLOs (or cost less)"
         )
-    console.print(t)
-    console.print(
-        f"[dim]cost: {v.economics['pools'][0]['cost_basis']}; power: {v.economics['pools'][0]['power_basis']}[/]"
-    )
+    return text
+
+
+def _sections(result: PlanResult) -> list[Rows | str]:
+    out: list[Rows | str] = []
+    best = result.recommended
+    if best is not None:
+        shown = result.runners_up[:RUNNERS_UP_SHOWN]
+        more = len(result.runners_up) - len(shown)
+        title = "recommended (first row) and runners-up" + (f" (+{more} more in --json)" if more > 0 else "")
+        out.append(fleets_table(title, [best, *shown]))
+        out.append(classes_table(best, result.confidence))
+        out.append(pools_table(best))
+        out += bases(best)
+    if len(result.pareto) > 1 or (result.pareto and result.objective == "pareto"):
+        out.append(fleets_table("cost-carbon Pareto front (fleets that meet every SLO)", result.pareto))
+    if result.closest is not None:
+        out.append(f"closest fleet: {result.closest.candidate.fleet} ({result.closest.candidate.routing})")
+        out.append(classes_table(result.closest, result.confidence))
+        out.append(pools_table(result.closest))
+    out.append(screening_table(result))
+    return out
+
+
+def print_report(result: PlanResult, console: Console) -> None:
+    """The readable terminal report."""
+    style = "bold green" if result.recommended else "bold red"
+    console.print(f"[{style}]{escape(result.message())}[/]")
+    console.print(_summary(result))
+    for item in _sections(result):
+        if isinstance(item, str):
+            console.print(f"[dim]{escape(item)}[/]")
+            continue
+        title, cols, rows = item
+        table = Table(title=title, title_justify="left")
+        for c in cols:
+            table.add_column(c, overflow="fold")  # narrow terminals: fold, never hide digits behind an ellipsis
+        highlight = title.startswith("recommended")
+        for i, row in enumerate(rows):
+            table.add_row(*(escape(c) for c in row), style="green" if i == 0 and highlight else None)
+        console.print(table)
+
+
+def _md_table(item: Rows) -> list[str]:
+    title, cols, rows = item
+    lines = [f"\n### {title}\n", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+    return lines
 
 
 def write_report(result: PlanResult, out: Path) -> list[Path]:
     """Markdown report plus PNG plots in ``out``; returns the files written."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     out.mkdir(parents=True, exist_ok=True)
-    files = []
-    data = to_dict(result)
-    (out / "plan.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
-    files.append(out / "plan.json")
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, curve in result.curves.items():
-        xs = [p["rate"] for p in curve.points]
-        ys = [p["classes"]["ALL"]["ttft_p90_ms"] for p in curve.points]
-        ax.plot(xs, ys, marker="o", label=name)
-    ax.set_xlabel("offered load per replica (req/s)")
-    ax.set_ylabel("p90 TTFT (ms)")
-    ax.set_yscale("log")
-    ax.set_title("latency vs load, one replica per configuration")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "latency_vs_load.png", dpi=110)
-    plt.close(fig)
-    files.append(out / "latency_vs_load.png")
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for v in result.verified:
-        t = v.economics["total"]
-        ax.scatter(
-            t["usd_per_hour"],
-            (t["carbon_g_per_hour"] + t["embodied_g_per_hour"]) / 1000,
-            c="tab:green" if v.feasible else "tab:gray",
-            s=30,
-            alpha=0.8,
-        )
-    if result.pareto:
-        pts = sorted(
-            (
-                v.economics["total"]["usd_per_hour"],
-                (v.economics["total"]["carbon_g_per_hour"] + v.economics["total"]["embodied_g_per_hour"]) / 1000,
-            )
-            for v in result.pareto
-        )
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], "g-", label="Pareto front")
-        ax.legend()
-    ax.set_xlabel("cost ($/hour)")
-    ax.set_ylabel("carbon (kg CO2e/hour)")
-    ax.set_title("verified fleets (green: meet all SLOs)")
-    fig.tight_layout()
-    fig.savefig(out / "cost_carbon.png", dpi=110)
-    plt.close(fig)
-    files.append(out / "cost_carbon.png")
-
+    (out / "plan.json").write_text(json.dumps(to_dict(result), indent=2, default=str) + "\n")
+    files = [out / "plan.json", plots.latency_vs_load(result, out / "latency_vs_load.png"),
+             plots.cost_carbon(result, out / "cost_carbon.png")]
     best = result.recommended or result.closest
     if best is not None:
-        util = best.runs[0].get("utilisation", {})
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        ax.bar(list(util), [u * 100 for u in util.values()], color="tab:blue")
-        ax.set_ylabel("utilisation (%)")
-        ax.set_ylim(0, 100)
-        ax.set_title(f"utilisation per pool: {best.candidate.fleet}")
-        fig.tight_layout()
-        fig.savefig(out / "utilisation.png", dpi=110)
-        plt.close(fig)
-        files.append(out / "utilisation.png")
-
-    md = [
-        f"# Fleet plan\n\n**{result.message()}**\n",
-        f"Objective: {result.objective}. Offered load: {result.offered_rps:.2f} req/s. "
-        f"Candidates: {result.enumerated:,} enumerated, {result.screened:,} screened, "
-        f"{len(result.verified)} simulated.\n",
-        HEADER,
-        "|---|---|---|---|---|---|",
-    ]
-    rows = ([result.recommended] if result.recommended else []) + result.runners_up
-    md += ["| " + " | ".join(verdict_row(v)) + " |" for v in rows]
-    if result.closest is not None:
-        md.append(f"\nClosest fleet: {result.closest.candidate.fleet}; missing {result.closest.worst}.\n")
-    md += [
-        "\n## Pareto front\n",
-        HEADER,
-        "|---|---|---|---|---|---|",
-    ]
-    md += ["| " + " | ".join(verdict_row(v)) + " |" for v in result.pareto]
-    md += [
-        "\n## Plots\n",
-        "![latency vs load](latency_vs_load.png)\n",
-        "![cost vs carbon](cost_carbon.png)\n",
-    ]
+        files.append(plots.utilisation(best, out / "utilisation.png"))
+    md = [f"# Fleet plan\n\n**{result.message()}**\n", _summary(result) + ".\n"]
+    for item in _sections(result):
+        md += [f"\n- {item}"] if isinstance(item, str) else _md_table(item)
+    md += ["\n## Plots\n", "![latency vs load per configuration](latency_vs_load.png)\n",
+           "![cost vs carbon of the simulated fleets](cost_carbon.png)\n"]
     if best is not None:
-        md.append("![utilisation](utilisation.png)\n")
+        md.append("![utilisation per pool](utilisation.png)\n")
     (out / "report.md").write_text("\n".join(md) + "\n")
     files.append(out / "report.md")
     return files

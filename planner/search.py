@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from planner.footprint import embodied_g_per_gpu_hour, grid_intensity, power_model
+from planner.footprint import embodied_g_per_gpu_hour, grid_intensity, power_kind, power_model
+from planner.measured import measured_power
 from planner.pricing import gpu_cost
 from planner.screen import ConfigCurve, screen
 from planner.variants import Candidate
@@ -35,6 +36,8 @@ from scenarios.loader import LoadedScenario
 CAPACITY_SAFETY = 0.75
 #: a first-seed margin below this rejects a candidate without running its other seeds
 QUICK_REJECT = -0.03
+#: requests per verification run when the scenario's plan section does not say (plan.requests)
+VERIFY_REQUESTS_CAP = 6000
 
 
 @dataclass
@@ -60,6 +63,12 @@ class PlanResult:
     closest: Verdict | None = None
     estimates: dict[str, Estimate] = field(default_factory=dict)
     elapsed_s: float = 0.0
+    truncated: bool = False
+    """The search stopped at ``max_verifications`` before finding a feasible fleet in objective order."""
+    slos: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    """Class -> its SLO (ttft_ms, tpot_ms, e2e_ms, percentile), for reports and plots."""
+    confidence: float = 0.95
+    """Level of the confidence intervals on SLO attainment."""
 
     def message(self) -> str:
         if self.recommended is not None:
@@ -115,7 +124,8 @@ def estimate(loaded: LoadedScenario, cand: Candidate, curves: dict[str, ConfigCu
             continue
         cfg = configs[name]
         gpu = gpus[cfg.gpu]
-        kw = power_model(scenario, gpu).mean_w(util) * cfg.gpus * n / 1000.0
+        measured = measured_power(cfg, loaded.base_dir) if power_kind(scenario) == "measured" else None
+        kw = power_model(scenario, gpu, measured).mean_w(util) * cfg.gpus * n / 1000.0
         cost = gpu_cost(scenario, gpu.name, loaded.base_dir)
         usd += cost.usd_per_hour * cfg.gpus * n
         if cost.owned:
@@ -149,7 +159,8 @@ def plan_fleet(
         raise FleetPlannerError(f"objective(={objective!r}) must be one of cost, carbon, pareto")
     seed0 = scenario.simulation.seed
     seeds = [seed0 + i for i in range(settings.seeds)]
-    requests = settings.requests or min(scenario.simulation.resolved_requests() or 4000, 4000)
+    requests = settings.requests or min(scenario.simulation.resolved_requests() or VERIFY_REQUESTS_CAP,
+                                        VERIFY_REQUESTS_CAP)
     policies = settings.routing or [scenario.routing.type]
     menu = _menu(loaded)
 
@@ -160,6 +171,8 @@ def plan_fleet(
     rate, curves = screen(loaded, menu, seed0, lambda m: tell(m))
     vectors = enumerate_fleets(loaded)
     result = PlanResult(objective, rate, curves, len(vectors) * len(policies), 0)
+    result.slos = {c.name: c.slo.model_dump() for c in scenario.traffic.classes}
+    result.confidence = settings.confidence
     for counts in vectors:
         for policy in policies:
             est = estimate(loaded, Candidate(counts, policy), curves, rate)
@@ -188,9 +201,12 @@ def plan_fleet(
     for cand in order:
         if cand.key in seen:
             continue
-        seen.add(cand.key)
-        if len(feasible) >= want or len(result.verified) >= max_verifications:
+        if len(feasible) >= want:
             break
+        if len(result.verified) >= max_verifications:
+            result.truncated = not feasible
+            break
+        seen.add(cand.key)
         if _dominated(cand, infeasible) is not None:
             continue
         tell(
@@ -201,11 +217,23 @@ def plan_fleet(
         verdict = _verify(loaded, cand, seeds, requests, store, settings.confidence)
         result.verified.append(verdict)
         (feasible.append(verdict) if verdict.feasible else infeasible.append(cand))
-    if not result.verified and vectors:
-        biggest = max(vectors, key=lambda v: sum(n for _, n in v))
-        verdict = _verify(loaded, Candidate(biggest, policies[0]), seeds, requests, store, settings.confidence)
-        result.verified.append(verdict)
+    if not feasible:
+        # best effort: the most capable fleets of the space, so "closest" means the best any fleet does
+        for cand in _best_effort(vectors, policies, curves):
+            if cand.key in seen:
+                continue
+            seen.add(cand.key)
+            tell(f"verifying {cand.fleet} ({cand.routing}), best effort", len(result.verified), 0)
+            verdict = _verify(loaded, cand, seeds, requests, store, settings.confidence)
+            result.verified.append(verdict)
+            if verdict.feasible:
+                feasible.append(verdict)
     _conclude(result, feasible, objective)
+    if result.closest is not None and len(result.closest.runs) < len(seeds):
+        # the closest fleet's figures and interval come from all seeds, not a quick rejection
+        full = _verify(loaded, result.closest.candidate, seeds, requests, store, settings.confidence, quick=False)
+        result.verified[result.verified.index(result.closest)] = full
+        result.closest = full
     result.elapsed_s = time.perf_counter() - started
     return result
 
@@ -217,6 +245,7 @@ def _verify(
     requests: int,
     store: StateFile,
     confidence: float,
+    quick: bool = True,
 ) -> Verdict:
     runs = []
     for i, seed in enumerate(seeds):
@@ -225,9 +254,26 @@ def _verify(
             rec = run_once(loaded, cand, seed, requests)
             store.put(rec)
         runs.append(rec)
-        if i == 0 and pool_runs(cand, runs, confidence).margin < QUICK_REJECT:
+        if quick and i == 0 and pool_runs(cand, runs, confidence).margin < QUICK_REJECT:
             break
     return pool_runs(cand, runs, confidence)
+
+
+def _best_effort(
+    vectors: list[tuple[tuple[str, int], ...]], policies: list[str], curves: dict[str, ConfigCurve]
+) -> list[Candidate]:
+    """The largest fleet of each single configuration and the fleet of most capacity (every policy)."""
+    if not vectors:
+        return []
+    out = []
+    names = [name for name, _ in vectors[0]]
+    for name in names:
+        alone = [v for v in vectors if all(n == 0 for other, n in v if other != name)]
+        if alone:
+            out.append(Candidate(max(alone, key=lambda v: dict(v)[name]), policies[0]))
+    strongest = max(vectors, key=lambda v: (sum(n * curves[c].capacity_rps for c, n in v), -sum(n for _, n in v)))
+    out += [Candidate(strongest, p) for p in policies]
+    return out
 
 
 def _total(v: Verdict, key: str) -> float:
@@ -293,5 +339,8 @@ def to_dict(result: PlanResult) -> dict[str, Any]:
             k: {"capacity_rps": c.capacity_rps, "slo_rps": c.slo_rps, "points": c.points}
             for k, c in result.curves.items()
         },
+        "truncated": result.truncated,
+        "slos": result.slos,
+        "confidence": result.confidence,
         "elapsed_s": result.elapsed_s,
     }

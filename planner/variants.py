@@ -1,9 +1,9 @@
 """Scenario variants the planner simulates: a candidate fleet, scaled traffic, one replica alone.
 
-Variants are built by editing the scenario's plain data and validating it again, so every variant
-is as valid as a hand-written file.  A candidate fleet has one pool per serving configuration,
-named after the configuration; the scenario's class-affinity map (which names its own pools) is
-translated to those configuration names.
+Variants are built by editing the scenario's plain data (the fields the scenario set; defaults stay
+defaults) and validating it again, so every variant is as valid as a hand-written file.  A candidate
+fleet has one pool per serving configuration, named after the configuration; the scenario's
+class-affinity map (which names its own pools) is translated to those configuration names.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def candidate_scenario(loaded: LoadedScenario, cand: Candidate) -> LoadedScenari
     """The scenario with its fleet and routing replaced by the candidate's."""
     scenario = loaded.scenario
     grid = _pool_grid(scenario)
-    data = scenario.model_dump(mode="json", exclude_none=True)
+    data = scenario.model_dump(mode="json", exclude_none=True, exclude_unset=True)
     pools = [{"config": name, "count": n, "name": name} for name, n in cand.counts if n > 0]
     for pool in pools:
         if pool["config"] in grid:
@@ -90,7 +90,7 @@ def scaled_traffic(loaded: LoadedScenario, factor: float) -> LoadedScenario:
     """The scenario with every class's arrival rate multiplied by ``factor``."""
     if not factor > 0:
         raise ValueError(f"factor(={factor}) must be > 0")
-    data = loaded.scenario.model_dump(mode="json", exclude_none=True)
+    data = loaded.scenario.model_dump(mode="json", exclude_none=True, exclude_unset=True)
     traffic = data["traffic"]
     if traffic.get("total_rate") is not None:
         traffic["total_rate"] *= factor

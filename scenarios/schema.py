@@ -293,6 +293,11 @@ class Pool(Strict):
     """Pool name for reports and routing; defaults to the configuration's name."""
     grid_g_per_kwh: float = Field(default=242.0, ge=0)
     """Grid carbon intensity where the pool runs (default: EU27 2023 average, seed 000)."""
+    grid_hourly_profile: list[Annotated[float, Field(ge=0)]] | None = Field(default=None, min_length=24,
+                                                                             max_length=24)
+    """24 multipliers of this pool's grid intensity by hour of day (its region's daily cycle: solar at
+    noon, wind at night); default: the scenario's ``carbon.hourly_profile``.  ``carbon_aware`` routing
+    ranks pools by the intensity of the hour in progress."""
 
     @property
     def key(self) -> str:
@@ -362,6 +367,8 @@ class Simulation(Strict):
     seed: int = 0
     warmup_s: float = Field(default=0.0, ge=0)
     """Requests arriving before this are simulated but left out of the statistics."""
+    start_hour: float = Field(default=0.0, ge=0, lt=24)
+    """Hour of day at simulated time 0 (where hourly grid profiles apply)."""
 
     def resolved_requests(self) -> int | None:
         """Request count to generate: ``requests``, or 10,000 when neither limit is given."""

@@ -48,6 +48,8 @@ class PoolPlan:
     count: int
     replica: ReplicaPlan
     grid_g_per_kwh: float
+    grid_profile: tuple[float, ...] | None = None
+    """24 hourly multipliers of ``grid_g_per_kwh`` (the pool's or the scenario's), or None."""
 
 
 def plan_config(
@@ -86,7 +88,9 @@ def build_fleet(loaded: LoadedScenario) -> list[PoolPlan]:
             plans[pool.config] = plan_config(
                 by_key[pool.config], loaded.model, scenario, f"configs[{index[pool.config]}]", loaded
             )
-        pools.append(PoolPlan(pool.key, pool.count, plans[pool.config], pool.grid_g_per_kwh))
+        profile = pool.grid_hourly_profile or scenario.carbon.hourly_profile
+        pools.append(PoolPlan(pool.key, pool.count, plans[pool.config], pool.grid_g_per_kwh,
+                              tuple(profile) if profile else None))
     return pools
 
 

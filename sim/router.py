@@ -32,6 +32,14 @@ class PoolInfo:
     """g CO2e per replica-hour at full power (board power x grid intensity)."""
     capacity: float
     """Nominal replica throughput, requests/s (for per-unit-capacity comparisons)."""
+    carbon_profile: tuple[float, ...] | None = None
+    """24 multipliers of ``carbon_per_hour`` by hour of day (the grid's daily cycle), or None."""
+    start_hour: float = 0.0
+    """Hour of day at simulated time 0."""
+
+    def carbon_at(self, hour: int) -> float:
+        """g CO2e per replica-hour at full power during hour ``hour`` (0-23) of the day."""
+        return self.carbon_per_hour * (self.carbon_profile[hour % 24] if self.carbon_profile else 1.0)
 
 
 class Router:
@@ -160,8 +168,33 @@ class CostAware(_Headroom):
 
 
 class CarbonAware(_Headroom):
+    """Greenest pool with headroom; with hourly grid profiles the ranking follows the clock."""
+
+    def __init__(
+        self,
+        settings: Any,
+        replicas: Sequence[Replica],
+        pools: Sequence[PoolInfo],
+        class_names: Sequence[str],
+    ):
+        self._hour = 0
+        super().__init__(settings, replicas, pools, class_names)
+        self.env = replicas[0].env
+        self.start_hour = pools[0].start_hour if pools else 0.0
+        self.hourly = any(p.carbon_profile for p in pools)
+        self.by_hour: list[list[tuple[int, int]]] = []
+        for hour in range(24 if self.hourly else 1):
+            self._hour = hour
+            order = sorted(range(len(pools)), key=lambda i: (self.score(pools[i]), i))
+            self.by_hour.append([self.pool_range[i] for i in order if self.pool_range[i][1] > self.pool_range[i][0]])
+
     def score(self, pool: PoolInfo) -> float:
-        return pool.carbon_per_hour / max(pool.capacity, 1e-9)
+        return pool.carbon_at(self._hour) / max(pool.capacity, 1e-9)
+
+    def choose(self, cls: int) -> Replica:
+        if self.hourly:
+            self.ranked = self.by_hour[int(self.start_hour + self.env.now / 3600.0) % 24]
+        return super().choose(cls)
 
 
 def _plain(cls: type[Router]) -> RouterFactory:

@@ -142,6 +142,8 @@ def simulate(
                 cost_per_hour=plan.price_per_hour,
                 carbon_per_hour=cfg.gpus * plan.gpu.tdp_w * pool.grid_g_per_kwh / 1000.0,
                 capacity=plan.nominal_capacity(mean_prompt, mean_output),
+                carbon_profile=pool.grid_profile,
+                start_hour=scenario.simulation.start_hour,
             )
         )
     router = make_router(scenario.routing, replicas, pool_infos, class_names)

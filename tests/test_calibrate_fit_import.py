@@ -134,7 +134,7 @@ def test_bundle_is_read_with_engine_settings(tmp_path: Path) -> None:
                                            "prefix_caching": "off", "gpu_memory_utilization": 0.85,
                                            "max_model_len": 4096})
     writer.update(server={"command": ["vllm", "serve", "m", "--tensor-parallel-size", "2", "--max-num-seqs", "128",
-                                      "--no-enable-prefix-caching"], "kv_cache": {"tokens": 123456}},
+                                      "--no-enable-prefix-caching"], "kv_cache": {"tokens": 123456, "block_size": 32}},
                   env={"gpus": {"names": ["NVIDIA GeForce RTX 4090"] * 2, "memory_bytes": [25_757_220_864] * 2}},
                   status="complete")
     for i, rate in enumerate((1.0, 2.0)):
@@ -146,6 +146,7 @@ def test_bundle_is_read_with_engine_settings(tmp_path: Path) -> None:
     assert len(runs) == 2 and {r.gpu for r in runs} == {"RTX-4090"} and {r.gpu_count for r in runs} == {2}
     e = runs[0].engine
     assert e["max_num_seqs"] == 128 and e["kv_cache_tokens"] == 123456 and e["gpu_memory_utilization"] == 0.85
+    assert e["block_size"] == 32
     assert all(r.prefix_caching == "off" for r in runs) and runs[0].input_lens is not None
     assert runs[0].model_id == "meta-llama/Meta-Llama-3-8B-Instruct"
 
@@ -185,7 +186,7 @@ def test_hardware_file_describes_hosts_outside_the_catalogue(tmp_path: Path) -> 
     from scenarios.loader import load_hardware_file
 
     run = read_result_file_obj({**BASE, "gpu_name": "My-Accel"})
-    with pytest.raises(FitInputError, match="'My-Accel' is not a known GPU.*--hardware FILE"):
+    with pytest.raises(FitInputError, match=r"'My-Accel' is not a known GPU.*--hardware FILE"):
         resolve_points([run])
     hw = tmp_path / "hw.yaml"
     hw.write_text("hardware:\n  - {name: My-Accel, memory_gb: 48, mem_bw_gbps: 900, fp16_tflops: 180, tdp_w: 300}\n")

@@ -70,3 +70,70 @@ def test_grid_profile_and_embodied_amortisation() -> None:
     assert grid_intensity(s2, 100.0, 0, 24) == 100.0
     g, basis = embodied_g_per_gpu_hour(s2, "A100")
     assert g == pytest.approx(318_000 / (4 * 8760)) and "Chien" in basis
+
+
+def _bundle_with_power(root, points: list[tuple[float, float, float | None]]) -> None:
+    """A calibration bundle whose points are (rate, request throughput, total W over 2 GPUs or None)."""
+    from calibrate.bundle import BundleWriter
+
+    w = BundleWriter(root, {"model": "test", "tp": 2})
+    for i, (rate, thr, watts) in enumerate(points):
+        power = (
+            {"available": True, "method": "counter", "energy_j": 1.0, "mean_w": watts, "max_w": watts,
+             "samples": 10, "duration_s": 60.0, "gpus": [{"mean_w": watts / 2}, {"mean_w": watts / 2}]}
+            if watts is not None else {"available": False, "reason": "no NVML"}
+        )
+        w.add_point({"index": i, "rate": rate, "seed": i, "power": power, "metrics": {},
+                     "result": {"completed": 100, "duration": 60.0, "request_throughput": thr}})
+    w.update(status="complete")
+
+
+def test_power_from_a_calibration_bundle(tmp_path) -> None:
+    from planner.measured import power_from_bundle
+
+    # per GPU: 100 W + 50 W per req/s; the idle intercept is 100 W, the busiest point draws 300 W
+    _bundle_with_power(tmp_path / "b", [(1, 1.0, 300.0), (2, 2.0, 400.0), (8, 4.0, 600.0), (16, 3.9, None)])
+    got = power_from_bundle(tmp_path / "b")
+    assert got is not None
+    assert got.idle_w == pytest.approx(100.0) and got.busy_w == pytest.approx(300.0)
+    assert "3 load point(s)" in got.source
+    _bundle_with_power(tmp_path / "none", [(1, 1.0, None)])
+    assert power_from_bundle(tmp_path / "none") is None
+
+
+def _measured_economics(tmp_path, power: dict | None):
+    import yaml
+
+    from sim.profiles import BUNDLED_DIR
+
+    _bundle_with_power(tmp_path / "bundle", [(1, 1.0, 300.0), (4, 4.0, 600.0)])
+    entry = next(e for e in yaml.safe_load((BUNDLED_DIR / "rtx-4090.yaml").read_text())["profiles"]
+                 if e["gpus"] == 2)
+    entry = {**entry, "fit": {"bundles": ["bundle"]}}
+    (tmp_path / "prof.yaml").write_text(yaml.safe_dump({"profiles": [entry]}))
+    data = make_scenario().scenario.model_dump(mode="json", exclude_none=True, exclude_unset=True)
+    data["configs"] = [{"gpu": "RTX-4090", "gpus": 2, "max_model_len": 4096, "profile": "prof.yaml"}]
+    data["fleet"] = {"pools": [{"config": "2xRTX-4090", "count": 1}]}
+    data.pop("power", None)
+    if power is not None:
+        data["power"] = power
+    loaded = scenario_from_dict(data, path=tmp_path / "s.yaml")
+    res = simulate(loaded, requests=300)
+    return fleet_economics(res, loaded).pools[0], float(res.replicas["utilisation"].mean())
+
+
+def test_measured_power_is_used_when_present_and_shown(tmp_path) -> None:
+    pool, util = _measured_economics(tmp_path, None)  # power.model not set: measured where present
+    assert pool.power_basis.startswith("measured: 100-300 W by utilisation (calibration bundle bundle")
+    assert pool.power_w == pytest.approx(2 * (100 + 200 * util))
+    pool, util = _measured_economics(tmp_path / "m", {"model": "measured"})
+    assert pool.power_basis.startswith("measured:")
+    pool, util = _measured_economics(tmp_path / "l", {"model": "linear"})  # explicit choice wins
+    assert pool.power_basis.startswith("modelled: linear 20-450 W")
+    assert pool.power_w == pytest.approx(2 * (20 + 430 * util))
+
+
+def test_no_measurement_falls_back_to_the_model_and_says_so() -> None:
+    econ, _ = _economics(power={"model": "measured"})
+    basis = econ.pools[0].power_basis
+    assert basis == "modelled: linear 60-350 W by utilisation (no calibration power measurement found)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,12 @@ def test_infeasible_slos_give_the_closest_fleet_and_what_it_misses(capsys: pytes
     assert result.recommended is None and result.closest is not None
     msg = result.message()
     assert msg.startswith("no fleet meets the SLOs; closest is ")
-    assert "missing chat p90 TTFT" in msg and "vs bound 1 ms" in msg
+    # "missing Y by Z": the bound, by how much, and the achieved percentile against the bound
+    assert re.search(r"missing chat p90 TTFT by [\d,]+ ms \([\d,]+ ms vs bound 1 ms; ", msg), msg
+    # the closest fleet is the best the space offers (the most capable fleets are simulated), on all seeds
+    assert result.closest.candidate.fleet in {v.candidate.fleet for v in result.verified}
+    assert len(result.closest.runs) == 2
+    assert all(v.margin <= result.closest.margin for v in result.verified)
     assert to_dict(result)["recommended"] is None
 
 
@@ -66,7 +72,17 @@ def test_cli_plan_exit_code_json_and_report(tmp_path: Path) -> None:
     doc = json.loads(out.read_text())
     assert doc["recommended"]["feasible"] is True
     assert {"fleet", "routing", "economics", "attainment"} <= set(doc["recommended"])
-    assert (rep / "report.md").exists() and (rep / "latency_vs_load.png").stat().st_size > 1000
+    for a in doc["recommended"]["attainment"].values():  # confidence interval on SLO attainment
+        assert 0 <= a["low"] <= a["mean"] <= a["high"] <= 1 and a["high"] - a["low"] > 0
+    total = doc["recommended"]["economics"]["total"]
+    assert total["usd_per_hour"] > 0 and total["usd_per_mtok"] > 0 and total["kwh_per_mtok"] > 0
+    assert total["g_per_mtok"] > 0
+    for png in ("latency_vs_load.png", "cost_carbon.png", "utilisation.png"):
+        assert (rep / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (rep / png).stat().st_size > 5000
+    md = (rep / "report.md").read_text()
+    for part in ("**recommended: ", "### per class:", "### per pool and fleet", "kWh/Mtok", "power modelled:",
+                 "![latency vs load", "![cost vs carbon", "![utilisation"):
+        assert part in md, part
     lines = state.read_text().splitlines()
     assert lines, "runs are written as they finish"
     # resume: a second run simulates nothing new and answers the same
@@ -99,3 +115,27 @@ def test_pareto_front_is_non_dominated() -> None:
     for i, (c, g) in enumerate(pts):
         for j, (c2, g2) in enumerate(pts):
             assert i == j or not (c2 <= c and g2 <= g and (c2 < c or g2 < g))
+
+
+def test_an_interrupted_search_resumes_from_its_state_file(tmp_path: Path) -> None:
+    loaded, state = small(), tmp_path / "state.jsonl"
+    seen = []
+
+    def interrupt(msg: str, done: int, total: int) -> None:
+        seen.append(msg)
+        if sum(m.startswith("verifying") for m in seen) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        plan_fleet(loaded, state=state, progress=interrupt)
+    before = state.read_text().splitlines()
+    assert before, "the runs finished before the interruption are on disk"
+    resumed = plan_fleet(loaded, state=state)
+    after = state.read_text().splitlines()
+    assert after[: len(before)] == before
+    keys = [(json.loads(line)["key"], json.loads(line)["seed"]) for line in after]
+    assert len(keys) == len(set(keys)), "no run is simulated twice"
+    fresh = plan_fleet(loaded)  # no state file at all
+    assert resumed.recommended is not None and fresh.recommended is not None
+    assert resumed.recommended.candidate == fresh.recommended.candidate
+    assert resumed.recommended.economics == fresh.recommended.economics

@@ -79,6 +79,24 @@ def test_carbon_aware_prefers_the_green_grid() -> None:
     assert (df["pool"] == "h100").all()
 
 
+def test_carbon_aware_follows_hourly_grid_profiles() -> None:
+    """Two regions with opposite daily cycles: traffic follows whichever grid is greener that hour."""
+    data = make_scenario().scenario.model_dump(mode="json", exclude_none=True)
+    data["routing"] = {"type": "carbon_aware", "headroom": 0.5}
+    solar = [10.0] * 8 + [0.1] * 8 + [10.0] * 8  # green from 08:00 to 16:00, coal at night
+    data["fleet"]["pools"][0]["grid_g_per_kwh"] = 300.0
+    data["fleet"]["pools"][0]["grid_hourly_profile"] = solar
+    data["fleet"]["pools"][1]["grid_g_per_kwh"] = 300.0
+    data["fleet"]["pools"][1]["grid_hourly_profile"] = [1.0] * 24
+    data["traffic"]["classes"][0]["rate"] = 0.5
+    data["simulation"]["start_hour"] = 6.0  # 2 h of dirty grid, then the green window opens
+    df = simulate(scenario_from_dict(data), duration_s=4 * 3600.0).requests
+    hour = (6.0 + df["arrival"] // 3600).astype(int)
+    assert (df.loc[hour < 8, "pool"] == "rtx").all()
+    assert (df.loc[hour >= 8, "pool"] == "h100").all()
+    assert (hour < 8).sum() > 100 and (hour >= 8).sum() > 100
+
+
 def test_least_kv_load_spreads_by_kv_fraction() -> None:
     data = make_scenario().scenario.model_dump(mode="json", exclude_none=True)
     data["routing"] = {"type": "least_kv_load"}

@@ -15,17 +15,31 @@ from scenarios.loader import load_scenario
 
 EPILOG = """\
 examples:
-  planner plan scenarios/hybrid-chat-batch.yaml
+  planner plan scenarios/hybrid-chat-batch.yaml                 # cheapest fleet meeting every SLO
   planner plan scenarios/paper-14b.yaml --objective carbon --json plan.json
   planner plan scenarios/hybrid-chat-batch.yaml --objective pareto --report out/plan
+  planner plan my.yaml --json - | jq .recommended.fleet         # JSON on stdout, progress on stderr
 
-How it works: every fleet in the scenario's menu (plan.menu, default all configs) within its caps
-(plan.max_replicas, plan.max_gpus, plan.max_total_replicas, plan.max_budget_usd_per_hour) is
-screened with per-configuration capacities measured by short simulations; survivors are verified
-in order of the objective by full simulations with several seeds (plan.seeds).  Only simulation
-declares a fleet feasible.  Runs are cached in a state file as they finish (default
-.fleet-planner/plan-<scenario>.jsonl), so an interrupted plan resumes; --fresh ignores the cache.
-Prices come from the scenario's pricing section (default: seed-paper prices where quoted).
+what it prints: the recommended fleet (replicas per serving configuration) and routing, its $/hour,
+$ and g CO2e per million tokens, per-class SLO attainment with a confidence interval over seeds and
+requests, per-pool cost/power/kWh/carbon (saying whether power was measured or modelled), the
+runners-up, the cost-carbon Pareto front and one replica's capacity per configuration.  If no fleet
+meets the SLOs: "no fleet meets the SLOs; closest is X, missing Y by Z" and exit status 3.
+
+the scenario's optional sections steer it (planner check validates them):
+  plan:    {objective: cost|carbon|pareto, menu: [1xH100-PCIe, ...], max_replicas: {2xRTX-4090: 4},
+            max_gpus: {RTX-4090: 8}, max_total_replicas: 16, max_budget_usd_per_hour: 20,
+            routing: [least_outstanding, class_affinity], seeds: 3, verify_top: 6, requests: 6000}
+  pricing: {catalogue: alternative-2025-05 | hyperscaler-2025-05 | runpod-2026-03 | FILE.yaml,
+            kind: on_demand|spot, overrides: {H100-PCIe: 1.8}, owned: {RTX-4090: {purchase_usd: 1600}}}
+  power:   {model: measured|linear|full_tdp, board_w: {H100-PCIe: 700}}   # full_tdp: seed 000's Table 3
+  carbon:  {grid_g_per_kwh: 242, hourly_profile: [24 factors], already_owned: [RTX-4090]}
+
+how it works: every fleet of the menu within the caps is screened with per-configuration capacities
+measured by short simulations; survivors are verified in order of the objective by full simulations
+with several seeds.  Only simulation declares a fleet feasible.  Runs are cached in a state file as
+they finish (default .fleet-planner/plan-<scenario>-<hash>.jsonl), so an interrupted plan resumes;
+--fresh ignores the cache.
 """
 
 
@@ -55,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         raise FleetPlannerError(f"--max-verifications(={args.max_verifications}) must be >= 1")
     loaded = load_scenario(args.scenario)
     state = Path(args.state) if args.state else _default_state(Path(args.scenario))
+    _check_outputs(args, state)
     if args.fresh and state.exists():
         state.unlink()
     console = Console(stderr=args.json == "-")
@@ -71,20 +86,46 @@ def run(args: argparse.Namespace) -> int:
         def tell(msg: str, done: int, total: int) -> None:
             progress.update(task, description=msg, completed=done, total=total or None)
 
-        result = plan_fleet(
-            loaded, objective=args.objective, state=state, progress=tell, max_verifications=args.max_verifications
-        )
-    if args.json == "-":
-        print(plan_json(result))
-    else:
-        if args.json:
-            Path(args.json).write_text(plan_json(result) + "\n")
-        print_report(result, console)
-    if args.report:
-        files = write_report(result, Path(args.report))
-        if args.json != "-":
-            console.print(f"report: {', '.join(str(f) for f in files)}")
+        try:
+            result = plan_fleet(
+                loaded, objective=args.objective, state=state, progress=tell, max_verifications=args.max_verifications
+            )
+        except KeyboardInterrupt:
+            console.print(f"[yellow]interrupted; finished runs are kept in {state}: run the same command to resume[/]")
+            raise
+    try:
+        if args.json == "-":
+            print(plan_json(result))
+        else:
+            if args.json:
+                Path(args.json).write_text(plan_json(result) + "\n")
+            print_report(result, console)
+        if args.report:
+            files = write_report(result, Path(args.report))
+            if args.json != "-":
+                console.print(f"report: {', '.join(str(f) for f in files)}")
+    except OSError as exc:
+        raise FleetPlannerError(f"cannot write the plan's output: {exc}") from None
+    if args.json != "-":
+        console.print(f"[dim]simulation runs cached in {state} (--fresh to recompute)[/]")
     return 0 if result.recommended is not None else 3
+
+
+def _check_outputs(args: argparse.Namespace, state: Path) -> None:
+    """Refuse unwritable output paths before the search, not after it."""
+    checks = [("--state", state.parent, True)]
+    if args.json and args.json != "-":
+        checks.append(("--json", Path(args.json).parent, False))
+    if args.report:
+        checks.append(("--report", Path(args.report), True))
+    for flag, folder, create in checks:
+        try:
+            if create:
+                folder.mkdir(parents=True, exist_ok=True)
+            elif not folder.is_dir():
+                raise FleetPlannerError(f"{flag}: folder {folder} does not exist")
+        except OSError as exc:
+            raise FleetPlannerError(f"{flag}: cannot create folder {folder}: {exc.strerror or exc}") from None
 
 
 def _default_state(scenario: Path) -> Path:
