@@ -234,6 +234,10 @@ def profile_entry(result: FitResult, points: Sequence[FitPoint], options: FitOpt
     }
     if "reserve_scan" in result.extra:
         fit["reserve_scan"] = result.extra["reserve_scan"]
+    bundles = sorted({os.path.relpath(Path(f).parent.parent) for f in files
+                      if Path(f).parent.name == "points" and (Path(f).parent.parent / "manifest.json").is_file()})
+    if bundles:  # the planner's measured power model reads their NVML records (planner.measured)
+        fit["bundles"] = bundles
     entry["fit"] = fit
     entry["residuals"] = [
         {"file": os.path.basename(r.run.file), "model": r.run.short_model, "rate": r.run.request_rate,

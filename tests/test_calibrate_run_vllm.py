@@ -141,6 +141,7 @@ def fit_and_validate(bundle: Path, model: Path, tmp_path: Path) -> None:
     (entry,) = yaml.safe_load(profile.read_text())["profiles"]
     assert (entry["gpu"], entry["gpus"], entry["fit"]["runs"]) == ("CPU-host", 1, 3)
     assert len(entry["residuals"]) == 3 and entry["fit"]["mape_pct"]["request_throughput"] <= 10.0
+    assert [Path(b).resolve() for b in entry["fit"]["bundles"]] == [bundle.resolve()]  # for measured power
     report = tmp_path / "validate.json"
     val = subprocess.run([sys.executable, "-m", "planner.cli", "validate", str(bundle), "--profile", str(profile),
                           "--json", str(report), *common], capture_output=True, text=True, timeout=600)
