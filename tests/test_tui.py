@@ -19,7 +19,7 @@ import pytest
 import yaml
 from conftest import ROOT
 from textual.pilot import Pilot
-from textual.widgets import Input, OptionList, TabbedContent
+from textual.widgets import DataTable, Input, OptionList, TabbedContent
 
 from planner.commands.check import check_file
 from tui.app import FleetPlannerApp
@@ -32,7 +32,6 @@ from tui.widgets.results import ResultsView
 TINY = ROOT / "tests" / "fixtures" / "tui_tiny.yaml"
 LONG = ROOT / "tests" / "fixtures" / "tui_long.yaml"
 RATE = "traffic.classes[0].rate"
-
 
 
 def pilot_test(fn: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
@@ -165,6 +164,35 @@ async def test_cancel_a_long_plan(tmp_path: Path) -> None:
 
 
 @pilot_test
+async def test_cancel_a_long_simulation_stops_its_work(tmp_path: Path) -> None:
+    # a million requests take tens of seconds on a CI machine; the cancel must end the work itself,
+    # not just hide it (an abandoned simulation would keep a core busy and slow the next run)
+    app = FleetPlannerApp(LONG, config=tmp_path / "config", data=tmp_path / "data", requests=1_000_000)
+    async with app.run_test(size=(80, 24)) as pilot:
+        session = app.screen
+        assert isinstance(session, SessionScreen)
+        await pilot.press("s")
+        assert session.running == "simulate"
+        assert "1,000,000 requests (Esc cancels)" in session.status.text
+        name = f"tui-simulate-{session.run_id}"
+        await until(pilot, lambda: any(t.name == name for t in threading.enumerate()))
+        await asyncio.sleep(1.0)  # well into the run
+        started = time.monotonic()
+        await pilot.press("escape")
+        assert session.running is None and session.status.text == "simulate cancelled"
+        await until(pilot, lambda: not any(t.name == name for t in threading.enumerate()), timeout=5)
+        assert time.monotonic() - started < 5
+        await until(pilot, lambda: session.run_id in session.stopped_runs)
+        assert session.sim_outcome is None
+        assert session.query_one(ResultsView).outcome is None
+        # the app goes on: a normal-sized simulation runs and shows its table
+        session.requests = None
+        await simulate(pilot, app)
+        assert session.sim_outcome is not None and session.sim_outcome.requests == 3000
+        assert session.query_one(ResultsView).cell("chat", "done") == "3,000"
+
+
+@pilot_test
 async def test_a_failing_run_is_a_notification_not_a_crash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import tui.screens.jobs as jobs
 
@@ -178,6 +206,18 @@ async def test_a_failing_run_is_a_notification_not_a_crash(tmp_path: Path, monke
         assert session.status.text == "simulate failed"
         assert any("fell over" in n.message for n in app._notifications)
         assert app.is_running
+
+    # a result the screen cannot show (say, a figure the planner stopped reporting) is no crash either
+    monkeypatch.undo()
+    monkeypatch.setattr(ResultsView, "show", boom)
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        session = await simulate(pilot, app)
+        assert session.status.text == "simulate finished, but its results cannot be shown"
+        assert any("fell over" in n.message for n in app._notifications)
+        assert app.is_running
+        await pilot.press("2", "5", "1")  # the tabs still work
+        assert session.query_one("#tabs", TabbedContent).active == "tab-scenario"
 
 
 @pilot_test
@@ -197,6 +237,11 @@ async def test_plan_pin_compare_and_export(tmp_path: Path) -> None:
         assert compare.current is not None and compare.current is not compare.pinned
         differing = compare.differing()
         assert "$/hour" in differing and "gCO2e/hour" in differing and "chat TTFT p90 ms" in differing
+        table = compare.query_one("#compare-table", DataTable)
+        shown = [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
+        assert shown[: len(differing)] == differing  # what changed comes first
+        assert len(shown) > len(differing)  # ... and what did not is still listed (batch TPOT, say)
+        assert f"{len(differing)} of {len(shown)} figures differ" in str(compare.query_one("#compare-title").render())
         assert compare.pinned.metrics["$/hour"].value < compare.current.metrics["$/hour"].value  # type: ignore[operator]
         assert "traffic.classes[0].rate" in str(session.query_one("#compare-diff").render())
 
@@ -206,15 +251,53 @@ async def test_plan_pin_compare_and_export(tmp_path: Path) -> None:
         await until(pilot, lambda: session.plan_outcome is not None)
         assert session.query_one("#tabs", TabbedContent).active == "tab-plan"
         assert list((tmp_path / "data" / "plans").glob("*.jsonl"))  # the resumable state file
-        out = tmp_path / "report"
+        out = tmp_path / "data" / "reports" / "tui-tiny"  # the default: under the data folder
         await pilot.press("e")
         await pilot.pause()
-        dialog_input = app.screen.query_one("#dialog-input", Input)
-        dialog_input.value = str(out)
+        assert app.screen.query_one("#dialog-input", Input).value == str(out)
         await pilot.press("enter")
         await until(pilot, lambda: (out / "report.md").exists(), timeout=60)
         await app.workers.wait_for_complete()
         assert (out / "plan.json").exists()
+
+
+@pilot_test
+async def test_a_result_keeps_the_scenario_its_run_started_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tui.screens.jobs as jobs
+
+    gate = threading.Event()
+    real = jobs.run_simulation
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        assert gate.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(jobs, "run_simulation", held)
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        session = app.screen
+        assert isinstance(session, SessionScreen)
+        gate.set()
+        await simulate(pilot, app)
+        await pilot.press("b")
+        gate.clear()
+        await pilot.press("s")  # a run of rate 3 ...
+        session.form.input_for(RATE).value = "6"  # ... while the rate is edited (Esc would cancel the run)
+        await pilot.pause()
+        assert session.running == "simulate" and session.data["traffic"]["classes"][0]["rate"] == 6
+        gate.set()
+        await app.workers.wait_for_complete()
+        await until(pilot, lambda: session.running is None)
+        assert session.latest is not None and session.latest.data["traffic"]["classes"][0]["rate"] == 3
+        compare = session.query_one(CompareView)
+        assert compare.current is session.latest
+        assert compare.differing() == []  # the same scenario, the same seed: the same numbers
+        assert str(compare.query_one("#compare-diff").render()) == "same settings"
+        await simulate(pilot, app)  # now with rate 6
+        assert "traffic.classes[0].rate: 3.0 → 6" in str(compare.query_one("#compare-diff").render())
+        assert "chat SLO attainment %" in compare.differing() or "chat TTFT p90 ms" in compare.differing()
 
 
 @pilot_test
@@ -234,7 +317,38 @@ async def test_save_round_trips_through_planner_check(tmp_path: Path) -> None:
     saved = yaml.safe_load(target.read_text())
     assert saved["traffic"]["classes"][0]["rate"] == 5
     assert saved["traffic"]["classes"][0]["slo"]["ttft_ms"] == 250
-    assert list(saved)[:3] == ["name", "description", "model"]  # schema order, not sorted
+    original = yaml.safe_load(TINY.read_text())
+    assert list(saved) == list(original)  # the document as edited: its own keys and order, no defaults added
+    original["traffic"]["classes"][0]["rate"] = 5
+    original["traffic"]["classes"][0]["slo"]["ttft_ms"] = 250
+    assert saved == original
+
+
+@pilot_test
+async def test_save_refuses_a_place_where_the_scenario_would_not_check(tmp_path: Path) -> None:
+    """A scenario with a relative trace path cannot be saved to another folder (the trace is not there)."""
+    here = tmp_path / "here"
+    here.mkdir()
+    (here / "trace.csv").write_text("timestamp\n" + "".join(f"{i * 0.5}\n" for i in range(100)))
+    data = yaml.safe_load(TINY.read_text())
+    data["traffic"]["classes"][1]["arrival"] = {"type": "trace", "path": "trace.csv"}
+    del data["traffic"]["classes"][1]["rate"]
+    source = here / "traced.yaml"
+    source.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert check_file(source).ok
+    elsewhere = tmp_path / "elsewhere" / "traced.yaml"
+    same_folder = here / "traced-copy.yaml"
+    app = make_app(tmp_path, source)
+    async with app.run_test(size=(80, 24)) as pilot:
+        for target in (elsewhere, same_folder):
+            await pilot.press("w")
+            await pilot.pause()
+            app.screen.query_one("#dialog-input", Input).value = str(target)
+            await pilot.press("enter")
+            await pilot.pause()
+        assert any("trace file not found" in n.message for n in app._notifications)
+    assert not elsewhere.exists()
+    assert check_file(same_folder).ok
 
 
 @pilot_test
@@ -255,9 +369,20 @@ async def test_picker_opens_a_file_and_remembers_it(tmp_path: Path) -> None:
         await pilot.press("q")
     assert app.recent.load() == [TINY.resolve()]
     again = make_app(tmp_path, None)
-    async with again.run_test(size=(80, 24)):
-        first = again.screen.query_one("#scenario-list", OptionList).get_option_at_index(0)
-        assert first.id == str(TINY.resolve())
+    async with again.run_test(size=(80, 24)) as pilot:
+        options = again.screen.query_one("#scenario-list", OptionList)
+        assert options.get_option_at_index(0).id == str(TINY.resolve())
+        ids = [str(options.get_option_at_index(i).id) for i in range(options.option_count)]
+        target = next(i for i, p in enumerate(ids) if p.endswith("hybrid-chat-batch.yaml"))
+        await pilot.press(*["down"] * target, "enter")
+        await pilot.pause()
+        assert isinstance(again.screen, SessionScreen)
+        assert again.screen.path is not None and again.screen.path.name == "hybrid-chat-batch.yaml"
+        assert again.screen.validation.ok
+        await pilot.press("o")  # back to the picker, and Esc returns to the session
+        assert isinstance(again.screen, PickerScreen)
+        await pilot.press("escape")
+        assert isinstance(again.screen, SessionScreen)
 
 
 def test_tui_subcommand_is_registered() -> None:

@@ -83,6 +83,8 @@ def test_plan(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
         pytest.param("plot-queue", (80, 24), id="queue-80x24"),
         pytest.param("plot-queue", (120, 40), id="queue-120x40"),
         pytest.param("plot-latency", (80, 24), id="latency-80x24"),
+        pytest.param("plot-latency", (120, 40), id="latency-120x40"),
+        pytest.param("plot-pareto", (80, 24), id="pareto-80x24"),
         pytest.param("plot-pareto", (120, 40), id="pareto-120x40"),
     ],
 )
@@ -111,3 +113,12 @@ def test_compare(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> No
         await pilot.pause()
 
     assert snap_compare(app_for(tmp_path), terminal_size=size, run_before=run)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_save_dialog(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
+    async def ask(pilot: Any) -> None:
+        await pilot.press("w")
+        await pilot.pause()
+
+    assert snap_compare(app_for(tmp_path), terminal_size=size, run_before=ask)

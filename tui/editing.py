@@ -188,6 +188,9 @@ def build_fields(data: Any, loaded: LoadedScenario | None) -> list[FieldSpec]:
         FieldSpec(("simulation", "seed"), "seed", "Scenario", placeholder="0"),
     ]
     classes = get_value(d, ("traffic", "classes"))
+    shares = any(isinstance(c, dict) and "share" in c for c in (classes if isinstance(classes, list) else []))
+    if shares or get_value(d, ("traffic", "total_rate")) is not None:
+        out.append(FieldSpec(("traffic", "total_rate"), "total rate (req/s)", "Scenario"))
     for i, cls in enumerate(classes if isinstance(classes, list) else []):
         c = cls if isinstance(cls, dict) else {}
         sec = f"Traffic class {c.get('name', i)}"
@@ -265,10 +268,13 @@ def diff(old: Any, new: Any) -> list[tuple[str, Any, Any]]:
     return [(k, a.get(k), b.get(k)) for k in keys if a.get(k) != b.get(k)]
 
 
-def scenario_yaml(loaded: LoadedScenario) -> str:
-    """The validated scenario as YAML (what ``planner check`` reads back unchanged)."""
-    data = loaded.scenario.model_dump(mode="json", exclude_none=True)
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+def scenario_yaml(data: dict[str, Any]) -> str:
+    """The edited document as YAML, in its own key order: settings left out stay defaults.
+
+    (Comments of the original file are lost; the session validates the document with
+    :func:`validate` for the target path before writing it.)
+    """
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=None, width=100)
 
 
 def read_document(path: Path) -> Any:

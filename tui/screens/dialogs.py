@@ -1,7 +1,8 @@
 """Small modal dialogs: ask for a path (save the scenario, export the report).
 
 A dialog is dismissed with the entered text (Enter or the OK button) or ``None`` (Escape or
-Cancel); the caller passes a callback to ``push_screen``.
+Cancel); the caller passes a callback to ``push_screen``.  The dialog has its own footer, so the
+keys shown are the ones that work while it is open.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label
+from textual.widgets import Button, Footer, Input, Label
 
 
 class PathDialog(ModalScreen[str | None]):
@@ -35,6 +36,7 @@ class PathDialog(ModalScreen[str | None]):
             with Horizontal(id="dialog-buttons"):
                 yield Button("OK", variant="primary", id="dialog-ok")
                 yield Button("Cancel", id="dialog-cancel")
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()

@@ -1,16 +1,19 @@
 """Background work of a session: simulate, plan and export in ``@work(thread=True)`` workers.
 
 Each run gets a number; its worker posts :mod:`tui.messages` tagged with it, so the screen can
-ignore a run it has cancelled or replaced.  Cancelling sets the worker's flag: a plan stops at
-its next progress report (the planner has cached every finished simulation in the session's state
-file, so planning again resumes); a simulation cannot be interrupted, so it runs in a daemon thread
-that the cancelled worker abandons (its result is never shown, and quitting does not wait for it).
-Every exception becomes a :class:`~tui.messages.RunFailed` message, shown as a notification — a
-failed run never takes the app down.
+ignore a run it has cancelled or replaced.  The run itself (the simulator or the planner, plain
+Python that knows nothing of Textual) goes in a thread of its own that the worker watches.
+Cancelling stops it for real: the worker raises :class:`RunStopped` inside that thread at its next
+Python instruction (CPython's ``PyThreadState_SetAsyncExc``), so a cancelled simulation does not
+keep a core busy in the background.  A plan also stops at its next progress report; the planner
+has cached every finished simulation in the session's state file (a line cut short is skipped on
+reading), so planning again resumes.  Every exception becomes a :class:`~tui.messages.RunFailed`
+message, shown as a notification — a failed run never takes the app down.
 """
 
 from __future__ import annotations
 
+import ctypes
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -25,27 +28,65 @@ from tui.messages import PlanFinished, RunCancelled, RunFailed, RunProgress, Sim
 from tui.runs import PlanOutcome, SimOutcome, fleet_spec, run_plan, run_simulation
 
 
-def _abandonable(worker: Worker[Any], name: str, fn: Callable[[], Any]) -> dict[str, Any]:
-    """Run ``fn`` in a daemon thread until it ends or ``worker`` is cancelled.
+class RunStopped(BaseException):
+    """Raised inside a run's thread to stop it (a ``BaseException``: no ``except Exception`` eats it)."""
 
-    Returns ``{"outcome": ...}``, ``{"error": "Type: message"}``, or ``{}`` when abandoned.  The
-    simulator cannot be interrupted (and a plan only stops at its next progress report), so the
-    work runs in a daemon thread that a cancelled worker leaves behind: neither a cancel nor
-    quitting the app waits for it.
+
+#: how long a cancelled worker waits for its run's thread to stop before leaving it behind
+STOP_WAIT_S = 2.0
+
+
+def _raise_in(thread: threading.Thread) -> bool:
+    """Raise :class:`RunStopped` in ``thread`` at its next Python instruction; False if impossible."""
+    set_async_exc = getattr(ctypes.pythonapi, "PyThreadState_SetAsyncExc", None)
+    if thread.ident is None or set_async_exc is None:
+        return False
+    return int(set_async_exc(ctypes.c_ulong(thread.ident), ctypes.py_object(RunStopped))) == 1
+
+
+def _checkpoint() -> None:
+    """A Python call: a pending :class:`RunStopped` is delivered here at the latest."""
+
+
+def _stoppable(worker: Worker[Any], name: str, fn: Callable[[], Any]) -> dict[str, Any]:
+    """Run ``fn`` in a thread of its own until it ends, or stop it when ``worker`` is cancelled.
+
+    Returns ``{"outcome": ...}`` or ``{"error": "Type: message"}``; ``{}`` when cancelled.  On a
+    cancel the thread is stopped by :func:`_raise_in` (a long C call, e.g. in numpy, finishes
+    first) and waited for up to :data:`STOP_WAIT_S`; a thread that outlasts that is a daemon, so
+    neither the next run nor quitting the app waits for it.
     """
     box: dict[str, Any] = {}
+    lock = threading.Lock()
+    finished = False
 
     def target() -> None:
+        nonlocal finished
         try:
-            box["outcome"] = fn()
-        except Exception as exc:  # shown as a notification, never a crash
-            box["error"] = f"{type(exc).__name__}: {exc}"
+            try:
+                box["outcome"] = fn()
+            except RunStopped:
+                pass
+            except Exception as exc:  # shown as a notification, never a crash
+                box["error"] = f"{type(exc).__name__}: {exc}"
+            finally:
+                with lock:
+                    finished = True
+            _checkpoint()
+        except RunStopped:  # a stop that arrived as the run was ending
+            pass
 
     thread = threading.Thread(target=target, name=name, daemon=True)
     thread.start()
     while thread.is_alive() and not worker.is_cancelled:
         thread.join(0.05)
-    return dict(box) if not thread.is_alive() else {}
+    if not worker.is_cancelled:
+        return dict(box)
+    with lock:
+        if not finished:
+            _raise_in(thread)
+    thread.join(STOP_WAIT_S)
+    return {}
 
 
 class JobsMixin(Screen[None]):
@@ -71,13 +112,13 @@ class JobsMixin(Screen[None]):
         self.run_id += 1
         self.running = "simulate"
         n = requests or loaded.scenario.simulation.resolved_requests()
-        self.status.start(f"simulating {n or 'the'} requests on {fleet_spec(loaded)} … (Esc cancels)")
+        self.status.start(f"simulating {f'{n:,}' if n else 'the'} requests (Esc cancels) on {fleet_spec(loaded)} …")
         self.job = self._simulate(self.run_id, loaded, requests)
 
     def start_plan(self, loaded: LoadedScenario, state: Path) -> None:
         self.run_id += 1
         self.running = "plan"
-        self.status.start("planning: screening the configurations … (Esc cancels)")
+        self.status.start("planning (Esc cancels): screening the configurations …")
         self.job = self._plan(self.run_id, loaded, state)
 
     def cancel_run(self) -> None:
@@ -85,12 +126,12 @@ class JobsMixin(Screen[None]):
         self.running = None
         if self.job is not None:
             self.job.cancel()
-        self.status.finish(f"{kind} cancelled" + ("; stopping at the next step …" if kind == "plan" else ""))
+        self.status.finish(f"{kind} cancelled")
 
     @work(thread=True, exclusive=True, group="run", exit_on_error=False)
     def _simulate(self, run_id: int, loaded: LoadedScenario, requests: int | None) -> None:
         worker = get_current_worker()
-        box = _abandonable(worker, f"tui-simulate-{run_id}", lambda: run_simulation(loaded, requests))
+        box = _stoppable(worker, f"tui-simulate-{run_id}", lambda: run_simulation(loaded, requests))
         if worker.is_cancelled:
             self.post_message(RunCancelled(run_id, "simulate"))
         elif "error" in box:
@@ -105,7 +146,7 @@ class JobsMixin(Screen[None]):
         def progress(text: str, done: int, total: int) -> None:
             self.post_message(RunProgress(run_id, "plan", text, done, total))
 
-        box = _abandonable(
+        box = _stoppable(
             worker, f"tui-plan-{run_id}", lambda: run_plan(loaded, state, progress, lambda: worker.is_cancelled)
         )
         if "error" in box:

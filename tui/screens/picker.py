@@ -51,7 +51,7 @@ class PickerScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Label("Open a scenario — bundled examples and recent files:", id="picker-title")
+        yield Label("Open a scenario — recent files and bundled examples (↑↓, Enter):", id="picker-title")
         options: list[Option] = []
         for path in self.recent:
             options.append(_option(describe(path), "recent", path.name))
@@ -81,6 +81,11 @@ class PickerScreen(Screen[None]):
             self.notify(f"no such file: {escape(str(path))}", severity="error")
             return
         self.post_message(self.Chosen(path))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "back":  # only when the picker was opened from a session
+            return len(self.app.screen_stack) > 2
+        return True
 
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 2:

@@ -22,6 +22,7 @@ from textual.widgets import Footer, Header, Input, TabbedContent, TabPane
 from tui.editing import build_fields, scenario_yaml, set_value, validate
 from tui.messages import PlanFinished, RunCancelled, RunFailed, RunProgress, SimFinished
 from tui.paths import bundled_dir, state_file
+from tui.runs import PlanOutcome, SimOutcome
 from tui.screens.jobs import JobsMixin
 from tui.widgets.compare import CompareView, Snapshot
 from tui.widgets.form import FieldEdited, ScenarioForm
@@ -78,6 +79,8 @@ class SessionScreen(JobsMixin):
         self.validation = validate(data, path)
         self.fields = build_fields(data, self.validation.loaded)
         self.latest: Snapshot | None = None
+        self.run_doc: dict[str, Any] = {}
+        """The scenario document the current run was started with (edits during a run don't count)."""
 
     # ------------------------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -144,11 +147,13 @@ class SessionScreen(JobsMixin):
     # ----------------------------------------------------------------------------------- actions
     def action_simulate(self) -> None:
         if self.ready("simulate") and self.validation.loaded is not None:
+            self.run_doc = copy.deepcopy(self.data)
             self.start_simulation(self.validation.loaded, self.requests)
 
     def action_plan(self) -> None:
         if self.ready("plan") and self.validation.loaded is not None:
             loaded = self.validation.loaded
+            self.run_doc = copy.deepcopy(self.data)
             self.start_plan(loaded, state_file(self.data_dir, self.path, loaded.scenario.name))
 
     def action_cancel(self) -> None:
@@ -185,18 +190,28 @@ class SessionScreen(JobsMixin):
         from tui.screens.dialogs import PathDialog
 
         self.app.push_screen(
-            PathDialog("Save scenario as (YAML):", default, "written in full; comments are not kept"),
+            PathDialog("Save scenario as (YAML):", default, "your settings as edited; comments are not kept"),
             self.save_to,
         )
 
     def save_to(self, target: str | None) -> None:
-        loaded = self.validation.loaded
-        if not target or loaded is None:
+        """Write the document as edited, if ``planner check`` will accept it where it is written."""
+        if not target or not self.validation.ok:
             return
         path = Path(target).expanduser()
+        there = validate(self.data, path)  # relative paths in the scenario resolve from its folder
+        if not there.ok:
+            first = there.problems[0] if there.problems else "the scenario does not load"
+            self.notify(
+                f"{escape(str(path))} would not pass `planner check`: {escape(str(first))}",
+                title="not saved",
+                severity="error",
+                timeout=10,
+            )
+            return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(scenario_yaml(loaded))
+            path.write_text(scenario_yaml(self.data))
         except OSError as exc:
             self.notify(f"cannot write {escape(str(path))}: {escape(exc.strerror or str(exc))}", severity="error")
             return
@@ -215,9 +230,9 @@ class SessionScreen(JobsMixin):
             return
         from tui.screens.dialogs import PathDialog
 
-        name = self.plan_outcome.scenario
+        default = self.data_dir / "reports" / self.plan_outcome.scenario
         self.app.push_screen(
-            PathDialog("Export the plan report to folder:", f"{name}-report", "report.md, plan.json and PNG plots"),
+            PathDialog("Export the plan report to folder:", str(default), "report.md, plan.json and PNG plots"),
             self.export_to,
         )
 
@@ -227,7 +242,7 @@ class SessionScreen(JobsMixin):
 
     # ---------------------------------------------------------------------------------- results
     def _snapshot(self, kind: str, label: str, metrics: Any) -> None:
-        self.latest = Snapshot(f"#{self.run_id} {kind} {label}", metrics, copy.deepcopy(self.data), kind)
+        self.latest = Snapshot(f"#{self.run_id} {kind} {label}", metrics, self.run_doc, kind)
         compare = self.query_one(CompareView)
         if compare.pinned is not None and compare.pinned.kind == kind:
             compare.set_current(self.latest)
@@ -240,7 +255,13 @@ class SessionScreen(JobsMixin):
         if message.run_id != self.run_id:
             return
         self.running = None
-        outcome = self.sim_outcome = message.outcome
+        try:
+            self._show_sim(message.outcome)
+        except Exception as exc:  # results the views cannot show are reported, never a crash
+            self._cannot_show("simulate", exc)
+
+    def _show_sim(self, outcome: SimOutcome) -> None:
+        self.sim_outcome = outcome
         self.query_one(ResultsView).show(outcome)
         self.query_one(PlotsView).show_sim(outcome)
         self._snapshot("simulate", outcome.fleet, outcome.metrics())
@@ -253,13 +274,24 @@ class SessionScreen(JobsMixin):
         if message.run_id != self.run_id:
             return
         self.running = None
-        outcome = self.plan_outcome = message.outcome
+        try:
+            self._show_plan(message.outcome)
+        except Exception as exc:
+            self._cannot_show("plan", exc)
+
+    def _show_plan(self, outcome: PlanOutcome) -> None:
+        self.plan_outcome = outcome
         self.query_one(PlanView).show(outcome)
         self.query_one(PlotsView).show_plan(outcome)
         best = outcome.result.recommended or outcome.result.closest
         self._snapshot("plan", best.candidate.fleet if best else "no fleet", outcome.metrics())
         self.status.finish(outcome.result.message())
         self.query_one(TabbedContent).active = "tab-plan"
+
+    def _cannot_show(self, kind: str, exc: Exception) -> None:
+        self.status.finish(f"{kind} finished, but its results cannot be shown")
+        error = escape(f"{type(exc).__name__}: {exc}")
+        self.notify(error, title=f"cannot show the {kind} results", severity="error", timeout=10)
 
     def on_run_failed(self, message: RunFailed) -> None:
         if message.run_id != self.run_id:

@@ -4,7 +4,8 @@ Pin a result (``b``), change a knob in the form — a class's rate, a GPU's pric
 grid intensity, an SLO bound — and run again.  The table lists every figure of both (the
 simulation's per-class latencies and SLO verdicts, cost, energy, carbon, utilisation; the plan's
 recommended fleet and its cost), with the change: better in green, worse in red, a changed text in
-yellow.  Above it, the scenario settings that differ between the two runs.
+yellow; the figures that changed come first, the unchanged ones are dimmed.  Above it, the scenario
+settings that differ between the two runs (as they were when each run started).
 """
 
 from __future__ import annotations
@@ -99,10 +100,6 @@ class CompareView(VerticalScroll):
         if self.pinned is None:
             return
         cur = self.current if self.current is not None and self.current is not self.pinned else None
-        title.update(
-            f"[b]pinned[/] {escape(self.pinned.label)}  vs  [b]current[/] "
-            + (escape(cur.label) if cur else "(run again after changing a knob)")
-        )
         settings = diff(self.pinned.data, cur.data) if cur else []
         lines = [f"  {escape(k)}: {escape(_val(a))} → [b yellow]{escape(_val(b))}[/]" for k, a, b in settings[:8]]
         if len(settings) > 8:
@@ -113,14 +110,31 @@ class CompareView(VerticalScroll):
         names = list(self.pinned.metrics)
         if cur:
             names += [k for k in cur.metrics if k not in self.pinned.metrics]
+        rows: list[tuple[bool, Text, Text, Text, Text]] = []
         for name in names:
             old = self.pinned.metrics.get(name)
             new = cur.metrics.get(name) if cur else None
             delta = change(old, new) if cur else Text("")
             differs = cur is not None and str(delta) != "="
-            table.add_row(
-                Text(name, "bold" if differs else ""),
-                Text(old.text() if old else "-", justify="right"),
-                Text(new.text() if new else "-", "bold" if differs else "", justify="right"),
-                delta,
+            style = "bold" if differs else ("dim" if cur else "")
+            rows.append(
+                (
+                    differs,
+                    Text(name, style),
+                    Text(old.text() if old else "-", style, justify="right"),
+                    Text(new.text() if new else "-", style, justify="right"),
+                    delta,
+                )
             )
+        rows.sort(key=lambda row: not row[0])  # the figures that changed first, each group in its order
+        changed = sum(1 for row in rows if row[0])
+        title.update(
+            f"[b]pinned[/] {escape(self.pinned.label)}  vs  [b]current[/] "
+            + (
+                f"{escape(cur.label)}\n{changed} of {len(rows)} figures differ (listed first)"
+                if cur
+                else "(run again after changing a knob)"
+            )
+        )
+        for row in rows:
+            table.add_row(*row[1:])

@@ -3,8 +3,8 @@
 - Queue: requests waiting per pool over simulated time (:attr:`sim.simulation.SimResult.timeseries`).
 - Latency vs load: p90 TTFT of one replica of each serving configuration at increasing offered load
   (the planner's screening curves, :attr:`planner.search.PlanResult.curves`), log scale.
-- Cost–carbon: every verified fleet ($/h vs kg CO2e/h; feasible ones highlighted) and the Pareto
-  front joining the feasible fleets no other beats on both.
+- Cost–carbon: every verified fleet ($/h vs kg CO2e/h; ``o`` meets the SLOs, ``x`` misses them) and
+  the Pareto front (``★``) joining the feasible fleets no other beats on both.
 
 Each plot keeps its data and redraws on resize; before a run it shows what will appear there.
 """
@@ -60,7 +60,8 @@ class LatencyPlot(_Plot):
             if pts:
                 plt.plot([p[0] for p in pts], [p[1] for p in pts], label=name, marker="braille")
         plt.yscale("log")
-        plt.title("p90 TTFT (ms) vs load per replica (req/s)")
+        plt.title("p90 TTFT (ms, log scale) vs offered load per replica")
+        plt.xlabel("req/s per replica")
         self.refresh()
 
 
@@ -79,9 +80,13 @@ class ParetoPlot(_Plot):
             plt.scatter([p[0] for p in bad], [p[1] for p in bad], label="misses SLO", color="gray", marker="x")
         if good:
             plt.scatter([p[0] for p in good], [p[1] for p in good], label="meets SLO", color="green", marker="o")
-        if front:
-            plt.plot([p[0] for p in front], [p[1] for p in front], label="Pareto front", color="cyan")
-        plt.title("kg CO2e/h vs $/h")
+        if len(front) > 1:
+            plt.plot([p[0] for p in front], [p[1] for p in front], color="cyan", marker="braille")
+        if front:  # a marker per fleet on it: a front of one fleet is a point
+            plt.scatter([p[0] for p in front], [p[1] for p in front], label="Pareto front", color="cyan", marker="★")
+        plt.title("cost vs carbon of the simulated fleets")
+        plt.xlabel("$/h")
+        plt.ylabel("kg CO2e/h")
         self.refresh()
 
 
