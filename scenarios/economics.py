@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -39,7 +39,7 @@ class Pricing(_Strict):
     """Built-in price list (default, alternative-2025-05, hyperscaler-2025-05, runpod-2026-03,
     coreweave-2026-03, crusoe-2024-09) or a path to a YAML price list."""
     kind: Literal["on_demand", "spot"] = "on_demand"
-    overrides: dict[str, float] = {}
+    overrides: dict[str, Annotated[float, Field(ge=0)]] = {}
     """GPU name -> USD per GPU-hour (your own quotes); wins over the catalogue."""
     owned: dict[str, OwnedHardware] = {}
     """GPU name -> purchase terms; these GPUs are costed as owned, not rented."""

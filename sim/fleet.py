@@ -69,6 +69,13 @@ def plan_config(
                 "use more GPUs per replica or raise gpu_memory_utilization"
             ]
         )
+    if cfg.max_model_len is not None and cfg.max_model_len > model.max_position_embeddings:
+        raise ScenarioError(
+            [
+                f"{src}: {where}.max_model_len: {cfg.max_model_len} exceeds {model.name}'s context "
+                f"(max_position_embeddings={model.max_position_embeddings}); vLLM refuses to start with it"
+            ]
+        )
     profile = resolve_profile(cfg.gpu, cfg.gpus, cfg.profile, loaded.base_dir)
     limit = cfg.max_model_len or model.max_position_embeddings
     price = gpu_cost(scenario, gpu.name, loaded.base_dir).usd_per_hour * cfg.gpus

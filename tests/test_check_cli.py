@@ -167,3 +167,18 @@ def test_no_files_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
         main(["check"])
     assert info.value.code == 2
     assert "FILE" in capsys.readouterr().err
+
+
+def test_values_vllm_or_a_bill_would_refuse(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = dict(GOOD, configs=[{"gpu": "H100-PCIe", "max_model_len": 100_000}, {"gpu": "RTX-4090", "gpus": 2}],
+                pricing={"overrides": {"RTX-4090": -1.0}})
+    path = write(tmp_path, "refused.yaml", data)
+    code, lines, _ = run(["check", path], capsys)
+    assert code == 2
+    assert f"{path}: pricing.overrides.RTX-4090: Input should be greater than or equal to 0 (got -1.0)" in lines
+    data["pricing"] = {}
+    code, lines, _ = run(["check", write(tmp_path, "long.yaml", data)], capsys)
+    assert code == 2 and lines == [
+        f"{tmp_path / 'long.yaml'}: configs[0].max_model_len: 100000 exceeds microsoft/phi-4's context "
+        "(max_position_embeddings=16384); vLLM refuses to start with it"
+    ]
