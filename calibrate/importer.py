@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import math
-import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -270,74 +269,6 @@ def read_result_file(path: Path, **overrides: Any) -> list[MeasuredRun]:
     return [parse_result(obj, where, file=str(path), **overrides) for where, obj in items]
 
 
-# ------------------------------------------------------------------------------------------ bundles
-def _server_settings(command: Sequence[str]) -> dict[str, Any]:
-    flags = {"--max-num-seqs": "max_num_seqs", "--max-num-batched-tokens": "max_num_batched_tokens",
-             "--gpu-memory-utilization": "gpu_memory_utilization", "--max-model-len": "max_model_len",
-             "--block-size": "block_size", "--tensor-parallel-size": "tp"}
-    out: dict[str, Any] = {}
-    args = list(command)
-    for i, arg in enumerate(args):
-        key, _, value = arg.partition("=")
-        if key in flags:
-            text = value or (args[i + 1] if i + 1 < len(args) else "")
-            try:
-                out[flags[key]] = float(text) if "." in text else int(text)
-            except ValueError:
-                continue
-        if arg == "--no-enable-prefix-caching":
-            out["prefix_caching"] = False
-    return out
-
-
-def read_bundle(path: Path, **overrides: Any) -> list[MeasuredRun]:
-    """All finished points of a ``calibrate run`` bundle."""
-    from calibrate.bundle import load_bundle
-
-    bundle = load_bundle(path)
-    man = bundle.manifest
-    ident = man.get("identity") or {}
-    server = man.get("server") or {}
-    env = man.get("env") or {}
-    gpus = env.get("gpus") or {}
-    command = server.get("command") or []
-    if isinstance(command, str):
-        command = shlex.split(command)
-    engine = _server_settings(command)
-    for key in ("gpu_memory_utilization", "max_model_len"):
-        if ident.get(key) is not None:
-            engine[key] = ident[key]
-    kv = server.get("kv_cache") or {}
-    if isinstance(kv.get("tokens"), int):
-        engine["kv_cache_tokens"] = kv["tokens"]
-    if isinstance(kv.get("block_size"), int) and "block_size" not in engine:
-        engine["block_size"] = kv["block_size"]  # as the engine reported it (128 on vLLM's CPU build)
-    mem = gpus.get("memory_bytes") or []
-    if mem:
-        engine["gpu_memory_bytes"] = int(mem[0])
-    names = gpus.get("names") or []
-    tp = int(ident.get("tp") or engine.get("tp") or 1)
-    gpu_name = overrides.pop("gpu_name", None) or (names[0] if names else None)
-    if not gpu_name:
-        raise ImportFailed(f"{path / 'manifest.json'}: missing field 'env.gpus.names' (give --gpu)")
-    caching = "off" if (ident.get("prefix_caching") == "off" or engine.get("prefix_caching") is False) \
-        else "fresh"
-    model_cfg = env.get("model_config") if isinstance(env.get("model_config"), dict) else None
-    runs = []
-    for entry, point in zip(man["points"], bundle.points, strict=True):
-        where = str(path / entry["file"])
-        result = dict(point["result"])
-        result.setdefault("request_rate", point["rate"])
-        result.setdefault("burstiness", point.get("burstiness", 1.0))
-        result.setdefault("num_prompts", point.get("num_prompts"))
-        result.setdefault("model_id", ident.get("model"))
-        run = parse_result(result, where, file=where, gpu_name=gpu_name, gpu_count=overrides.get("gpu_count") or tp,
-                           model_id=overrides.get("model_id"))
-        runs.append(replace(run, prefix_caching=caching, engine=dict(engine), model_config=model_cfg,
-                            date=str(point.get("started") or run.date), session=f"{path}#{entry['index']}"))
-    return runs
-
-
 # ------------------------------------------------------------------------------------------ sessions
 def assign_sessions(runs: Iterable[MeasuredRun]) -> list[MeasuredRun]:
     """Link runs of one server session (same model, hardware and prompts, one sweep).
@@ -382,6 +313,8 @@ def load_runs(paths: Sequence[str | Path], *, client_seed: int | None = None, **
         p = Path(raw)
         if p.is_dir():
             if (p / "manifest.json").exists():
+                from calibrate.bundle_runs import read_bundle  # it builds on parse_result
+
                 runs += read_bundle(p, **dict(overrides))
                 continue
             files = sorted([*p.glob("*.json"), *p.glob("*.jsonl")])

@@ -19,7 +19,8 @@ from pydantic import ValidationError
 
 from scenarios.catalog import MODELS, GpuSpec, ModelSpec, find_model, load_model_config
 from scenarios.errors import FleetPlannerError, ScenarioError
-from scenarios.schema import Arrival, Fleet, HardwareType, LengthDist, Pool, Routing, Scenario, ServingConfig
+from scenarios.schema import Fleet, HardwareType, Pool, Routing, Scenario, ServingConfig
+from scenarios.traffic import Arrival, LengthDist
 
 
 @dataclass(frozen=True)

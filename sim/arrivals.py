@@ -40,7 +40,7 @@ import numpy as np
 
 from scenarios.errors import ScenarioError
 from scenarios.loader import LoadedScenario
-from scenarios.schema import (
+from scenarios.traffic import (
     DiurnalArrival,
     GammaArrival,
     PiecewiseArrival,

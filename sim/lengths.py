@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from scenarios.errors import FleetPlannerError
-from scenarios.schema import EmpiricalLength, FixedLength, LognormalLength, TraceLength
+from scenarios.traffic import EmpiricalLength, FixedLength, LognormalLength, TraceLength
 from sim.registry import Registry
 
 #: (distribution spec, generator, count, trace column or None) -> int64 lengths >= 1

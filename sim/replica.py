@@ -89,8 +89,7 @@ class Replica:
         self._dur = 0.0
         self._n = 0
         self._first = 0.0
-        self._left = self._free = self._tokens = self._ctx = 0
-        self._kv_start = 0
+        self._left = self._free = self._tokens = self._ctx = self._kv_start = 0
         self._chunks: list[tuple[int, int]] = []
         # statistics
         self.busy_time = 0.0
@@ -255,12 +254,8 @@ class Replica:
         self._schedule(dur, self._end_macro)
 
     def _cut_macro(self) -> None:
-        """An admissible request arrived: end the macro step at the step boundary in progress.
-
-        The macro step is shortened to the decode steps up to that boundary (no completion or KV
-        exhaustion falls inside them, by construction of the macro step); at the boundary
-        :meth:`_end_macro` plans the next step, which admits every request waiting by then.
-        """
+        """An admissible request arrived: shorten the macro step to the step boundary in progress,
+        where :meth:`_end_macro` plans the next step, admitting every request waiting by then."""
         now = self.env.now
         n = self.model.decode_steps_within(self.n_dec, self.ctx_sum, now - self._start) + 1
         if n >= self._n:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from scenarios.errors import ScenarioError
 from scenarios.loader import LoadedScenario, load_scenario, scenario_from_dict
-from scenarios.schema import Arrival, LengthDist, LognormalLength
+from scenarios.traffic import Arrival, LengthDist, LognormalLength
 from sim.lengths import LENGTHS, lognormal_mu, sample_lengths
 from sim.traffic import ARRIVALS, Workload, generate_workload
 

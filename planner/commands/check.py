@@ -22,7 +22,7 @@ from typing import Any
 
 from scenarios.errors import FleetPlannerError, ScenarioError
 from scenarios.loader import LoadedScenario, load_scenario
-from scenarios.schema import TraceArrival
+from scenarios.traffic import TraceArrival
 from sim.arrivals import build_arrivals
 
 #: a check: loaded scenario -> problems as "dotted.path: message" strings

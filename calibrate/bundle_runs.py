@@ -1,0 +1,84 @@
+"""Calibration bundles (``calibrate run`` output) as :class:`~calibrate.importer.MeasuredRun` lists.
+
+Every finished point of a bundle carries the client's result JSON; the manifest adds what the server
+reported: its command line (engine limits, tensor-parallel size, prefix caching), the KV-cache size
+and block size from its log, the GPUs' names and memory from NVML, and the model's config.json.  Those
+become the run's ``engine`` settings, so a replay uses the limits the server really ran with.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from calibrate.importer import ImportFailed, MeasuredRun, parse_result
+
+
+def _server_settings(command: Sequence[str]) -> dict[str, Any]:
+    flags = {"--max-num-seqs": "max_num_seqs", "--max-num-batched-tokens": "max_num_batched_tokens",
+             "--gpu-memory-utilization": "gpu_memory_utilization", "--max-model-len": "max_model_len",
+             "--block-size": "block_size", "--tensor-parallel-size": "tp"}
+    out: dict[str, Any] = {}
+    args = list(command)
+    for i, arg in enumerate(args):
+        key, _, value = arg.partition("=")
+        if key in flags:
+            text = value or (args[i + 1] if i + 1 < len(args) else "")
+            try:
+                out[flags[key]] = float(text) if "." in text else int(text)
+            except ValueError:
+                continue
+        if arg == "--no-enable-prefix-caching":
+            out["prefix_caching"] = False
+    return out
+
+
+def read_bundle(path: Path, **overrides: Any) -> list[MeasuredRun]:
+    """All finished points of a ``calibrate run`` bundle."""
+    from calibrate.bundle import load_bundle
+
+    bundle = load_bundle(path)
+    man = bundle.manifest
+    ident = man.get("identity") or {}
+    server = man.get("server") or {}
+    env = man.get("env") or {}
+    gpus = env.get("gpus") or {}
+    command = server.get("command") or []
+    if isinstance(command, str):
+        command = shlex.split(command)
+    engine = _server_settings(command)
+    for key in ("gpu_memory_utilization", "max_model_len"):
+        if ident.get(key) is not None:
+            engine[key] = ident[key]
+    kv = server.get("kv_cache") or {}
+    if isinstance(kv.get("tokens"), int):
+        engine["kv_cache_tokens"] = kv["tokens"]
+    if isinstance(kv.get("block_size"), int) and "block_size" not in engine:
+        engine["block_size"] = kv["block_size"]  # as the engine reported it (128 on vLLM's CPU build)
+    mem = gpus.get("memory_bytes") or []
+    if mem:
+        engine["gpu_memory_bytes"] = int(mem[0])
+    names = gpus.get("names") or []
+    tp = int(ident.get("tp") or engine.get("tp") or 1)
+    gpu_name = overrides.pop("gpu_name", None) or (names[0] if names else None)
+    if not gpu_name:
+        raise ImportFailed(f"{path / 'manifest.json'}: missing field 'env.gpus.names' (give --gpu)")
+    caching = "off" if (ident.get("prefix_caching") == "off" or engine.get("prefix_caching") is False) \
+        else "fresh"
+    model_cfg = env.get("model_config") if isinstance(env.get("model_config"), dict) else None
+    runs = []
+    for entry, point in zip(man["points"], bundle.points, strict=True):
+        where = str(path / entry["file"])
+        result = dict(point["result"])
+        result.setdefault("request_rate", point["rate"])
+        result.setdefault("burstiness", point.get("burstiness", 1.0))
+        result.setdefault("num_prompts", point.get("num_prompts"))
+        result.setdefault("model_id", ident.get("model"))
+        run = parse_result(result, where, file=where, gpu_name=gpu_name, gpu_count=overrides.get("gpu_count") or tp,
+                           model_id=overrides.get("model_id"))
+        runs.append(replace(run, prefix_caching=caching, engine=dict(engine), model_config=model_cfg,
+                            date=str(point.get("started") or run.date), session=f"{path}#{entry['index']}"))
+    return runs
