@@ -300,6 +300,18 @@ def assign_sessions(runs: Iterable[MeasuredRun]) -> list[MeasuredRun]:
     return runs
 
 
+def hardware_overrides(gpu: str | None, gpus: int | None) -> dict[str, Any]:
+    """``load_runs`` overrides from the ``--gpu NAME`` / ``--gpus N`` options of the commands."""
+    out: dict[str, Any] = {}
+    if gpu:
+        out["gpu_name"] = gpu
+    if gpus is not None:
+        if gpus < 1:
+            raise ImportFailed(f"--gpus(={gpus}) must be >= 1")
+        out["gpu_count"] = gpus
+    return out
+
+
 def load_runs(paths: Sequence[str | Path], *, client_seed: int | None = None, **overrides: Any) -> list[MeasuredRun]:
     """Read result files and bundle directories (a directory without a manifest: its *.json/*.jsonl).
 

@@ -23,7 +23,7 @@ from calibrate.fitplan import (
     write_profile_file,
 )
 from calibrate.fitplan import fit_all as _fit_all
-from calibrate.importer import load_runs
+from calibrate.importer import hardware_overrides, load_runs
 from calibrate.workload import LengthModel
 from scenarios.catalog import GpuSpec
 from scenarios.errors import FleetPlannerError
@@ -72,17 +72,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("--only", action="append", default=[], metavar="GPUSxGPU",
                    help="fit only this configuration, e.g. 1xH100-PCIe (repeatable)")
     p.set_defaults(func=run)
-
-
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if args.gpu:
-        out["gpu_name"] = args.gpu
-    if args.gpus is not None:
-        if args.gpus < 1:
-            raise FleetPlannerError(f"--gpus(={args.gpus}) must be >= 1")
-        out["gpu_count"] = args.gpus
-    return out
 
 
 def fit_files(
@@ -144,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
                          derive_tp=not args.no_derive)
     entries = fit_files(args.files, args.output, options, resume=args.resume, model_configs=args.model_config,
                         client_seed=args.client_seed, only=args.only, console=console,
-                        overrides=_overrides(args),
+                        overrides=hardware_overrides(args.gpu, args.gpus),
                         hardware=load_hardware_file(args.hardware) if args.hardware else None)
     table = Table(title=f"fitted profiles -> {args.output}")
     for col in ("config", "runs", "models", "thr MAPE", "TPOT MAPE", "TTFT p50 MAPE", "outliers"):

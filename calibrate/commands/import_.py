@@ -10,8 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from calibrate.importer import load_runs, summarise
-from scenarios.errors import FleetPlannerError
+from calibrate.importer import hardware_overrides, load_runs, summarise
 
 EPILOG = """\
 examples:
@@ -53,13 +52,7 @@ def run_json(r: Any) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    overrides: dict[str, Any] = {}
-    if args.gpu:
-        overrides["gpu_name"] = args.gpu
-    if args.gpus is not None:
-        if args.gpus < 1:
-            raise FleetPlannerError(f"--gpus(={args.gpus}) must be >= 1")
-        overrides["gpu_count"] = args.gpus
+    overrides = hardware_overrides(args.gpu, args.gpus)
     runs = load_runs(args.files, **overrides)
     if args.json:
         print(json.dumps([run_json(r) for r in runs], indent=1))

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from calibrate.fitplan import resolve_points
-from calibrate.importer import load_runs
+from calibrate.importer import hardware_overrides, load_runs
 from calibrate.validation import METRICS, ape, mape, profile_chooser, validate_points
 from scenarios.errors import FleetPlannerError
 from scenarios.loader import load_hardware_file
@@ -75,13 +75,7 @@ def _cell(rec: dict[str, Any], metric: str, digits: int) -> str:
 def run(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         raise FleetPlannerError(f"--seeds(={args.seeds}) must be >= 1")
-    overrides: dict[str, Any] = {}
-    if args.gpu:
-        overrides["gpu_name"] = args.gpu
-    if args.gpus is not None:
-        if args.gpus < 1:
-            raise FleetPlannerError(f"--gpus(={args.gpus}) must be >= 1")
-        overrides["gpu_count"] = args.gpus
+    overrides = hardware_overrides(args.gpu, args.gpus)
     runs = load_runs(args.files, client_seed=args.client_seed, **overrides)
     hardware = load_hardware_file(args.hardware) if args.hardware else None
     points = resolve_points(runs, args.model_config, hardware)
