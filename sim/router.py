@@ -135,7 +135,11 @@ class ClassAffinity(Router):
 
 
 class _Headroom(Router):
-    """Pools ranked by a per-capacity score; the first pool with a replica below headroom wins."""
+    """Pools ranked by a per-capacity score; the first pool with a replica below headroom wins.
+
+    A policy whose score follows the clock (:meth:`hourly`) keeps one ranking per hour of the day and
+    uses the one of the hour in progress (simulated time 0 is ``start_hour`` of the pools' day).
+    """
 
     def __init__(
         self,
@@ -146,13 +150,24 @@ class _Headroom(Router):
     ):
         super().__init__(replicas, pools, class_names)
         self.headroom = float(settings.headroom)
-        order = sorted(range(len(pools)), key=lambda i: (self.score(pools[i]), i))
-        self.ranked = [self.pool_range[i] for i in order if self.pool_range[i][1] > self.pool_range[i][0]]
+        self.env = replicas[0].env
+        self.start_hour = pools[0].start_hour if pools else 0.0
+        self.by_hour = [self._ranking(pools, hour) for hour in range(24 if self.hourly(pools) else 1)]
+        self.ranked = self.by_hour[0]
 
-    def score(self, pool: PoolInfo) -> float:
+    def _ranking(self, pools: Sequence[PoolInfo], hour: int) -> list[tuple[int, int]]:
+        order = sorted(range(len(pools)), key=lambda i: (self.score(pools[i], hour), i))
+        return [self.pool_range[i] for i in order if self.pool_range[i][1] > self.pool_range[i][0]]
+
+    def hourly(self, pools: Sequence[PoolInfo]) -> bool:
+        return False
+
+    def score(self, pool: PoolInfo, hour: int) -> float:
         raise NotImplementedError
 
     def choose(self, cls: int) -> Replica:
+        if len(self.by_hour) > 1:
+            self.ranked = self.by_hour[int(self.start_hour + self.env.now / 3600.0) % 24]
         outs = self.outs
         for lo, hi in self.ranked:
             i = self._least(lo, hi)
@@ -163,38 +178,18 @@ class _Headroom(Router):
 
 
 class CostAware(_Headroom):
-    def score(self, pool: PoolInfo) -> float:
+    def score(self, pool: PoolInfo, hour: int) -> float:
         return pool.cost_per_hour / max(pool.capacity, 1e-9)
 
 
 class CarbonAware(_Headroom):
     """Greenest pool with headroom; with hourly grid profiles the ranking follows the clock."""
 
-    def __init__(
-        self,
-        settings: Any,
-        replicas: Sequence[Replica],
-        pools: Sequence[PoolInfo],
-        class_names: Sequence[str],
-    ):
-        self._hour = 0
-        super().__init__(settings, replicas, pools, class_names)
-        self.env = replicas[0].env
-        self.start_hour = pools[0].start_hour if pools else 0.0
-        self.hourly = any(p.carbon_profile for p in pools)
-        self.by_hour: list[list[tuple[int, int]]] = []
-        for hour in range(24 if self.hourly else 1):
-            self._hour = hour
-            order = sorted(range(len(pools)), key=lambda i: (self.score(pools[i]), i))
-            self.by_hour.append([self.pool_range[i] for i in order if self.pool_range[i][1] > self.pool_range[i][0]])
+    def hourly(self, pools: Sequence[PoolInfo]) -> bool:
+        return any(p.carbon_profile for p in pools)
 
-    def score(self, pool: PoolInfo) -> float:
-        return pool.carbon_at(self._hour) / max(pool.capacity, 1e-9)
-
-    def choose(self, cls: int) -> Replica:
-        if self.hourly:
-            self.ranked = self.by_hour[int(self.start_hour + self.env.now / 3600.0) % 24]
-        return super().choose(cls)
+    def score(self, pool: PoolInfo, hour: int) -> float:
+        return pool.carbon_at(hour) / max(pool.capacity, 1e-9)
 
 
 def _plain(cls: type[Router]) -> RouterFactory:
