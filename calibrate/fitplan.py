@@ -41,6 +41,8 @@ from calibrate.replay import DEFAULT_SEEDS, engine_settings
 from calibrate.workload import LengthModel
 from scenarios.catalog import GPUS, GpuSpec, ModelSpec, find_model, load_model_config, model_from_config
 from scenarios.errors import FleetPlannerError
+from sim.profiles import profile_fields
+from sim.profiles import read_profile_entries as profile_file_entries
 from sim.service import HardwareProfile
 
 #: parameters a TP configuration keeps from the single-GPU fit of its GPU type
@@ -248,10 +250,6 @@ def profile_entry(result: FitResult, points: Sequence[FitPoint], options: FitOpt
     return entry
 
 
-def profile_fields(entry: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in entry.items() if k not in ("fit", "residuals", "notes")}
-
-
 HEADER = """\
 # Hardware profiles fitted by `calibrate fit` (fleet-planner).  Derived figures only: each entry names
 # the measurement files it was fitted on (fit.files) and lists every run's residual, in percent
@@ -276,23 +274,4 @@ def write_profile_file(path: str | Path, entries: dict[tuple[str, int], dict[str
 
 def read_profile_entries(path: str | Path) -> dict[tuple[str, int], dict[str, Any]]:
     """Entries of a profile file keyed by (GPU, count); errors name the file and entry."""
-    p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text())
-    except FileNotFoundError:
-        raise FitInputError(f"{p}: profile file not found") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise FitInputError(f"{p}: cannot read profile file: {exc}") from None
-    entries = data.get("profiles") if isinstance(data, dict) else None
-    if not isinstance(entries, list):
-        raise FitInputError(f"{p}: profiles: expected a list of profile entries")
-    out: dict[tuple[str, int], dict[str, Any]] = {}
-    for i, e in enumerate(entries):
-        if not isinstance(e, dict):
-            raise FitInputError(f"{p}: profiles[{i}]: expected a mapping")
-        try:
-            prof = HardwareProfile.from_dict(profile_fields(e))
-        except (TypeError, ValueError) as exc:
-            raise FitInputError(f"{p}: profiles[{i}]: {exc}") from None
-        out[(prof.gpu, prof.gpus)] = e
-    return out
+    return {(prof.gpu, prof.gpus): entry for entry, prof in profile_file_entries(path)}

@@ -24,13 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from planner.footprint import MeasuredPower
 from scenarios.catalog import normalise_gpu_name
 from scenarios.errors import FleetPlannerError
 from scenarios.schema import ServingConfig
-from sim.profiles import BUNDLED_DIR
+from sim.profiles import BUNDLED_DIR, profile_path, read_profile_entries
 
 
 def power_from_bundle(path: str | Path) -> MeasuredPower | None:
@@ -62,16 +61,11 @@ def power_from_bundle(path: str | Path) -> MeasuredPower | None:
 
 def _entry_for(path: Path, gpu: str, gpus: int) -> dict[str, Any] | None:
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
+        entries = read_profile_entries(path)
+    except FleetPlannerError:
         return None  # the simulator reports unreadable profile files
-    entries = data.get("profiles") if isinstance(data, dict) else None
-    for entry in entries if isinstance(entries, list) else []:
-        if (
-            isinstance(entry, dict)
-            and normalise_gpu_name(str(entry.get("gpu", ""))) == gpu
-            and entry.get("gpus", 1) == gpus
-        ):
+    for entry, prof in entries:
+        if normalise_gpu_name(prof.gpu) == gpu and prof.gpus == gpus:
             return entry
     return None
 
@@ -79,13 +73,7 @@ def _entry_for(path: Path, gpu: str, gpus: int) -> dict[str, Any] | None:
 def _profile_entry(gpu: str, gpus: int, profile: str | None, base: Path) -> tuple[Path, dict[str, Any]] | None:
     """The raw profile entry (with its fit record) a configuration's simulation uses, and its file
     (resolved as :func:`sim.profiles.resolve_profile` does)."""
-    if profile:
-        path = Path(profile) if Path(profile).is_absolute() else base / profile
-        if not path.exists():
-            path = BUNDLED_DIR / f"{profile}.yaml"
-        files = [path]
-    else:
-        files = sorted(BUNDLED_DIR.glob("*.yaml"))
+    files = [profile_path(profile, base)] if profile else sorted(BUNDLED_DIR.glob("*.yaml"))
     for f in files:
         entry = _entry_for(f, gpu, gpus)
         if entry is not None:

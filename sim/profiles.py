@@ -26,8 +26,14 @@ from sim.service import HardwareProfile
 BUNDLED_DIR = Path(__file__).parent / "profiles"
 
 
-def read_profile_file(path: str | Path) -> list[HardwareProfile]:
-    """Parse a profile YAML file; errors name the file and the entry."""
+def profile_fields(entry: dict[str, Any]) -> dict[str, Any]:
+    """The simulator's fields of a profile entry (without ``calibrate fit``'s record)."""
+    return {k: v for k, v in entry.items() if k not in ("fit", "residuals", "notes")}
+
+
+def read_profile_entries(path: str | Path) -> list[tuple[dict[str, Any], HardwareProfile]]:
+    """Every entry of a profile YAML file, raw (with its fit record) and parsed; errors name the
+    file and the entry."""
     p = Path(path)
     try:
         data: Any = yaml.safe_load(p.read_text())
@@ -42,13 +48,23 @@ def read_profile_file(path: str | Path) -> list[HardwareProfile]:
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
             raise FleetPlannerError(f"{p}: profiles[{i}]: expected a mapping")
-        fields = {k: v for k, v in entry.items() if k not in ("fit", "residuals", "notes")}
         try:
-            prof = HardwareProfile.from_dict(fields)
+            prof = HardwareProfile.from_dict(profile_fields(entry))
         except (TypeError, ValueError) as exc:
             raise FleetPlannerError(f"{p}: profiles[{i}]: {exc}") from None
-        out.append(prof)
+        out.append((entry, prof))
     return out
+
+
+def read_profile_file(path: str | Path) -> list[HardwareProfile]:
+    """The profiles of a profile YAML file; errors name the file and the entry."""
+    return [prof for _, prof in read_profile_entries(path)]
+
+
+def profile_path(name: str, base: Path) -> Path:
+    """The file a configuration's ``profile:`` names: a path (relative to ``base``) or a bundled stem."""
+    candidate = Path(name) if Path(name).is_absolute() else base / name
+    return candidate if candidate.exists() else BUNDLED_DIR / f"{name}.yaml"
 
 
 @lru_cache(maxsize=1)
@@ -65,9 +81,7 @@ def bundled_profiles() -> dict[tuple[str, int], HardwareProfile]:
 def resolve_profile(gpu: str, gpus: int, name: str | None, base: Path) -> HardwareProfile:
     """The profile a serving configuration uses (see module docstring)."""
     if name:
-        candidate = Path(name) if Path(name).is_absolute() else base / name
-        if not candidate.exists():
-            candidate = BUNDLED_DIR / f"{name}.yaml"
+        candidate = profile_path(name, base)
         profiles = read_profile_file(candidate)
         for prof in profiles:
             if normalise_gpu_name(prof.gpu) == gpu and prof.gpus == gpus:
