@@ -28,6 +28,14 @@ def _plt() -> Any:
     return plt
 
 
+def _save(plt: Any, fig: Any, path: Path) -> Path:
+    """Lay out, write the PNG and free the figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _carbon_kg(v: Verdict) -> float:
     t = v.economics["total"]
     return float(t["carbon_g_per_hour"] + t["embodied_g_per_hour"]) / 1000.0
@@ -55,10 +63,7 @@ def latency_vs_load(result: PlanResult, path: Path) -> Path:
         ax.set_title(f"latency vs load: {cls}")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def cost_carbon(result: PlanResult, path: Path) -> Path:
@@ -87,10 +92,7 @@ def cost_carbon(result: PlanResult, path: Path) -> Path:
     ax.grid(True, alpha=0.3)
     if result.verified:
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def utilisation(best: Verdict, path: Path) -> Path:
@@ -110,7 +112,4 @@ def utilisation(best: Verdict, path: Path) -> Path:
     ax.set_ylim(0, 112)
     ax.set_title(f"per pool: {best.candidate.fleet} ({len(best.runs)} seeds)", fontsize=10)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
