@@ -89,7 +89,7 @@ class Replica:
         self._dur = 0.0
         self._n = 0
         self._first = 0.0
-        self._left = self._free = self._tokens = self._ctx = self._kv_start = 0
+        self._kv_start = 0
         self._chunks: list[tuple[int, int]] = []
         # statistics
         self.busy_time = 0.0
@@ -196,43 +196,34 @@ class Replica:
             left -= c
             free -= c
             tokens += c
-        self._chunks = chunks
-        self._left, self._free, self._tokens, self._ctx = left, free, tokens, ctx
-        if self.waiting and left > 0:
+        waiting = self.waiting
+        if waiting and left > 0:
             now = self.env.now
-            self.queue_area += len(self.waiting) * (now - self._q_t)
+            self.queue_area += len(waiting) * (now - self._q_t)
             self._q_t = now
-            self._admit()
-        if not self._chunks:
+            running = self.running
+            while waiting and left > 0 and len(running) < self.max_seqs:  # admissions, FCFS
+                rid = waiting[0]
+                c = min(t.pf_total[rid] - t.pf_done[rid], left)
+                if c + self.half_block > free:
+                    break
+                waiting.popleft()
+                running[rid] = None
+                self.prefilling.append(rid)
+                self.pf_sum += t.pf_done[rid]
+                chunks.append((rid, c))
+                ctx += t.pf_done[rid]
+                left -= c
+                free -= c + self.half_block
+                tokens += c
+        if not chunks:
             return False
+        self._chunks = chunks
         self._kv_start = kv_used
         self.state = MIXED
         n_dec = self.n_dec
-        self._schedule(self.model.step(self._tokens + n_dec, n_dec + len(self._chunks), self._ctx), self._end_mixed)
+        self._schedule(self.model.step(tokens + n_dec, n_dec + len(chunks), ctx), self._end_mixed)
         return True
-
-    def _admit(self) -> None:
-        """Admit waiting requests FCFS into the step being planned while budget, seats and KV allow."""
-        t = self.table
-        waiting = self.waiting
-        running = self.running
-        chunks = self._chunks
-        left, free, tokens, ctx = self._left, self._free, self._tokens, self._ctx
-        while waiting and left > 0 and len(running) < self.max_seqs:
-            rid = waiting[0]
-            c = min(t.pf_total[rid] - t.pf_done[rid], left)
-            if c + self.half_block > free:
-                break
-            waiting.popleft()
-            running[rid] = None
-            self.prefilling.append(rid)
-            self.pf_sum += t.pf_done[rid]
-            chunks.append((rid, c))
-            ctx += t.pf_done[rid]
-            left -= c
-            free -= c + self.half_block
-            tokens += c
-        self._left, self._free, self._tokens, self._ctx = left, free, tokens, ctx
 
     def _macro(self) -> None:
         heap = self.heap
