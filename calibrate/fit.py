@@ -15,7 +15,8 @@ parameters; weak priors keep parameters the data do not pin down near physical d
 live in a log (or logit) space, and finite differences use large steps: a replay is a discrete-event
 simulation whose output is piecewise smooth in the parameters.  After a first pass, points whose
 residuals are far out (robust z-score, and a factor ~1.5 off) are flagged as outliers and refitted
-with zero weight; every run's residuals are reported.  The KV reserve is then confirmed by a scan
+with zero weight (given :data:`MIN_RUNS_FOR_OUTLIERS` runs; fewer are only flagged); every run's
+residuals are reported.  The runtime memory reserve is then confirmed by a scan
 (:func:`confirm_reserve`): it moves the KV capacity, hence preemption and prefix-cache hits.
 """
 
@@ -32,7 +33,7 @@ from scipy.optimize import least_squares
 from calibrate.importer import MeasuredRun
 from calibrate.replay import DEFAULT_SEEDS, LengthModel, ReplayOutcome, replay
 from scenarios.catalog import GpuSpec, ModelSpec
-from sim.service import HardwareProfile
+from sim.service import DEFAULT_RUNTIME_RESERVE_GB, HardwareProfile
 
 #: metric -> weight of its log-ratio residual in the fit
 WEIGHTS: dict[str, float] = {
@@ -44,6 +45,14 @@ WEIGHTS: dict[str, float] = {
     "median_itl_ms": 0.6,
     "p99_itl_ms": 0.25,
 }
+
+#: fewest runs a fit refits without its outliers: in a handful of runs of one model each run is its
+#: own regime (a rate, a cold or warm cache), and dropping one frees the parameters only it pinned
+#: down; such fits still flag (report) outliers but keep them in, under the robust loss
+MIN_RUNS_FOR_OUTLIERS = 8
+
+#: runtime reserves (GB per GPU beyond the activation peak) :func:`confirm_reserve` tries
+RESERVE_GRID = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0)
 
 #: memory per GPU as CUDA reports it (total_gpu_memory in vLLM's log), GB = 1e9 bytes
 DRIVER_MEMORY_GB = {"H100-PCIe": 85.0, "H100-SXM": 85.0, "A100": 85.1, "A100-PCIe": 85.1, "L40S": 47.7,
@@ -85,11 +94,14 @@ class Param:
 def default_params(tp: int) -> list[Param]:
     """The parameters fitted for a configuration of ``tp`` GPUs (link terms only when tp > 1)."""
     ps = [
-        Param("mem_eff", 0.3, 1.0, 0.8),
+        # streaming weights reaches 75-90 % of peak bandwidth on every GPU: a firm prior, so that runs
+        # of launch-bound small models cannot explain their slow steps by a slow memory system
+        Param("mem_eff", 0.3, 1.0, 0.8, prior_weight=0.5),
         Param("compute_eff", 0.15, 1.0, 0.6),
-        Param("attn_eff", 0.1, 1.2, 0.6),
+        Param("attn_eff", 0.1, 1.2, 0.6, prior_weight=0.2),
         Param("step_overhead_s", 2e-4, 0.03, 0.002),
-        Param("per_layer_s", 1e-6, 1e-3, 8e-5),
+        # the host's launch cost differs several-fold between boxes: a loose prior
+        Param("per_layer_s", 1e-6, 1e-3, 8e-5, prior_weight=0.01),
         Param("per_seq_s", 1e-7, 5e-4, 3e-5),
         Param("frontend_s", 5e-4, 0.05, 0.006),
     ]
@@ -256,7 +268,7 @@ def fit_profile(
     sol = coarse_then_fine(_starts(params, x0, lo, hi) if multi_start else [x0], point_w)
     x = sol.x
     outliers: list[int] = []
-    if outlier_pass and len(points) >= 4:
+    if outlier_pass and len(points) >= MIN_RUNS_FOR_OUTLIERS:
         prof = _profile_from(base, params, x)
         rs = residuals_of(points, evaluate(points, prof, seeds, lengths), weights)
         outliers = flag_outliers(rs)
@@ -267,6 +279,8 @@ def fit_profile(
             x = sol.x
     prof = _profile_from(base, params, x)
     rs = residuals_of(points, evaluate(points, prof, seeds, lengths), weights)
+    if outlier_pass and 4 <= len(points) < MIN_RUNS_FOR_OUTLIERS:
+        outliers = flag_outliers(rs)  # reported; their weight stays (the robust loss bounds it)
     for i in outliers:
         rs[i].outlier = True
     return FitResult(prof, rs, float(sol.cost), evals, [p.name for p in params],
@@ -306,18 +320,18 @@ def objective(residuals: Sequence[RunResidual], weights: dict[str, float] | None
 
 def confirm_reserve(
     points: Sequence[FitPoint], profile: HardwareProfile,
-    grid: Sequence[float] = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0),
+    grid: Sequence[float] = RESERVE_GRID,
     *, seeds: Sequence[int] = DEFAULT_SEEDS, lengths: LengthModel | None = None,
 ) -> tuple[HardwareProfile, dict[float, float]]:
-    """Scan ``activation_reserve_gb`` (KV capacity) with the other parameters fixed; keep the best.
+    """Scan ``runtime_reserve_gb`` (KV capacity) with the other parameters fixed; keep the best.
 
     Every run counts, outliers of the fit included (the robust loss bounds their weight): runs near
     KV exhaustion are both the likeliest outliers under a wrong reserve and the only ones it moves."""
     lengths = lengths or LengthModel()
     scores: dict[float, float] = {}
     for g in grid:
-        prof = replace(profile, activation_reserve_gb=g)
+        prof = replace(profile, runtime_reserve_gb=g)
         scores[g] = objective(residuals_of(points, evaluate(points, prof, seeds, lengths), WEIGHTS))
-    current = profile.activation_reserve_gb
-    best = min(scores, key=lambda g: (round(scores[g], 6), abs(g - (current or 1.5))))
-    return replace(profile, activation_reserve_gb=best), scores
+    current = profile.runtime_reserve_gb
+    best = min(scores, key=lambda g: (round(scores[g], 6), abs(g - (current or DEFAULT_RUNTIME_RESERVE_GB))))
+    return replace(profile, runtime_reserve_gb=best), scores

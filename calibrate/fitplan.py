@@ -7,7 +7,7 @@ achieved bandwidth and compute fractions (properties of the chip, measured on mo
 only what TP changes: the all-reduce (latency, link efficiency) and the host's per-step, per-layer,
 per-sequence and request-path costs (more worker processes, another box).  This is how 2xH100-PCIe
 is built from the 1xH100 fit plus the 70B runs, and 2/4/8xRTX-4090 from the 1xRTX-4090 fit plus the
-14B runs.  The KV reserve is then confirmed by a scan (:func:`calibrate.fit.confirm_reserve`).
+14B runs.  The runtime memory reserve is then confirmed by a scan (:func:`calibrate.fit.confirm_reserve`).
 
 Every finished configuration is written to the output file at once (atomically), so a long fit can
 be interrupted and resumed: configurations already in the file are kept and skipped.  Each entry
@@ -29,6 +29,7 @@ import yaml
 
 from calibrate.fit import (
     DRIVER_MEMORY_GB,
+    RESERVE_GRID,
     WEIGHTS,
     FitPoint,
     FitResult,
@@ -43,7 +44,7 @@ from scenarios.catalog import GPUS, GpuSpec, ModelSpec, find_model, load_model_c
 from scenarios.errors import FleetPlannerError
 from sim.profiles import profile_fields
 from sim.profiles import read_profile_entries as profile_file_entries
-from sim.service import HardwareProfile
+from sim.service import DEFAULT_RUNTIME_RESERVE_GB, HardwareProfile
 
 #: parameters a TP configuration keeps from the single-GPU fit of its GPU type
 GPU_LEVEL = ("mem_eff", "compute_eff", "attn_eff")
@@ -60,7 +61,7 @@ class FitOptions:
     seeds: tuple[int, ...] = DEFAULT_SEEDS
     max_nfev: int = 60
     lengths: LengthModel = field(default_factory=LengthModel)
-    reserve_grid: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
+    reserve_grid: tuple[float, ...] = RESERVE_GRID
     derive_tp: bool = True
 
     def __post_init__(self) -> None:
@@ -135,7 +136,7 @@ def base_profile(gpu: str, gpus: int, points: Sequence[FitPoint] = ()) -> Hardwa
             mem = float(p.run.engine["gpu_memory_bytes"]) / 1e9
             break
     values: dict[str, Any] = {q.name: q.prior for q in default_params(gpus)}
-    return HardwareProfile(gpu=gpu, gpus=gpus, memory_gb=mem, activation_reserve_gb=1.5, **values)
+    return HardwareProfile(gpu=gpu, gpus=gpus, memory_gb=mem, runtime_reserve_gb=DEFAULT_RUNTIME_RESERVE_GB, **values)
 
 
 # ------------------------------------------------------------------------------------------ fitting
@@ -150,7 +151,7 @@ def fit_config(points: Sequence[FitPoint], options: FitOptions, *, parent: Hardw
     params = default_params(gpus)
     if parent is not None:
         base = replace(base, **{k: getattr(parent, k) for k in GPU_LEVEL},
-                       activation_reserve_gb=parent.activation_reserve_gb)
+                       runtime_reserve_gb=parent.runtime_reserve_gb)
         params = [p for p in params if p.name not in GPU_LEVEL]
         params = [replace(p, prior=getattr(parent, p.name)) if p.name == "per_layer_s" else p for p in params]
     result = fit_profile(points, base, params=params, seeds=options.seeds, lengths=options.lengths,
@@ -158,7 +159,7 @@ def fit_config(points: Sequence[FitPoint], options: FitOptions, *, parent: Hardw
     if options.reserve_grid:
         prof, scores = confirm_reserve(points, result.profile, options.reserve_grid, seeds=options.seeds,
                                        lengths=options.lengths)
-        if prof.activation_reserve_gb != result.profile.activation_reserve_gb:
+        if prof.runtime_reserve_gb != result.profile.runtime_reserve_gb:
             result = fit_profile(points, prof, params=params, seeds=options.seeds,
                                  lengths=options.lengths, max_nfev=max(options.max_nfev // 2, 4),
                                  progress=progress, multi_start=False)

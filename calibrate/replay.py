@@ -175,9 +175,10 @@ def kv_tokens_for(run: MeasuredRun, model: ModelSpec, gpu: GpuSpec, profile: Har
     """
     if settings.kv_cache_tokens:
         return settings.kv_cache_tokens
-    kv = profile_kv_tokens(model, gpu, run.gpu_count, settings.gpu_memory_utilization, profile)
+    limits = {"max_num_seqs": settings.max_num_seqs, "max_num_batched_tokens": settings.max_num_batched_tokens}
+    kv = profile_kv_tokens(model, gpu, run.gpu_count, settings.gpu_memory_utilization, profile, **limits)
     if "gpu_memory_utilization" not in run.engine and kv < model.max_position_embeddings:
-        kv = max(kv, profile_kv_tokens(model, gpu, run.gpu_count, RAISED_UTILIZATION, profile))
+        kv = max(kv, profile_kv_tokens(model, gpu, run.gpu_count, RAISED_UTILIZATION, profile, **limits))
     return kv
 
 

@@ -64,8 +64,10 @@ class ServingConfig(Strict):
     max_model_len: int | None = Field(default=None, ge=16)
     block_size: int = Field(default=16, ge=1)
     """KV-cache block size in tokens."""
-    activation_reserve_gb: float = Field(default=1.5, ge=0)
-    """Memory per GPU kept for activations, CUDA graphs and the runtime (not KV cache)."""
+    activation_reserve_gb: float | None = Field(default=None, ge=0)
+    """Memory per GPU kept out of the KV cache besides the weights (activations, runtime).  Default: the
+    memory model, i.e. vLLM's profiling-run activation peak for this model and these limits plus the
+    profile's ``runtime_reserve_gb``."""
     profile: str | None = None
     """Calibrated profile for this hardware (file path or bundled name); default: roofline defaults."""
 

@@ -8,7 +8,7 @@ when it starts): a configuration whose weights leave no room for KV cache is a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from scenarios.catalog import GpuSpec, ModelSpec
 from scenarios.errors import FleetPlannerError, ScenarioError
@@ -16,7 +16,7 @@ from scenarios.loader import LoadedScenario
 from scenarios.prices import gpu_cost
 from scenarios.schema import Scenario, ServingConfig
 from sim.profiles import resolve_profile
-from sim.service import HardwareProfile, StepTimeModel, kv_capacity_tokens
+from sim.service import HardwareProfile, StepTimeModel, kv_capacity_tokens, reserve_gb
 
 
 @dataclass(frozen=True)
@@ -57,11 +57,16 @@ def plan_config(
 ) -> ReplicaPlan:
     gpu = scenario.gpu_catalogue()[cfg.gpu]
     tp = cfg.tp_size
-    kv = kv_capacity_tokens(model, gpu, tp, cfg.gpu_memory_utilization, cfg.activation_reserve_gb)
+    profile = resolve_profile(cfg.gpu, cfg.gpus, cfg.profile, loaded.base_dir)
+    memory = replace(gpu, memory_gb=profile.memory_gb) if profile.memory_gb is not None else gpu
+    reserve = cfg.activation_reserve_gb
+    if reserve is None:  # the calibrated memory model: activation peak of these limits + runtime reserve
+        reserve = reserve_gb(model, tp, cfg.max_num_seqs, cfg.max_num_batched_tokens, profile)
+    kv = kv_capacity_tokens(model, memory, tp, cfg.gpu_memory_utilization, reserve)
     src = str(loaded.path) if loaded.path else "<scenario>"
     if kv < 4 * cfg.block_size:
         need = model.weight_bytes / tp / 1e9
-        have = gpu.memory_gb * cfg.gpu_memory_utilization - cfg.activation_reserve_gb
+        have = memory.memory_gb * cfg.gpu_memory_utilization - reserve
         raise ScenarioError(
             [
                 f"{src}: {where}: {model.name} does not fit on {cfg.key}: weights need {need:.1f} GB per GPU "
@@ -76,7 +81,6 @@ def plan_config(
                 f"(max_position_embeddings={model.max_position_embeddings}); vLLM refuses to start with it"
             ]
         )
-    profile = resolve_profile(cfg.gpu, cfg.gpus, cfg.profile, loaded.base_dir)
     limit = cfg.max_model_len or model.max_position_embeddings
     price = gpu_cost(scenario, gpu.name, loaded.base_dir).usd_per_hour * cfg.gpus
     step = StepTimeModel(model, gpu, profile, tp)

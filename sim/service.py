@@ -58,9 +58,10 @@ class HardwareProfile:
     IPC to the engine (and its tensor-parallel workers), streaming.  The engine itself does not see it."""
     memory_gb: float | None = None
     """Memory per GPU as the driver reports it (10^9 bytes); None: the GPU catalogue's figure."""
-    activation_reserve_gb: float | None = None
-    """Memory per GPU vLLM keeps out of the KV cache (profiling-run activations, non-torch memory);
-    None: the serving configuration's ``activation_reserve_gb``."""
+    runtime_reserve_gb: float | None = None
+    """Memory per GPU vLLM keeps out of the KV cache besides the weights and the profiling run's
+    activation peak (:func:`activation_peak_bytes`): CUDA context share, NCCL and cuBLAS workspaces,
+    the attention backend's buffers.  None: :data:`DEFAULT_RUNTIME_RESERVE_GB`."""
     source: str = "roofline defaults"
 
     def __post_init__(self) -> None:
@@ -76,8 +77,8 @@ class HardwareProfile:
                 raise ValueError(f"{f}(={v}) must be >= 0")
         if self.memory_gb is not None and not self.memory_gb > 0:
             raise ValueError(f"memory_gb(={self.memory_gb}) must be > 0")
-        if self.activation_reserve_gb is not None and not self.activation_reserve_gb >= 0:
-            raise ValueError(f"activation_reserve_gb(={self.activation_reserve_gb}) must be >= 0")
+        if self.runtime_reserve_gb is not None and not self.runtime_reserve_gb >= 0:
+            raise ValueError(f"runtime_reserve_gb(={self.runtime_reserve_gb}) must be >= 0")
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -107,9 +108,7 @@ class StepTimeModel:
         self.per_seq = profile.per_seq_s
         self._t_weights = model.weight_bytes / tp / (bw * profile.mem_eff)
         self._t_tok = model.flops_per_token / tp / (gpu.fp16_tflops * 1e12 * profile.compute_eff)
-        kv_heads_per_gpu = max(model.num_kv_heads / tp, 1.0)
-        kv_bytes = 2 * model.num_layers * kv_heads_per_gpu * model.head_dim * model.dtype_bytes
-        self.kv_coef = kv_bytes / (bw * profile.attn_eff)
+        self.kv_coef = kv_bytes_per_token(model, tp) / (bw * profile.attn_eff)
         if tp > 1:
             # ring all-reduce of the hidden state, twice per layer
             link = gpu.link_gbps * 1e9 * profile.comm_eff
@@ -155,20 +154,58 @@ class StepTimeModel:
         return k
 
 
+#: runtime reserve (GB per GPU) where a profile does not give one
+DEFAULT_RUNTIME_RESERVE_GB = 0.5
+#: bytes per logit held at the sampler's peak: the model's float16 logits, their float32 copy, the
+#: float32 probabilities and the exponential noise of random sampling (vLLM V1 ``Sampler``)
+SAMPLER_BYTES_PER_LOGIT = 12
+
+
+def kv_bytes_per_token(model: ModelSpec, tp: int) -> int:
+    """KV-cache bytes one token takes on each GPU of a tensor-parallel group (K and V, all layers)."""
+    kv_heads_per_gpu = max(model.num_kv_heads / tp, 1.0)
+    return int(2 * model.num_layers * kv_heads_per_gpu * model.head_dim * model.dtype_bytes)
+
+
+def activation_peak_bytes(model: ModelSpec, tp: int, max_num_seqs: int, max_num_batched_tokens: int) -> float:
+    """Peak activation memory per GPU of vLLM's start-up profiling run, which it keeps out of the KV cache.
+
+    The run pushes a full step's token budget through the model, then samples one token for each of
+    ``max_num_seqs`` sequences.  Its peak is the larger of the MLP's intermediate tensors for the token
+    budget (the gate/up projection output and the activation's output, split across the TP group) and the
+    sampler's logits over the whole vocabulary for every sequence (gathered on each GPU).  So a 32B
+    Qwen model with vLLM's H100 defaults (8192 tokens, 1024 sequences) keeps ~2.2 GB out, the same
+    model with the defaults of smaller GPUs (2048, 256) ~0.5 GB.
+    """
+    mlp = max_num_batched_tokens * 3 * model.intermediate_size / tp * model.dtype_bytes
+    logits = max_num_seqs * model.vocab_size * (model.dtype_bytes + SAMPLER_BYTES_PER_LOGIT)
+    return float(max(mlp, logits))
+
+
 def kv_capacity_tokens(
     model: ModelSpec,
     gpu: GpuSpec,
     tp: int,
     gpu_memory_utilization: float,
-    activation_reserve_gb: float,
+    reserve_gb: float,
 ) -> int:
-    """KV-cache capacity of one replica in tokens (may be <= 0 when the weights do not fit)."""
+    """KV-cache capacity of one replica in tokens (may be <= 0 when the weights do not fit): the share
+    ``gpu_memory_utilization`` of each GPU's memory less its weights and ``reserve_gb`` (everything else
+    kept out of the KV cache)."""
     per_gpu = gpu.memory_gb * 1e9 * gpu_memory_utilization
     weights = model.weight_bytes / tp
-    free = per_gpu - weights - activation_reserve_gb * 1e9
-    kv_heads_per_gpu = max(model.num_kv_heads / tp, 1.0)
-    kv_bytes = 2 * model.num_layers * kv_heads_per_gpu * model.head_dim * model.dtype_bytes
-    return int(free // kv_bytes)
+    free = per_gpu - weights - reserve_gb * 1e9
+    return int(free // kv_bytes_per_token(model, tp))
+
+
+def reserve_gb(model: ModelSpec, tp: int, max_num_seqs: int, max_num_batched_tokens: int,
+               profile: HardwareProfile | None = None) -> float:
+    """Memory per GPU kept out of the KV cache besides the weights, GB: the profiling run's activation
+    peak plus the profile's runtime reserve (default :data:`DEFAULT_RUNTIME_RESERVE_GB`)."""
+    runtime = DEFAULT_RUNTIME_RESERVE_GB
+    if profile is not None and profile.runtime_reserve_gb is not None:
+        runtime = profile.runtime_reserve_gb
+    return runtime + activation_peak_bytes(model, tp, max_num_seqs, max_num_batched_tokens) / 1e9
 
 
 def profile_kv_tokens(
@@ -177,13 +214,15 @@ def profile_kv_tokens(
     tp: int,
     gpu_memory_utilization: float,
     profile: HardwareProfile,
-    activation_reserve_gb: float = 1.5,
+    *,
+    max_num_seqs: int,
+    max_num_batched_tokens: int,
 ) -> int:
-    """KV capacity under a profile's memory model: its ``memory_gb`` and ``activation_reserve_gb`` where
-    set (fitted), else the catalogue's memory and the given reserve."""
+    """KV capacity under a profile's memory model: its ``memory_gb`` where set (fitted; else the
+    catalogue's), less the weights, the activation peak for these engine limits and the runtime reserve."""
     if profile.memory_gb is not None:
         gpu = replace(gpu, memory_gb=profile.memory_gb)
-    reserve = profile.activation_reserve_gb if profile.activation_reserve_gb is not None else activation_reserve_gb
+    reserve = reserve_gb(model, tp, max_num_seqs, max_num_batched_tokens, profile)
     return kv_capacity_tokens(model, gpu, tp, gpu_memory_utilization, reserve)
 
 

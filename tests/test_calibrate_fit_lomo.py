@@ -8,14 +8,15 @@ script's figures are the ones the README reports.
 What holds and what does not (README "Fidelity"):
 
 * 1xH100-PCIe, six models: request throughput <= 8 % and median TTFT <= 15 % MAPE.  Median TPOT sits
-  at the 8 % target (7.8 % in the script, ~9 % with this budget): without the 1.5B model in the fit
-  nothing pins the host's per-layer launch cost that makes a 1.5B decode step launch-bound, so its
-  held-out TPOT is ~25 % low.  p90 TTFT meets 15 % below saturation (<= 8 req/s); at 16-32 req/s
-  the 32B models run out of KV cache and whether the replay does too hinges on an unrecorded server
-  setting (gpu_memory_utilization), so those runs miss by several times.
+  just above the 8 % target (~9 %): without the 1.5B model in the fit nothing pins the host's
+  per-layer launch cost that makes a 1.5B decode step launch-bound, so its held-out TPOT is ~30 % low;
+  the other five models are within ~5 %.  p90 TTFT meets 15 % below saturation (<= 8 req/s); at
+  16-32 req/s QwQ-32B runs out of KV cache in its fold, because whether the published server raised
+  gpu_memory_utilization (the result files do not say) flips on a few hundred MB of fitted reserve.
 * 1xRTX-4090, two models whose runs disagree on the host: the 1.5B's 11.4 ms step needs a host
   launch cost that the 8B's 19.5 ms step (about all weight streaming) hides completely, so a fit on
-  one model cannot tell it for the other.  Bounds here document that gap (TPOT ~50 % off).
+  the 8B alone cannot tell it for the 1.5B (TPOT ~55 % low).  The other way round the firm prior on
+  achieved weight bandwidth now carries the 8B within ~20 % below saturation.
 """
 
 from __future__ import annotations
@@ -63,13 +64,15 @@ def test_lomo_h100_documented_gaps(lomo_records: list[dict]) -> None:
     assert mape(h100, "median_tpot_ms") <= 10.5  # target 8 %: the 1.5B fold (see module docstring)
     assert mape(h100, "p90_ttft_ms") <= 120.0  # the 32B models' KV-bound 16-32 req/s runs
     others = [r for r in h100 if "1.5B" not in r["model_id"]]
-    assert mape(others, "median_tpot_ms") <= 8.0
+    assert mape(others, "median_tpot_ms") <= 6.5
 
 
 def test_lomo_rtx4090_documented_gap(lomo_records: list[dict]) -> None:
     rtx = _subset(lomo_records, "1xRTX-4090")
     assert len({r["model_id"] for r in rtx}) == 2
     assert mape(rtx, "request_throughput") <= 25.0
-    assert mape(rtx, "median_tpot_ms") <= 70.0
+    assert mape(rtx, "median_tpot_ms") <= 62.0
+    eight_b = [r for r in rtx if "8B" in r["model_id"] and r["request_rate"] <= 8]
+    assert mape(eight_b, "median_tpot_ms") <= 25.0  # weight streaming, from the bandwidth prior
     low = [r for r in rtx if r["request_rate"] <= 8]
     assert mape(low, "median_ttft_ms") <= 25.0

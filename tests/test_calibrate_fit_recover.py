@@ -21,7 +21,7 @@ from sim.service import HardwareProfile
 
 TRUE = HardwareProfile(gpu="H100-PCIe", mem_eff=0.72, compute_eff=0.5, attn_eff=0.6, step_overhead_s=0.0015,
                        per_seq_s=2e-5, per_layer_s=5e-5, frontend_s=0.009, memory_gb=85.0,
-                       activation_reserve_gb=1.5)
+                       runtime_reserve_gb=0.5)
 START = replace(TRUE, mem_eff=0.85, compute_eff=0.7, step_overhead_s=0.004, frontend_s=0.004)
 FREE = [Param("mem_eff", 0.3, 1.0, 0.85), Param("compute_eff", 0.15, 1.0, 0.7),
         Param("step_overhead_s", 2e-4, 0.03, 0.004), Param("frontend_s", 5e-4, 0.05, 0.004)]

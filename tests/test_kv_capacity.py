@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from conftest import make_scenario
 
@@ -9,13 +11,15 @@ from scenarios.catalog import GPUS, MODELS
 from scenarios.errors import ScenarioError
 from scenarios.loader import scenario_from_dict
 from sim.fleet import build_fleet, check_fits
-from sim.service import kv_capacity_tokens
+from sim.profiles import resolve_profile
+from sim.service import kv_capacity_tokens, reserve_gb
 from sim.simulation import simulate
 
 
 def small_kv(**cfg: object) -> dict:
     data = make_scenario().scenario.model_dump(mode="json", exclude_none=True)
-    data["configs"] = [{"gpu": "RTX-4090", "gpu_memory_utilization": 0.78, "max_model_len": 2048, **cfg}]
+    data["configs"] = [{"gpu": "RTX-4090", "gpu_memory_utilization": 0.72, "activation_reserve_gb": 1.5,
+                        "max_model_len": 2048, **cfg}]
     data["fleet"] = {"pools": [{"config": "1xRTX-4090", "count": 1}]}
     return data
 
@@ -73,3 +77,23 @@ def test_weights_that_do_not_fit_are_a_clear_error_at_load_time() -> None:
         build_fleet(loaded)
     problems = check_fits(loaded)
     assert len(problems) == 1 and "use more GPUs" in problems[0]
+
+
+def test_scenario_capacity_follows_the_calibrated_memory_model() -> None:
+    data = make_scenario().scenario.model_dump(mode="json", exclude_none=True)
+    data["configs"] = [{"gpu": "H100-PCIe", "max_num_seqs": 1024, "max_num_batched_tokens": 8192},
+                       {"gpu": "H100-PCIe", "name": "small-limits", "max_num_seqs": 64},
+                       {"gpu": "H100-PCIe", "name": "fixed", "activation_reserve_gb": 3.0}]
+    data["fleet"] = {"pools": [{"config": c, "count": 1} for c in ("1xH100-PCIe", "small-limits", "fixed")]}
+    loaded = scenario_from_dict(data)
+    pools = build_fleet(loaded)
+    model, gpu = loaded.model, GPUS["H100-PCIe"]
+    prof = resolve_profile("H100-PCIe", 1, None, loaded.base_dir)
+    assert prof.memory_gb is not None  # the driver's figure, as fitted
+    mem = replace(gpu, memory_gb=prof.memory_gb)
+    want = kv_capacity_tokens(model, mem, 1, 0.9, reserve_gb(model, 1, 1024, 8192, prof))
+    assert pools[0].replica.kv_tokens == want
+    # vLLM profiles fewer sequences' logits under a smaller max_num_seqs: more room for the KV cache
+    assert pools[1].replica.kv_tokens > pools[0].replica.kv_tokens
+    # an explicit reserve replaces the memory model's
+    assert pools[2].replica.kv_tokens == kv_capacity_tokens(model, mem, 1, 0.9, 3.0)

@@ -9,7 +9,16 @@ import pytest
 
 from scenarios.catalog import GPUS, MODELS
 from sim.profiles import BUNDLED_DIR, bundled_profiles, read_profile_file, resolve_profile
-from sim.service import ConstantStepModel, HardwareProfile, StepTimeModel, kv_capacity_tokens, profile_kv_tokens
+from sim.service import (
+    DEFAULT_RUNTIME_RESERVE_GB,
+    SAMPLER_BYTES_PER_LOGIT,
+    ConstantStepModel,
+    HardwareProfile,
+    StepTimeModel,
+    activation_peak_bytes,
+    kv_capacity_tokens,
+    profile_kv_tokens,
+)
 
 M8 = MODELS["meta-llama/Meta-Llama-3-8B-Instruct"]
 M1 = MODELS["deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"]
@@ -79,7 +88,7 @@ def test_constant_step_model_still_constant() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("per_layer_s", -1e-3), ("frontend_s", -0.5), ("memory_gb", 0.0), ("activation_reserve_gb", -2.0),
+    [("per_layer_s", -1e-3), ("frontend_s", -0.5), ("memory_gb", 0.0), ("runtime_reserve_gb", -2.0),
      ("mem_eff", 0.0), ("gpus", 0)],
 )
 def test_profile_rejects_bad_values_naming_them(field: str, value: float) -> None:
@@ -88,13 +97,30 @@ def test_profile_rejects_bad_values_naming_them(field: str, value: float) -> Non
 
 
 def test_profile_memory_model() -> None:
-    prof = replace(PROF, memory_gb=85.0, activation_reserve_gb=1.0)
-    assert profile_kv_tokens(M8, H100, 1, 0.9, prof) == kv_capacity_tokens(
-        M8, replace(H100, memory_gb=85.0), 1, 0.9, 1.0
+    limits = {"max_num_seqs": 1024, "max_num_batched_tokens": 8192}
+    prof = replace(PROF, memory_gb=85.0, runtime_reserve_gb=1.0)
+    peak = activation_peak_bytes(M8, 1, **limits) / 1e9
+    assert profile_kv_tokens(M8, H100, 1, 0.9, prof, **limits) == kv_capacity_tokens(
+        M8, replace(H100, memory_gb=85.0), 1, 0.9, 1.0 + peak
     )
-    # without its own figures the catalogue's memory and the given reserve apply
-    assert profile_kv_tokens(M8, H100, 1, 0.9, PROF, 2.0) == kv_capacity_tokens(M8, H100, 1, 0.9, 2.0)
-    assert profile_kv_tokens(M8, H100, 1, 0.9, prof) > profile_kv_tokens(M8, H100, 1, 0.9, PROF)
+    # without its own figures the catalogue's memory and the default runtime reserve apply
+    assert profile_kv_tokens(M8, H100, 1, 0.9, PROF, **limits) == kv_capacity_tokens(
+        M8, H100, 1, 0.9, DEFAULT_RUNTIME_RESERVE_GB + peak)
+    assert profile_kv_tokens(M8, H100, 1, 0.9, prof, **limits) > profile_kv_tokens(M8, H100, 1, 0.9, PROF, **limits)
+    # smaller engine limits profile a smaller activation peak, so more is left for the KV cache
+    assert profile_kv_tokens(M8, H100, 1, 0.9, prof, max_num_seqs=256, max_num_batched_tokens=2048) > \
+        profile_kv_tokens(M8, H100, 1, 0.9, prof, **limits)
+
+
+def test_activation_peak_is_the_larger_of_mlp_and_sampler() -> None:
+    # Llama-3-8B: vocabulary 128256, MLP 14336 wide
+    sampler = 1024 * 128256 * (2 + SAMPLER_BYTES_PER_LOGIT)
+    assert activation_peak_bytes(M8, 1, 1024, 8192) == pytest.approx(sampler)  # ~1.8 GB
+    mlp = 65536 * 3 * 14336 * 2
+    assert activation_peak_bytes(M8, 1, 16, 65536) == pytest.approx(mlp)  # a huge token budget
+    # tensor parallelism splits the MLP, not the gathered logits
+    assert activation_peak_bytes(M8, 2, 16, 65536) == pytest.approx(mlp / 2)
+    assert activation_peak_bytes(M8, 4, 1024, 8192) == pytest.approx(sampler)
 
 
 def test_profile_round_trip_through_dict() -> None:
@@ -112,7 +138,7 @@ EXPECTED_BUNDLED = [("H100-PCIe", 1), ("H100-PCIe", 2), ("RTX-4090", 1), ("RTX-4
 def test_bundled_profile_is_picked_for_matching_hardware(gpu: str, gpus: int) -> None:
     prof = resolve_profile(gpu, gpus, None, Path.cwd())
     assert prof.source.startswith("calibrate fit") and (prof.gpu, prof.gpus) == (gpu, gpus)
-    assert prof.memory_gb is not None and prof.activation_reserve_gb is not None
+    assert prof.memory_gb is not None and prof.runtime_reserve_gb is not None
     # physically meaningful ranges
     assert 0.5 <= prof.mem_eff <= 1.0 and 0.15 <= prof.compute_eff <= 1.0
     assert prof.step_overhead_s < 0.03 and prof.per_layer_s < 1e-3 and prof.frontend_s < 0.1

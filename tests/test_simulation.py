@@ -50,7 +50,7 @@ def test_golden_values_at_fixed_seed() -> None:
 
 # Recorded from this engine and the bundled profiles (sim/profiles/) at seed 5; update deliberately
 # (and say why in the commit) when the engine or the profiles change.
-GOLDEN = {"ttft_p50_ms": 24.366956221321345, "tpot_p50_ms": 20.115723794832675, "makespan": 141.5642161248213}
+GOLDEN = {"ttft_p50_ms": 24.38476603319728, "tpot_p50_ms": 20.202691335975054, "makespan": 144.76911349251782}
 
 
 def test_latency_grows_with_load() -> None:

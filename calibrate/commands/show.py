@@ -26,7 +26,7 @@ FIELDS: dict[str, tuple[float, str, str]] = {
     "comm_eff": (100.0, "%", "achieved share of the GPU link bandwidth in all-reduce"),
     "frontend_s": (1e3, "ms", "API-server latency added to TTFT"),
     "memory_gb": (1.0, "GB", "memory per GPU as CUDA reports it"),
-    "activation_reserve_gb": (1.0, "GB", "memory per GPU kept out of the KV cache"),
+    "runtime_reserve_gb": (1.0, "GB", "memory per GPU kept out of the KV cache besides weights and activations"),
     "prefix_hit": (100.0, "%", "prefix-cache hit share in the fitted runs (information)"),
 }
 
