@@ -8,7 +8,7 @@ when it starts): a configuration whose weights leave no room for KV cache is a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from scenarios.catalog import GpuSpec, ModelSpec
 from scenarios.errors import FleetPlannerError, ScenarioError
@@ -16,7 +16,7 @@ from scenarios.loader import LoadedScenario
 from scenarios.prices import gpu_cost
 from scenarios.schema import Scenario, ServingConfig
 from sim.profiles import resolve_profile
-from sim.service import HardwareProfile, StepTimeModel, kv_capacity_tokens, reserve_gb
+from sim.service import HardwareProfile, StepTimeModel, kv_capacity_tokens, profile_gpu, reserve_gb
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def plan_config(
     gpu = scenario.gpu_catalogue()[cfg.gpu]
     tp = cfg.tp_size
     profile = resolve_profile(cfg.gpu, cfg.gpus, cfg.profile, loaded.base_dir)
-    memory = replace(gpu, memory_gb=profile.memory_gb) if profile.memory_gb is not None else gpu
+    memory = profile_gpu(gpu, profile)
     reserve = cfg.activation_reserve_gb
     if reserve is None:  # the calibrated memory model: activation peak of these limits + runtime reserve
         reserve = reserve_gb(model, tp, cfg.max_num_seqs, cfg.max_num_batched_tokens, profile)

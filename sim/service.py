@@ -198,6 +198,11 @@ def kv_capacity_tokens(
     return int(free // kv_bytes_per_token(model, tp))
 
 
+def profile_gpu(gpu: GpuSpec, profile: HardwareProfile) -> GpuSpec:
+    """The GPU with the memory its profile measured (``memory_gb``, as the driver reports it), if any."""
+    return replace(gpu, memory_gb=profile.memory_gb) if profile.memory_gb is not None else gpu
+
+
 def reserve_gb(model: ModelSpec, tp: int, max_num_seqs: int, max_num_batched_tokens: int,
                profile: HardwareProfile | None = None) -> float:
     """Memory per GPU kept out of the KV cache besides the weights, GB: the profiling run's activation
@@ -220,10 +225,8 @@ def profile_kv_tokens(
 ) -> int:
     """KV capacity under a profile's memory model: its ``memory_gb`` where set (fitted; else the
     catalogue's), less the weights, the activation peak for these engine limits and the runtime reserve."""
-    if profile.memory_gb is not None:
-        gpu = replace(gpu, memory_gb=profile.memory_gb)
     reserve = reserve_gb(model, tp, max_num_seqs, max_num_batched_tokens, profile)
-    return kv_capacity_tokens(model, gpu, tp, gpu_memory_utilization, reserve)
+    return kv_capacity_tokens(model, profile_gpu(gpu, profile), tp, gpu_memory_utilization, reserve)
 
 
 class ConstantStepModel(StepTimeModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,3 +51,17 @@ def shared_measurements() -> Path:
             f"needs the published vLLM measurements at {MEASUREMENTS} (../shared beside the checkout)"
         )
     return MEASUREMENTS
+
+
+def run_arrivals(env: Any, arrive: Callable[[int], None], times: Sequence[float]) -> None:
+    """Call ``arrive(rid)`` at ``times[rid]`` for every request (times ascending) and run ``env`` to the end."""
+
+    def source() -> Any:
+        for rid in range(len(times)):
+            dt = times[rid] - env.now
+            if dt > 0:
+                yield env.timeout(dt)
+            arrive(rid)
+
+    env.process(source())
+    env.run()

@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pytest
 import simpy
+from conftest import run_arrivals
 
 from sim.replica import ITL_BINS, Replica
 from sim.requests import RequestTable
@@ -48,15 +49,7 @@ def run_queue(
         outs=outs,
     )
 
-    def source():
-        for rid in range(n):
-            dt = arrival[rid] - env.now
-            if dt > 0:
-                yield env.timeout(dt)
-            rep.arrive(rid)
-
-    env.process(source())
-    env.run()
+    run_arrivals(env, rep.arrive, arrival)
     first = np.asarray(table.first)
     finish = np.asarray(table.finish)
     wait = first - STEP - arrival  # the first step is the prefill that produces token 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import simpy
+from conftest import run_arrivals
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -54,15 +55,7 @@ def test_engine_invariants(w: tuple[np.ndarray, ...], kv_tokens: int, max_seqs: 
         outs=[0],
     )
 
-    def source():
-        for rid in range(n):
-            dt = arrival[rid] - env.now
-            if dt > 0:
-                yield env.timeout(dt)
-            rep.arrive(rid)
-
-    env.process(source())
-    env.run()
+    run_arrivals(env, rep.arrive, arrival)
     first, finish = np.asarray(table.first), np.asarray(table.finish)
     rejected = np.asarray(table.rejected)
     # every request either finishes or is rejected, never both; nothing is left inside the replica
