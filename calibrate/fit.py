@@ -332,6 +332,7 @@ def confirm_reserve(
     for g in grid:
         prof = replace(profile, runtime_reserve_gb=g)
         scores[g] = objective(residuals_of(points, evaluate(points, prof, seeds, lengths), WEIGHTS))
-    current = profile.runtime_reserve_gb
-    best = min(scores, key=lambda g: (round(scores[g], 6), abs(g - (current or DEFAULT_RUNTIME_RESERVE_GB))))
+    # where the runs cannot tell reserves apart, the default stands (not the start value: a TP fit
+    # starts from its single-GPU parent's reserve, which a few hundredths of objective decided)
+    best = min(scores, key=lambda g: (round(scores[g], 6), abs(g - DEFAULT_RUNTIME_RESERVE_GB)))
     return replace(profile, runtime_reserve_gb=best), scores
