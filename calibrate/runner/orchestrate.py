@@ -73,6 +73,8 @@ def identity(plan: RunPlan) -> dict[str, Any]:
         "dtype": s.dtype,
         "max_model_len": s.max_model_len,
         "gpu_memory_utilization": s.gpu_memory_utilization,
+        "max_num_seqs": s.max_num_seqs,
+        "max_num_batched_tokens": s.max_num_batched_tokens,
         "prefix_caching": s.prefix_caching,
         "device": s.device,
         "attention_backend": s.attention_backend if s.device == "cuda" else None,
