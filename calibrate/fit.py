@@ -51,8 +51,12 @@ WEIGHTS: dict[str, float] = {
 #: down; such fits still flag (report) outliers but keep them in, under the robust loss
 MIN_RUNS_FOR_OUTLIERS = 8
 
-#: runtime reserves (GB per GPU beyond the activation peak) :func:`confirm_reserve` tries
-RESERVE_GRID = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0)
+#: runtime reserves (GB per GPU beyond the activation peak) :func:`confirm_reserve` tries.  None is
+#: below 0.25 GB: vLLM counts every byte the process holds on the device outside PyTorch's allocator
+#: as "non-torch" memory (total - free - torch's current), and that includes the CUDA context and the
+#: cuBLAS workspaces, several hundred MB on any recent GPU.  A smaller reserve is not physical, and
+#: near the edge where a model's context just fits it would flip the replay's memory decision.
+RESERVE_GRID = (0.25, 0.5, 1.0, 1.5, 2.0)
 
 #: memory per GPU as CUDA reports it (total_gpu_memory in vLLM's log), GB = 1e9 bytes
 DRIVER_MEMORY_GB = {"H100-PCIe": 85.0, "H100-SXM": 85.0, "A100": 85.1, "A100-PCIe": 85.1, "L40S": 47.7,

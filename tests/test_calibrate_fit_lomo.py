@@ -7,12 +7,13 @@ script's figures are the ones the README reports.
 
 What holds and what does not (README "Fidelity"):
 
-* 1xH100-PCIe, six models: request throughput <= 8 % and median TTFT <= 15 % MAPE.  Median TPOT sits
-  just above the 8 % target (~9 %): without the 1.5B model in the fit nothing pins the host's
-  per-layer launch cost that makes a 1.5B decode step launch-bound, so its held-out TPOT is ~30 % low;
-  the other five models are within ~5 %.  p90 TTFT meets 15 % below saturation (<= 8 req/s); at
-  16-32 req/s QwQ-32B runs out of KV cache in its fold, because whether the published server raised
-  gpu_memory_utilization (the result files do not say) flips on a few hundred MB of fitted reserve.
+* 1xH100-PCIe, six models: request throughput <= 8 %, median and p90 TTFT <= 15 % MAPE.  Median TPOT
+  sits just above the 8 % target (~9 %): without the 1.5B model in the fit nothing pins the host's
+  per-step and per-layer costs that make a 1.5B decode step launch-bound, so its held-out TPOT is
+  ~28 % low; the other five models are within ~5 %.  (p90 TTFT holds at 16-32 req/s too since the
+  fitted runtime reserve no longer goes below the CUDA context's 0.25 GB: QwQ-32B's context then does
+  not fit at gpu_memory_utilization 0.9 in its fold either, so the replay raises it as the published
+  server must have.)
 * 1xRTX-4090, two models whose runs disagree on the host: the 1.5B's 11.4 ms step needs a host
   launch cost that the 8B's 19.5 ms step (about all weight streaming) hides completely, so a fit on
   the 8B alone cannot tell it for the 1.5B (TPOT ~55 % low).  The other way round the firm prior on
@@ -54,15 +55,14 @@ def test_lomo_h100_meets_targets(lomo_records: list[dict]) -> None:
     assert len({r["model_id"] for r in h100}) == 6 and len(h100) == 35
     assert mape(h100, "request_throughput") <= 8.0
     assert mape(h100, "median_ttft_ms") <= 15.0
+    assert mape(h100, "p90_ttft_ms") <= 15.0
     below_saturation = [r for r in h100 if r["request_rate"] <= 8]
-    assert mape(below_saturation, "p90_ttft_ms") <= 15.0
     assert mape(below_saturation, "median_tpot_ms") <= 10.0
 
 
 def test_lomo_h100_documented_gaps(lomo_records: list[dict]) -> None:
     h100 = _subset(lomo_records, "1xH100-PCIe")
     assert mape(h100, "median_tpot_ms") <= 10.5  # target 8 %: the 1.5B fold (see module docstring)
-    assert mape(h100, "p90_ttft_ms") <= 120.0  # the 32B models' KV-bound 16-32 req/s runs
     others = [r for r in h100 if "1.5B" not in r["model_id"]]
     assert mape(others, "median_tpot_ms") <= 6.5
 
