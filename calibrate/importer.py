@@ -312,11 +312,40 @@ def hardware_overrides(gpu: str | None, gpus: int | None) -> dict[str, Any]:
     return out
 
 
-def load_runs(paths: Sequence[str | Path], *, client_seed: int | None = None, **overrides: Any) -> list[MeasuredRun]:
+#: server settings ``--engine KEY=VALUE`` may state for files that do not record them, with their type
+ENGINE_KEYS: dict[str, type] = {"max_num_seqs": int, "max_num_batched_tokens": int, "max_model_len": int,
+                                "gpu_memory_utilization": float, "kv_cache_tokens": int, "block_size": int}
+
+
+def engine_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """Parse ``--engine KEY=VALUE`` options (the server settings of runs whose files do not say)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in ENGINE_KEYS:
+            raise ImportFailed(f"--engine {item}: expected KEY=VALUE with KEY one of {', '.join(sorted(ENGINE_KEYS))}")
+        kind = ENGINE_KEYS[key]
+        try:
+            value = kind(text.strip())
+        except ValueError:
+            expected = "a number" if kind is float else "an integer"
+            raise ImportFailed(f"--engine {item}: {key} must be {expected}") from None
+        if key == "gpu_memory_utilization" and not 0 < value <= 1:
+            raise ImportFailed(f"--engine {item}: gpu_memory_utilization must be in (0, 1]")
+        if key != "gpu_memory_utilization" and value < 1:
+            raise ImportFailed(f"--engine {item}: {key} must be >= 1")
+        out[key] = value
+    return out
+
+
+def load_runs(paths: Sequence[str | Path], *, client_seed: int | None = None, engine: dict[str, Any] | None = None,
+              **overrides: Any) -> list[MeasuredRun]:
     """Read result files and bundle directories (a directory without a manifest: its *.json/*.jsonl).
 
     ``client_seed``: the ``--seed`` the client ran with, where the files do not say (see
-    :func:`calibrate.replay.client_arrival_times`); ``overrides``: gpu_name, gpu_count, model_id.
+    :func:`calibrate.replay.client_arrival_times`); ``engine``: server settings for runs whose files do
+    not record them (a bundle's own settings win); ``overrides``: gpu_name, gpu_count, model_id.
     """
     runs: list[MeasuredRun] = []
     if not paths:
@@ -338,6 +367,8 @@ def load_runs(paths: Sequence[str | Path], *, client_seed: int | None = None, **
             runs += read_result_file(p, **overrides)
     if client_seed is not None:
         runs = [replace(r, client_seed=client_seed) for r in runs]
+    if engine:
+        runs = [replace(r, engine={**engine, **r.engine}) for r in runs]
     return assign_sessions(runs)
 
 

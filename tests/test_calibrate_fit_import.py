@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +150,35 @@ def test_bundle_is_read_with_engine_settings(tmp_path: Path) -> None:
     assert e["block_size"] == 32
     assert all(r.prefix_caching == "off" for r in runs) and runs[0].input_lens is not None
     assert runs[0].model_id == "meta-llama/Meta-Llama-3-8B-Instruct"
+
+
+def test_engine_settings_for_files_that_do_not_record_them(tmp_path: Path) -> None:
+    from calibrate.importer import ImportFailed, engine_overrides
+
+    engine = engine_overrides(["max_num_seqs=64", "max-num-batched-tokens=4096", "gpu_memory_utilization=0.95"])
+    assert engine == {"max_num_seqs": 64, "max_num_batched_tokens": 4096, "gpu_memory_utilization": 0.95}
+    runs = load_runs([write(tmp_path / "r.json", BASE)], engine=engine)
+    assert runs[0].engine == engine
+    from calibrate.replay import engine_settings
+
+    settings = engine_settings(runs[0])
+    assert (settings.max_num_seqs, settings.max_num_batched_tokens, settings.gpu_memory_utilization) == (64, 4096, 0.95)
+    for bad, needle in (("max_num_seq=64", "KEY one of"), ("max_num_seqs", "KEY=VALUE"),
+                        ("max_num_seqs=6.5", "must be an integer"), ("gpu_memory_utilization=1.5", "(0, 1]"),
+                        ("max_model_len=0", "must be >= 1")):
+        with pytest.raises(ImportFailed, match=re.escape(needle)):
+            engine_overrides([bad])
+
+
+def test_a_bundles_own_engine_settings_win_over_engine_options(tmp_path: Path) -> None:
+    writer = BundleWriter(tmp_path / "b", {"model": "meta-llama/Meta-Llama-3-8B-Instruct", "tp": 1})
+    writer.update(server={"command": ["vllm", "serve", "m", "--max-num-seqs", "128"]},
+                  env={"gpus": {"names": ["NVIDIA GeForce RTX 4090"]}}, status="complete")
+    result = {k: v for k, v in {**BASE, **ARRAYS}.items() if k not in ("gpu_name", "gpu_count", "model_id")}
+    writer.add_point({"index": 0, "rate": 1.0, "seed": 1000, "burstiness": 1.0, "num_prompts": 4,
+                      "result": {**result, "request_rate": 1.0}, "power": {"available": False}, "metrics": {}})
+    (run,) = load_runs([tmp_path / "b"], engine={"max_num_seqs": 8, "max_num_batched_tokens": 1024})
+    assert run.engine["max_num_seqs"] == 128 and run.engine["max_num_batched_tokens"] == 1024
 
 
 def test_broken_bundle_names_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -121,6 +121,17 @@ def test_unknown_gpu_and_bad_profile_are_one_line_errors(tmp_path: Path, capsys:
     assert "profile file not found" in capsys.readouterr().err
 
 
+def test_engine_option_changes_the_replayed_server(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A file without server settings replays with vLLM 0.8.5's defaults unless --engine states them:
+    a server of 2 sequences at a time cannot keep up with 4 req/s of ~150-token replies."""
+    path = write(tmp_path, "r.json", result())
+    (free,) = validate_json([path], capsys)
+    (narrow,) = validate_json([path, "--engine", "max_num_seqs=2"], capsys)
+    assert narrow["predicted"]["median_ttft_ms"] > 3 * free["predicted"]["median_ttft_ms"]
+    assert main(["validate", path, "--engine", "max_seqs=2"]) == 2
+    assert "KEY one of" in capsys.readouterr().err
+
+
 def test_ape_and_mape() -> None:
     recs: list[dict[str, Any]] = [{"measured": {"x": 10.0}, "predicted": {"x": 11.0}},
                                   {"measured": {"x": 10.0}, "predicted": {"x": 7.0}},
