@@ -215,7 +215,8 @@ def profile_entry(result: FitResult, points: Sequence[FitPoint], options: FitOpt
     files = sorted({p.run.file for p in points})
     settings = engine_settings(points[0].run)
     source = f"calibrate fit: {len(points)} runs of {len(models)} model(s) on {prof.gpus}x{prof.gpu}"
-    prof = replace(prof, source=source)
+    per_gpu = [p.model.weight_bytes / p.run.gpu_count / 1e9 for p in points]
+    prof = replace(prof, source=source, fitted_weights_gb=(round(min(per_gpu), 2), round(max(per_gpu), 2)))
     entry: dict[str, Any] = {}
     for k, v in prof.to_dict().items():
         entry[k] = round(v, 6 if abs(v) >= 1e-3 else 9) if isinstance(v, float) else v

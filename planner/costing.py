@@ -21,6 +21,7 @@ from planner.footprint import embodied_g_per_gpu_hour, grid_intensity, power_kin
 from planner.measured import measured_power
 from planner.pricing import gpu_cost
 from scenarios.loader import LoadedScenario
+from sim.service import HardwareProfile, extrapolation_note
 from sim.simulation import SimResult
 
 
@@ -41,6 +42,8 @@ class Economics:
     cost_basis: str = ""
     power_basis: str = ""
     carbon_basis: str = ""
+    service_basis: str = ""
+    """Where the pool's step times come from (the profile), and whether the model is outside its fit."""
 
     def _per_mtok(self, per_hour: float, tokens_per_s: float) -> float:
         return per_hour / (tokens_per_s * 3600.0) * 1e6 if tokens_per_s > 0 else math.inf
@@ -76,6 +79,12 @@ class FleetEconomics:
 
     def to_dict(self) -> dict[str, Any]:
         return {"pools": [p.to_dict() for p in self.pools], "total": self.total.to_dict()}
+
+
+def service_basis(profile: HardwareProfile, loaded: LoadedScenario, tp: int) -> str:
+    """The profile behind a pool's step times, with a warning where the model lies outside its fit."""
+    note = extrapolation_note(profile, loaded.model, tp)
+    return profile.source + (f"; note: {note}" if note else "")
 
 
 def fleet_economics(result: SimResult, loaded: LoadedScenario) -> FleetEconomics:
@@ -120,6 +129,7 @@ def fleet_economics(result: SimResult, loaded: LoadedScenario) -> FleetEconomics
                 cost_basis=cost.basis,
                 power_basis=pm.basis,
                 carbon_basis=f"{grid:.0f} g/kWh x PUE {pricing.pue:g}; embodied {emb_basis}",
+                service_basis=service_basis(plan.profile, loaded, plan.config.tp_size),
             )
         )
     total = Economics(

@@ -111,10 +111,13 @@ def pools_table(v: Verdict) -> Rows:
 
 
 def bases(v: Verdict) -> list[str]:
-    """Where each pool's figures come from: price source, measured or modelled power, carbon."""
+    """Where each pool's figures come from: price source, measured or modelled power, carbon, step-time profile."""
     out = []
     for p in v.economics["pools"]:
-        out.append(f"{p['name']}: cost {p['cost_basis']}; power {p['power_basis']}; carbon {p['carbon_basis']}")
+        line = f"{p['name']}: cost {p['cost_basis']}; power {p['power_basis']}; carbon {p['carbon_basis']}"
+        if p.get("service_basis"):
+            line += f"; step times {p['service_basis']}"
+        out.append(line)
     return out
 
 

@@ -63,6 +63,10 @@ class HardwareProfile:
     activation peak (:func:`activation_peak_bytes`): CUDA context share, NCCL and cuBLAS workspaces,
     the attention backend's buffers.  None: :data:`DEFAULT_RUNTIME_RESERVE_GB`."""
     source: str = "roofline defaults"
+    fitted_weights_gb: tuple[float, float] | None = None
+    """Smallest and largest weights per GPU (GB) of the models the fit saw; outside that range the
+    parameters only those models would pin (host costs below, bandwidth regimes above) are
+    extrapolated (:func:`extrapolation_note`).  None: not fitted, or not recorded."""
 
     def __post_init__(self) -> None:
         if self.gpus < 1:
@@ -79,9 +83,15 @@ class HardwareProfile:
             raise ValueError(f"memory_gb(={self.memory_gb}) must be > 0")
         if self.runtime_reserve_gb is not None and not self.runtime_reserve_gb >= 0:
             raise ValueError(f"runtime_reserve_gb(={self.runtime_reserve_gb}) must be >= 0")
+        w = self.fitted_weights_gb
+        if w is not None and not (len(w) == 2 and 0 < w[0] <= w[1]):
+            raise ValueError(f"fitted_weights_gb(={w}) must be [smallest, largest] with 0 < smallest <= largest")
 
     def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+        d = asdict(self)
+        if self.fitted_weights_gb is not None:
+            d["fitted_weights_gb"] = list(self.fitted_weights_gb)
+        return d
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> HardwareProfile:
@@ -89,6 +99,12 @@ class HardwareProfile:
         unknown = sorted(set(data) - names)
         if unknown:
             raise ValueError(f"unknown profile field(s) {unknown}; known: {sorted(names)}")
+        data = dict(data)
+        w = data.get("fitted_weights_gb")
+        if w is not None:
+            if not isinstance(w, (list, tuple)) or not all(isinstance(x, (int, float)) for x in w):
+                raise ValueError(f"fitted_weights_gb(={w!r}) must be a list of two numbers")
+            data["fitted_weights_gb"] = tuple(float(x) for x in w)
         return cls(**data)  # type: ignore[arg-type]
 
 
@@ -196,6 +212,23 @@ def kv_capacity_tokens(
     weights = model.weight_bytes / tp
     free = per_gpu - weights - reserve_gb * 1e9
     return int(free // kv_bytes_per_token(model, tp))
+
+
+def extrapolation_note(profile: HardwareProfile, model: ModelSpec, tp: int) -> str | None:
+    """Why predictions of ``model`` on ``tp`` GPUs reach beyond what ``profile`` was fitted on (weights per
+    GPU under half the smallest or over twice the largest of its models), or None when they do not."""
+    if profile.fitted_weights_gb is None:
+        return None
+    lo, hi = profile.fitted_weights_gb
+    w = model.weight_bytes / tp / 1e9
+    where = f"the {profile.gpus}x{profile.gpu} profile was fitted on models of {lo:.1f}-{hi:.1f} GB per GPU"
+    if w < lo / 2:
+        return (f"{model.name} holds {w:.1f} GB of weights per GPU and {where}: the host's per-step and "
+                f"per-layer costs that bound small models are extrapolated (TPOT may be off by tens of %)")
+    if w > 2 * hi:
+        return (f"{model.name} holds {w:.1f} GB of weights per GPU and {where}: bandwidth, attention and "
+                f"memory behaviour of larger models are extrapolated")
+    return None
 
 
 def profile_gpu(gpu: GpuSpec, profile: HardwareProfile) -> GpuSpec:

@@ -118,6 +118,8 @@ def test_cli_fit_writes_profile_with_residuals_and_resumes(
     assert set(entry["fit"]["file_names"]) == {Path(f).name for f in files}
     assert entry["fit"]["engine"]["max_num_batched_tokens"] == 8192  # vLLM 0.8.5 default on an H100
     assert all(math.isfinite(r["median_tpot_ms"]) for r in entry["residuals"])
+    weights = sorted(MODELS[m].weight_bytes / 1e9 for m in MODEL_IDS[:2])
+    assert entry["fitted_weights_gb"] == [round(weights[0], 2), round(weights[-1], 2)]
     before = out.read_text()
     assert main(["fit", *files, "-o", str(out), "--resume"]) == 0
     assert out.read_text() == before  # nothing left to fit
@@ -125,6 +127,7 @@ def test_cli_fit_writes_profile_with_residuals_and_resumes(
     assert main(["show", str(out)]) == 0
     shown = capsys.readouterr().out
     assert "mem_eff" in shown and "residuals" in shown and "Meta-Llama-3-8B-Instruct" in shown
+    assert "models' weights per GPU" in shown
 
 
 def test_cli_fit_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

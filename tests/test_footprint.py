@@ -137,3 +137,24 @@ def test_no_measurement_falls_back_to_the_model_and_says_so() -> None:
     econ, _ = _economics(power={"model": "measured"})
     basis = econ.pools[0].power_basis
     assert basis == "modelled: linear 60-350 W by utilisation (no calibration power measurement found)"
+
+
+def test_step_time_basis_names_the_profile_and_warns_outside_its_fit(tmp_path) -> None:
+    import yaml
+
+    def economics(weights: list[float] | None):
+        entry = {"gpu": "H100-PCIe", "gpus": 1, "memory_gb": 85.0, "source": "calibrate fit: test"}
+        if weights is not None:
+            entry["fitted_weights_gb"] = weights
+        (tmp_path / "prof.yaml").write_text(yaml.safe_dump({"profiles": [entry]}))
+        data = make_scenario().scenario.model_dump(mode="json", exclude_none=True, exclude_unset=True)
+        data["configs"] = [{"gpu": "H100-PCIe", "profile": "prof.yaml"}]
+        data["fleet"] = {"pools": [{"config": "1xH100-PCIe", "count": 1}]}
+        loaded = scenario_from_dict(data, path=tmp_path / "s.yaml")
+        return fleet_economics(simulate(loaded, requests=100), loaded).pools[0].service_basis
+
+    assert economics(None) == "calibrate fit: test"
+    assert economics([10.0, 20.0]) == "calibrate fit: test"  # the 8B's 16 GB lies inside
+    basis = economics([40.0, 65.0])
+    assert basis.startswith("calibrate fit: test; note: meta-llama/Meta-Llama-3-8B-Instruct holds 16.1 GB")
+    assert "host" in basis

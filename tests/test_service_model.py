@@ -16,6 +16,7 @@ from sim.service import (
     HardwareProfile,
     StepTimeModel,
     activation_peak_bytes,
+    extrapolation_note,
     kv_capacity_tokens,
     profile_kv_tokens,
 )
@@ -124,10 +125,24 @@ def test_activation_peak_is_the_larger_of_mlp_and_sampler() -> None:
 
 
 def test_profile_round_trip_through_dict() -> None:
-    prof = replace(PROF, memory_gb=85.0, frontend_s=0.006)
+    prof = replace(PROF, memory_gb=85.0, frontend_s=0.006, fitted_weights_gb=(16.06, 65.53))
+    assert prof.to_dict()["fitted_weights_gb"] == [16.06, 65.53]  # YAML-safe
     assert HardwareProfile.from_dict(prof.to_dict()) == prof
+    for bad in ([65.5, 16.0], [0.0, 1.0], [1.0]):
+        with pytest.raises(ValueError, match=r"fitted_weights_gb\(="):
+            HardwareProfile.from_dict({"gpu": "H100-PCIe", "fitted_weights_gb": bad})
     with pytest.raises(ValueError, match="unknown profile field"):
         HardwareProfile.from_dict({"gpu": "H100-PCIe", "bogus": 1})
+
+
+def test_extrapolation_note_outside_the_fitted_weights() -> None:
+    prof = replace(PROF, fitted_weights_gb=(16.06, 65.53))  # fitted on 8B..32B models
+    small = extrapolation_note(prof, M1, 1)  # 1.5B: 3.6 GB
+    assert small is not None and "3.6 GB" in small and "16.1-65.5 GB" in small and "host" in small
+    assert extrapolation_note(prof, M8, 1) is None and extrapolation_note(prof, M14, 1) is None
+    assert extrapolation_note(replace(prof, fitted_weights_gb=(3.0, 5.0)), M14, 1) is not None  # 29.5 GB
+    assert extrapolation_note(replace(prof, fitted_weights_gb=(3.0, 5.0)), M14, 4) is None  # 7.4 GB per GPU
+    assert extrapolation_note(PROF, M1, 1) is None  # no record: nothing to say
 
 
 EXPECTED_BUNDLED = [("H100-PCIe", 1), ("H100-PCIe", 2), ("RTX-4090", 1), ("RTX-4090", 2), ("RTX-4090", 4),
@@ -139,6 +154,7 @@ def test_bundled_profile_is_picked_for_matching_hardware(gpu: str, gpus: int) ->
     prof = resolve_profile(gpu, gpus, None, Path.cwd())
     assert prof.source.startswith("calibrate fit") and (prof.gpu, prof.gpus) == (gpu, gpus)
     assert prof.memory_gb is not None and prof.runtime_reserve_gb is not None
+    assert prof.fitted_weights_gb is not None
     # physically meaningful ranges
     assert 0.5 <= prof.mem_eff <= 1.0 and 0.15 <= prof.compute_eff <= 1.0
     assert prof.step_overhead_s < 0.03 and prof.per_layer_s < 1e-3 and prof.frontend_s < 0.1

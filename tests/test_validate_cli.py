@@ -132,6 +132,21 @@ def test_engine_option_changes_the_replayed_server(tmp_path: Path, capsys: pytes
     assert "KEY one of" in capsys.readouterr().err
 
 
+def test_models_outside_the_profiles_fitted_weights_get_a_note(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    prof = {"profiles": [{"gpu": "H100-PCIe", "gpus": 1, "memory_gb": 85.0, "fitted_weights_gb": [16.06, 65.53]}]}
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(prof))
+    phi = write(tmp_path, "phi.json", result())
+    small = write(tmp_path, "small.json", result(model_id="deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"))
+    assert main(["validate", phi, "--profile", str(tmp_path / "p.yaml"), "--seeds", "1"]) == 0
+    assert "note:" not in capsys.readouterr().out
+    assert main(["validate", small, small, "--profile", str(tmp_path / "p.yaml"), "--seeds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("note:") == 1 and "DeepSeek-R1-Distill-Qwen-1.5B holds 3.6 GB" in out.replace("\n", " ")
+
+
 def test_ape_and_mape() -> None:
     recs: list[dict[str, Any]] = [{"measured": {"x": 10.0}, "predicted": {"x": 11.0}},
                                   {"measured": {"x": 10.0}, "predicted": {"x": 7.0}},

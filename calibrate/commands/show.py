@@ -98,6 +98,10 @@ def show_entry(console: Console, entry: dict[str, Any], residuals: bool = True) 
     console.print(t)
     if fit:
         console.print(f"fitted (*) on {fit.get('runs')} runs of {', '.join(fit.get('models', []))}")
+        w = entry.get("fitted_weights_gb")
+        if isinstance(w, list) and len(w) == 2:
+            console.print(f"models' weights per GPU: {w[0]:g}-{w[1]:g} GB (predictions for models under half or "
+                          f"over twice that range are extrapolations; `planner validate` says so)")
         if fit.get("derived_from"):
             console.print(f"derived from {fit['derived_from']}")
         eng = fit.get("engine") or {}

@@ -19,6 +19,7 @@ from calibrate.importer import engine_overrides, hardware_overrides, load_runs
 from calibrate.validation import METRICS, ape, mape, profile_chooser, validate_points
 from scenarios.errors import FleetPlannerError
 from scenarios.loader import load_hardware_file
+from sim.service import extrapolation_note
 
 EPILOG = """\
 examples:
@@ -112,6 +113,9 @@ def run(args: argparse.Namespace) -> int:
         v = mape(records, k)
         s.add_row(k, "-" if math.isnan(v) else f"{v:.1f}%")
     console.print(s)
+    notes = dict.fromkeys(n for p in points if (n := extrapolation_note(choose(p.run), p.model, p.run.gpu_count)))
+    for note in notes:
+        console.print(f"[yellow]note: {note}[/]")
     missing = [r["file"] for r in records if r["predicted"]["request_throughput"] is None]
     if missing:
         console.print(f"[yellow]{len(missing)} run(s) could not be replayed (the model does not fit under "
