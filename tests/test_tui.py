@@ -177,6 +177,13 @@ async def test_cancel_a_long_simulation_stops_its_work(tmp_path: Path) -> None:
         name = f"tui-simulate-{session.run_id}"
         await until(pilot, lambda: any(t.name == name for t in threading.enumerate()))
         await asyncio.sleep(1.0)  # well into the run
+        # Esc in a form field only leaves the field: editing while a run works must not cancel it
+        session.query_one("#tabs", TabbedContent).active = "tab-scenario"
+        await pilot.pause()
+        session.form.input_for("fleet.pools[0].config").focus()
+        await pilot.pause()
+        await pilot.press("escape")
+        assert session.running == "simulate" and not isinstance(session.focused, Input)
         started = time.monotonic()
         await pilot.press("escape")
         assert session.running is None and session.status.text == "simulate cancelled"

@@ -157,10 +157,13 @@ class SessionScreen(JobsMixin):
             self.start_plan(loaded, state_file(self.data_dir, self.path, loaded.scenario.name))
 
     def action_cancel(self) -> None:
-        if self.running:
-            self.cancel_run()
-        elif isinstance(self.focused, Input):
+        """Esc leaves a form field first (typing goes on while a run works); then cancels the run."""
+        if isinstance(self.focused, Input):
             self.set_focus(None)
+            if self.running:
+                self.notify(f"left the field; Esc again cancels the {self.running}")
+        elif self.running:
+            self.cancel_run()
 
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
