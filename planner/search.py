@@ -27,7 +27,7 @@ from planner.footprint import embodied_g_per_gpu_hour, grid_intensity, power_kin
 from planner.measured import measured_power
 from planner.pricing import gpu_cost
 from planner.screen import ConfigCurve, screen
-from planner.variants import Candidate
+from planner.variants import Candidate, affinity_applies
 from planner.verify import StateFile, Verdict, pool_runs, run_once, scenario_hash
 from scenarios.errors import FleetPlannerError
 from scenarios.loader import LoadedScenario
@@ -175,7 +175,10 @@ def plan_fleet(
     result.confidence = settings.confidence
     for counts in vectors:
         for policy in policies:
-            est = estimate(loaded, Candidate(counts, policy), curves, rate)
+            cand = Candidate(counts, policy)
+            if len(policies) > 1 and not affinity_applies(scenario, cand):
+                continue  # class affinity that routes nothing differently: a duplicate of the others
+            est = estimate(loaded, cand, curves, rate)
             if est.capacity_rps < CAPACITY_SAFETY * rate:
                 continue
             if settings.max_budget_usd_per_hour and est.usd_per_hour > settings.max_budget_usd_per_hour:

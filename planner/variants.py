@@ -68,6 +68,16 @@ def routing_settings(scenario: Scenario, policy: str) -> dict[str, Any]:
     return {"type": policy}
 
 
+def affinity_applies(scenario: Scenario, cand: Candidate) -> bool:
+    """Whether class affinity changes anything on a candidate's fleet: some class's map names a part of
+    the fleet, not none of it (the class then spills to every pool) nor all of it (a one-pool fleet)."""
+    if cand.routing != "class_affinity":
+        return True
+    affinity = routing_settings(scenario, cand.routing)["affinity"]
+    present = {name for name, n in cand.counts if n > 0}
+    return any(0 < len(present.intersection(pools)) < len(present) for pools in affinity.values())
+
+
 def candidate_scenario(loaded: LoadedScenario, cand: Candidate) -> LoadedScenario:
     """The scenario with its fleet and routing replaced by the candidate's."""
     scenario = loaded.scenario

@@ -139,3 +139,22 @@ def test_an_interrupted_search_resumes_from_its_state_file(tmp_path: Path) -> No
     assert resumed.recommended is not None and fresh.recommended is not None
     assert resumed.recommended.candidate == fresh.recommended.candidate
     assert resumed.recommended.economics == fresh.recommended.economics
+
+
+def test_class_affinity_candidates_hold_a_pool_their_map_names() -> None:
+    """On a fleet with none of the pools its map names, or only those, class affinity routes like the
+    plain policy: only the plain policy's candidate is kept for such fleets (the planner used to
+    recommend 'class_affinity' for a fleet of 4090s alone)."""
+    data = make_scenario().scenario.model_dump(mode="json", exclude_none=True)
+    data["routing"] = {"type": "class_affinity", "affinity": {"chat": ["h100"]}}
+    data["plan"] = {"max_total_replicas": 3, "seeds": 1, "requests": 400,
+                    "routing": ["least_outstanding", "class_affinity"]}
+    result = plan_fleet(scenario_from_dict(data))
+    cands = [e.candidate for e in result.estimates.values()]
+    affine = [c for c in cands if c.routing == "class_affinity"]
+    assert affine and all(c.count("1xH100-PCIe") > 0 and c.count("1xRTX-4090") > 0 for c in affine)
+    assert any(c.count("1xH100-PCIe") == 0 for c in cands if c.routing == "least_outstanding")
+    # the only policy allowed: every fleet stays a candidate under it
+    data["plan"]["routing"] = ["class_affinity"]
+    only = plan_fleet(scenario_from_dict(data))
+    assert any(e.candidate.count("1xH100-PCIe") == 0 for e in only.estimates.values())
