@@ -207,6 +207,11 @@ def _pct(x: float) -> float | None:
     return None if not math.isfinite(x) else round(100.0 * x, 1)
 
 
+def _round_gb(x: float) -> float:
+    """GB to 2 decimals, or 3 significant digits below 1 GB (a test model's weights are a few MB)."""
+    return round(x, 2) if x >= 1 else float(f"{x:.3g}")
+
+
 def profile_entry(result: FitResult, points: Sequence[FitPoint], options: FitOptions,
                   parent: HardwareProfile | None) -> dict[str, Any]:
     """The YAML entry of one fitted configuration: profile fields, fit record, residual table."""
@@ -216,7 +221,7 @@ def profile_entry(result: FitResult, points: Sequence[FitPoint], options: FitOpt
     settings = engine_settings(points[0].run)
     source = f"calibrate fit: {len(points)} runs of {len(models)} model(s) on {prof.gpus}x{prof.gpu}"
     per_gpu = [p.model.weight_bytes / p.run.gpu_count / 1e9 for p in points]
-    prof = replace(prof, source=source, fitted_weights_gb=(round(min(per_gpu), 2), round(max(per_gpu), 2)))
+    prof = replace(prof, source=source, fitted_weights_gb=(_round_gb(min(per_gpu)), _round_gb(max(per_gpu))))
     entry: dict[str, Any] = {}
     for k, v in prof.to_dict().items():
         entry[k] = round(v, 6 if abs(v) >= 1e-3 else 9) if isinstance(v, float) else v

@@ -221,12 +221,16 @@ def extrapolation_note(profile: HardwareProfile, model: ModelSpec, tp: int) -> s
         return None
     lo, hi = profile.fitted_weights_gb
     w = model.weight_bytes / tp / 1e9
-    where = f"the {profile.gpus}x{profile.gpu} profile was fitted on models of {lo:.1f}-{hi:.1f} GB per GPU"
+
+    def gb(x: float) -> str:
+        return f"{x:.1f}" if x >= 1 else f"{x:.2g}"
+
+    where = f"the {profile.gpus}x{profile.gpu} profile was fitted on models of {gb(lo)}-{gb(hi)} GB per GPU"
     if w < lo / 2:
-        return (f"{model.name} holds {w:.1f} GB of weights per GPU and {where}: the host's per-step and "
+        return (f"{model.name} holds {gb(w)} GB of weights per GPU and {where}: the host's per-step and "
                 f"per-layer costs that bound small models are extrapolated (TPOT may be off by tens of %)")
     if w > 2 * hi:
-        return (f"{model.name} holds {w:.1f} GB of weights per GPU and {where}: bandwidth, attention and "
+        return (f"{model.name} holds {gb(w)} GB of weights per GPU and {where}: bandwidth, attention and "
                 f"memory behaviour of larger models are extrapolated")
     return None
 

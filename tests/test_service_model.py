@@ -143,6 +143,8 @@ def test_extrapolation_note_outside_the_fitted_weights() -> None:
     assert extrapolation_note(replace(prof, fitted_weights_gb=(3.0, 5.0)), M14, 1) is not None  # 29.5 GB
     assert extrapolation_note(replace(prof, fitted_weights_gb=(3.0, 5.0)), M14, 4) is None  # 7.4 GB per GPU
     assert extrapolation_note(PROF, M1, 1) is None  # no record: nothing to say
+    tiny = extrapolation_note(replace(prof, fitted_weights_gb=(0.00262, 0.00262)), M1, 1)  # a test model's MB
+    assert tiny is not None and "0.0026-0.0026 GB" in tiny and "larger models" in tiny
 
 
 EXPECTED_BUNDLED = [("H100-PCIe", 1), ("H100-PCIe", 2), ("RTX-4090", 1), ("RTX-4090", 2), ("RTX-4090", 4),
