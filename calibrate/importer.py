@@ -315,6 +315,9 @@ def hardware_overrides(gpu: str | None, gpus: int | None) -> dict[str, Any]:
 #: server settings ``--engine KEY=VALUE`` may state for files that do not record them, with their type
 ENGINE_KEYS: dict[str, type] = {"max_num_seqs": int, "max_num_batched_tokens": int, "max_model_len": int,
                                 "gpu_memory_utilization": float, "kv_cache_tokens": int, "block_size": int}
+#: the ``--engine`` option's help, shared by the commands that replay runs
+ENGINE_HELP = (f"server setting of runs whose files do not record it (repeatable): {', '.join(ENGINE_KEYS)}; "
+               "default: vLLM 0.8.5's for the GPU (calibrate bundles record their own)")
 
 
 def engine_overrides(items: Sequence[str]) -> dict[str, Any]:

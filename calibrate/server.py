@@ -27,6 +27,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -60,6 +61,11 @@ def default_engine_limits(device: str, tp: int = 1, gpu_name: str | None = None,
     if mem >= 70 * GIB and "a100" not in (gpu_name or "").lower():
         return 1024, 8192
     return 256, 2048
+
+
+def sets_flag(args: Sequence[str], flag: str) -> bool:
+    """Whether command-line ``args`` give ``flag`` (as ``--x v`` or ``--x=v``)."""
+    return any(a == flag or a.startswith(flag + "=") for a in args)
 
 
 class ServerError(FleetPlannerError):
@@ -120,10 +126,6 @@ class ServerConfig:
         if self.max_num_batched_tokens is not None and self.max_num_batched_tokens < 1:
             raise ValueError(f"max_num_batched_tokens(={self.max_num_batched_tokens}) must be >= 1")
 
-    def extra_sets(self, flag: str) -> bool:
-        """Whether the user's extra arguments already give ``flag`` (``--x v`` or ``--x=v``)."""
-        return any(a == flag or a.startswith(flag + "=") for a in self.extra_args)
-
     @property
     def base_url(self) -> str:
         return f"http://{HOST}:{self.port}"
@@ -138,7 +140,7 @@ class ServerConfig:
             cmd += ["--gpu-memory-utilization", f"{self.gpu_memory_utilization:g}"]
         for flag, value in (("--max-num-seqs", self.max_num_seqs),
                             ("--max-num-batched-tokens", self.max_num_batched_tokens)):
-            if value is not None and not self.extra_sets(flag):
+            if value is not None and not sets_flag(self.extra_args, flag):
                 cmd += [flag, str(value)]
         if self.prefix_caching == "off":
             cmd.append("--no-enable-prefix-caching")

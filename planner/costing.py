@@ -20,6 +20,7 @@ from typing import Any
 from planner.footprint import embodied_g_per_gpu_hour, grid_intensity, power_kind, power_model
 from planner.measured import measured_power
 from planner.pricing import gpu_cost
+from scenarios.catalog import ModelSpec
 from scenarios.loader import LoadedScenario
 from sim.service import HardwareProfile, extrapolation_note
 from sim.simulation import SimResult
@@ -81,9 +82,9 @@ class FleetEconomics:
         return {"pools": [p.to_dict() for p in self.pools], "total": self.total.to_dict()}
 
 
-def service_basis(profile: HardwareProfile, loaded: LoadedScenario, tp: int) -> str:
+def service_basis(profile: HardwareProfile, model: ModelSpec, tp: int) -> str:
     """The profile behind a pool's step times, with a warning where the model lies outside its fit."""
-    note = extrapolation_note(profile, loaded.model, tp)
+    note = extrapolation_note(profile, model, tp)
     return profile.source + (f"; note: {note}" if note else "")
 
 
@@ -129,7 +130,7 @@ def fleet_economics(result: SimResult, loaded: LoadedScenario) -> FleetEconomics
                 cost_basis=cost.basis,
                 power_basis=pm.basis,
                 carbon_basis=f"{grid:.0f} g/kWh x PUE {pricing.pue:g}; embodied {emb_basis}",
-                service_basis=service_basis(plan.profile, loaded, plan.config.tp_size),
+                service_basis=service_basis(plan.profile, loaded.model, plan.config.tp_size),
             )
         )
     total = Economics(

@@ -23,7 +23,7 @@ from calibrate.fitplan import (
     write_profile_file,
 )
 from calibrate.fitplan import fit_all as _fit_all
-from calibrate.importer import engine_overrides, hardware_overrides, load_runs
+from calibrate.importer import ENGINE_HELP, engine_overrides, hardware_overrides, load_runs
 from calibrate.workload import LengthModel
 from scenarios.catalog import GpuSpec
 from scenarios.errors import FleetPlannerError
@@ -64,10 +64,7 @@ def register(subparsers: Any) -> None:
                         "{name, memory_gb, mem_bw_gbps, fp16_tflops, tdp_w, ...}")
     p.add_argument("--gpu", metavar="NAME", help="GPU name for files that do not record gpu_name")
     p.add_argument("--gpus", type=int, metavar="N", help="GPU count for files that do not record gpu_count")
-    p.add_argument("--engine", action="append", default=[], metavar="KEY=VALUE",
-                   help="server setting of runs whose files do not record it (repeatable): max_num_seqs, "
-                   "max_num_batched_tokens, max_model_len, gpu_memory_utilization, kv_cache_tokens, block_size; "
-                   "default: vLLM 0.8.5's for the GPU (calibrate bundles record their own)")
+    p.add_argument("--engine", action="append", default=[], metavar="KEY=VALUE", help=ENGINE_HELP)
     p.add_argument("--seeds", type=int, default=4, metavar="N", help="replay seeds averaged per run (default 4)")
     p.add_argument("--max-evals", type=int, default=60, metavar="N",
                    help="evaluation budget of each least-squares pass (default 60)")

@@ -18,7 +18,7 @@ from calibrate.envinfo import is_cpu_build
 from calibrate.power import gpu_inventory
 from calibrate.runner.bench import DATASETS, BenchConfig
 from calibrate.runner.orchestrate import RunPlan, describe_plan, execute, power_devices
-from calibrate.server import ServerConfig, default_engine_limits, free_port
+from calibrate.server import ServerConfig, default_engine_limits, free_port, sets_flag
 from calibrate.sweep import SweepConfig
 from scenarios.errors import FleetPlannerError
 
@@ -169,19 +169,16 @@ def first_gpu(tp: int) -> tuple[str | None, int | None]:
 def engine_limits(args: argparse.Namespace, device: str, extra: list[str]) -> tuple[int | None, int | None]:
     """The scheduler limits to pin: the user's, else vLLM's defaults for the first GPU the server uses
     (by NVML; without it, vLLM's fallback for unknown GPUs).  None where ``--server-arg`` sets one."""
-    seqs, tokens = args.max_num_seqs, args.max_num_batched_tokens
-    if seqs is None or tokens is None:
+    given = {"--max-num-seqs": args.max_num_seqs, "--max-num-batched-tokens": args.max_num_batched_tokens}
+    for flag, value in given.items():
+        if value is not None and sets_flag(extra, flag):
+            raise RunArgumentError(f"{flag} given both as an option and in --server-arg; give it once")
+    wanted = {flag: value for flag, value in given.items() if not sets_flag(extra, flag)}
+    if None in wanted.values():
         name, memory = first_gpu(args.tp) if device == "cuda" else (None, None)
-        default_seqs, default_tokens = default_engine_limits(device, max(args.tp, 1), name, memory)
-        seqs = default_seqs if seqs is None else seqs
-        tokens = default_tokens if tokens is None else tokens
-    for flag, value in (("--max-num-seqs", args.max_num_seqs), ("--max-num-batched-tokens",
-                                                                 args.max_num_batched_tokens)):
-        if any(a == flag or a.startswith(flag + "=") for a in extra):
-            if value is not None:
-                raise RunArgumentError(f"{flag} given both as an option and in --server-arg; give it once")
-            seqs, tokens = (None, tokens) if flag == "--max-num-seqs" else (seqs, None)
-    return seqs, tokens
+        defaults = dict(zip(given, default_engine_limits(device, max(args.tp, 1), name, memory), strict=True))
+        wanted = {flag: defaults[flag] if value is None else value for flag, value in wanted.items()}
+    return wanted.get("--max-num-seqs"), wanted.get("--max-num-batched-tokens")
 
 
 def build_plan(args: argparse.Namespace) -> RunPlan:

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from calibrate.fitplan import resolve_points
-from calibrate.importer import engine_overrides, hardware_overrides, load_runs
+from calibrate.importer import ENGINE_HELP, engine_overrides, hardware_overrides, load_runs
 from calibrate.validation import METRICS, ape, mape, profile_chooser, validate_points
 from scenarios.errors import FleetPlannerError
 from scenarios.loader import load_hardware_file
@@ -54,10 +54,7 @@ def register(sub: Any) -> None:
     p.add_argument("--json", metavar="PATH", help="write the per-run records as JSON ('-' for stdout)")
     p.add_argument("--client-seed", type=int, metavar="N",
                    help="the --seed vLLM's client ran with (reconstructs its send times exactly)")
-    p.add_argument("--engine", action="append", default=[], metavar="KEY=VALUE",
-                   help="server setting of runs whose files do not record it (repeatable): max_num_seqs, "
-                   "max_num_batched_tokens, max_model_len, gpu_memory_utilization, kv_cache_tokens, block_size; "
-                   "default: vLLM 0.8.5's for the GPU (calibrate bundles record their own)")
+    p.add_argument("--engine", action="append", default=[], metavar="KEY=VALUE", help=ENGINE_HELP)
     p.add_argument("--seeds", type=int, default=4, metavar="N", help="replay seeds averaged per run (default 4)")
     p.add_argument("--hardware", type=Path, metavar="FILE",
                    help="YAML file describing GPU types (or CPU hosts) outside the catalogue (see calibrate fit)")
