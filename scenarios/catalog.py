@@ -7,7 +7,9 @@ alternative providers, May 2025 unless noted).
 
 A :class:`ModelSpec` is derived from a Hugging Face ``config.json``: parameter count, weight bytes,
 FLOPs per token and KV-cache bytes per token.  The built-in entries reproduce the config fields of
-the models in ``shared/reference/models.md``; any other model enters through its own config.json
+the models in ``shared/reference/models.md`` and of the two other models of the seed paper's benchmark
+suite (DeepSeek-R1-Distill-Qwen-7B and -Llama-8B, with the Llama-70B distill; fields from their public
+Hugging Face config.json files); any other model enters through its own config.json
 (:func:`model_from_config`).
 """
 
@@ -218,7 +220,8 @@ def _m(name: str, arch: str, h: int, i: int, n: int, a: int, kv: int, v: int, po
     )
 
 
-#: models of shared/reference/models.md, keyed by HF id; short names (the part after '/') work too
+#: models of shared/reference/models.md, then the seed paper's other benchmark models (from their
+#: published config.json), keyed by HF id; short names (the part after '/') work too
 MODELS: dict[str, ModelSpec] = {
     m.name: m
     for m in (
@@ -259,6 +262,9 @@ MODELS: dict[str, ModelSpec] = {
         ),
         _m("Qwen/QwQ-32B-Preview", "Qwen2ForCausalLM", 5120, 27648, 64, 40, 8, 152064, 32768),
         _m("microsoft/phi-4", "Phi3ForCausalLM", 5120, 17920, 40, 40, 10, 100352, 16384),
+        _m("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "Qwen2ForCausalLM", 3584, 18944, 28, 28, 4, 152064, 131072),
+        _m("deepseek-ai/DeepSeek-R1-Distill-Llama-8B", "LlamaForCausalLM", 4096, 14336, 32, 32, 8, 128256, 131072),
+        _m("deepseek-ai/DeepSeek-R1-Distill-Llama-70B", "LlamaForCausalLM", 8192, 28672, 80, 64, 8, 128256, 131072),
     )
 }
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from scenarios.catalog import GPUS, MODELS
+from scenarios.catalog import GPUS, MODELS, find_model
 from scenarios.errors import FleetPlannerError, ScenarioError
 from scenarios.loader import load_scenario, parse_fleet_spec, scenario_from_dict
 
@@ -190,6 +190,33 @@ def test_model_by_short_name_case_insensitive(tmp_path: Path) -> None:
     assert loaded.model is MODELS["microsoft/phi-4"]
     loaded = load_scenario(write(tmp_path, scenario(model="deepseek-r1-distill-qwen-1.5b")))
     assert loaded.model is MODELS["deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"]
+
+
+#: parameter counts the models' own safetensors metadata states (Hugging Face model pages)
+PUBLISHED_PARAMS = {
+    "meta-llama/Meta-Llama-3-8B-Instruct": 8_030_261_248,
+    "meta-llama/Meta-Llama-3-70B-Instruct": 70_553_706_496,
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B": 1_777_088_000,
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B": 7_615_616_512,
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-14B": 14_770_033_664,
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B": 32_763_876_352,
+    "deepseek-ai/DeepSeek-R1-Distill-Llama-8B": 8_030_261_248,
+    "deepseek-ai/DeepSeek-R1-Distill-Llama-70B": 70_553_706_496,
+    "microsoft/phi-4": 14_659_507_200,
+}
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_PARAMS))
+def test_catalogue_parameter_counts_match_the_published_ones(name: str) -> None:
+    # the weight bytes behind every step time come from this count (architecture fields -> parameters)
+    assert MODELS[name].params == PUBLISHED_PARAMS[name]
+
+
+def test_seed_paper_suite_is_in_the_catalogue() -> None:
+    # the paper benchmarked Qwen-1.5B/7B/14B and Llama-8B distills besides Llama-3-8B: runs of any of
+    # them validate by model id alone
+    for short in ("DeepSeek-R1-Distill-Qwen-7B", "deepseek-r1-distill-llama-8b", "DeepSeek-R1-Distill-Qwen-1.5B"):
+        assert find_model(short) is not None, short
 
 
 CONFIG = {
