@@ -2,10 +2,12 @@
 
 For every run, :func:`validate_points` replays the measured load (:func:`calibrate.replay.replay`)
 under the profile chosen for its hardware — a named profile file, else the bundled one for that GPU
-type and count, else roofline defaults — and records the measured and predicted metrics under vLLM's
-result-file field names (:data:`METRICS`).  :func:`ape` is the absolute percentage error of one
-metric, :func:`mape` its mean over runs.  A model never used in fitting works the same way: the
-profile describes the hardware, the model enters through its config.json.
+type and count, else one derived from that GPU's other tensor-parallel sizes
+(:func:`sim.profiles.derive_profile`), else roofline defaults — and records the measured and
+predicted metrics under vLLM's result-file field names (:data:`METRICS`).  :func:`ape` is the
+absolute percentage error of one metric, :func:`mape` its mean over runs.  A model never used in
+fitting works the same way: the profile describes the hardware, the model enters through its
+config.json.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ Chooser = Callable[[MeasuredRun], HardwareProfile]
 
 
 def profile_chooser(name: str | None = None, base: Path | None = None) -> Chooser:
-    """Profile per run: ``name`` (file or bundled stem), else bundled for the hardware, else defaults.
+    """Profile per run, as :func:`sim.profiles.resolve_profile` picks it (``name``: file or bundled stem).
     A profile without a memory figure gets the GPU's memory as CUDA reports it."""
     cache: dict[tuple[str, int], HardwareProfile] = {}
 

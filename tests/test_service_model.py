@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from scenarios.catalog import GPUS, MODELS
-from sim.profiles import BUNDLED_DIR, bundled_profiles, read_profile_file, resolve_profile
+from scenarios.errors import FleetPlannerError
+from sim.profiles import BUNDLED_DIR, bundled_profiles, derive_profile, read_profile_file, resolve_profile
 from sim.service import (
     DEFAULT_RUNTIME_RESERVE_GB,
     SAMPLER_BYTES_PER_LOGIT,
@@ -174,3 +175,35 @@ def test_bundled_files_name_their_sources_and_hold_no_raw_measurements() -> None
             assert "residuals" in entry
             for row in entry["residuals"]:
                 assert not any(k.startswith("mean_") or k in ("ttfts", "itls", "duration") for k in row)
+
+
+def test_unmeasured_tp_size_gets_a_profile_derived_from_the_measured_ones() -> None:
+    bundled = bundled_profiles()
+    one, two, eight = bundled[("RTX-4090", 1)], bundled[("RTX-4090", 2)], bundled[("RTX-4090", 8)]
+    three = resolve_profile("RTX-4090", 3, None, Path.cwd())
+    assert three.gpus == 3 and three.source.startswith("derived for 3xRTX-4090 (not measured)")
+    # the GPU's own efficiencies and memory model from the single-GPU fit ...
+    assert (three.mem_eff, three.compute_eff, three.memory_gb) == (one.mem_eff, one.compute_eff, one.memory_gb)
+    # ... the host and link from the nearest measured TP size (ties: the smaller)
+    assert (three.comm_eff, three.per_layer_s, three.frontend_s) == (two.comm_eff, two.per_layer_s, two.frontend_s)
+    sixteen = resolve_profile("RTX-4090", 16, None, Path.cwd())
+    assert (sixteen.comm_eff, sixteen.step_overhead_s) == (eight.comm_eff, eight.step_overhead_s)
+    # a GPU type never measured keeps roofline defaults; a measured size keeps its own fit
+    assert resolve_profile("A100", 2, None, Path.cwd()).source == "roofline defaults"
+    assert resolve_profile("RTX-4090", 2, None, Path.cwd()) is two
+    assert derive_profile("RTX-4090", 1, bundled) is None  # one GPU has no TP size to borrow host costs from
+    assert derive_profile("H100-PCIe", 4, {("H100-PCIe", 1): bundled[("H100-PCIe", 1)]}) is None
+
+
+def test_named_profile_file_derives_only_from_a_tensor_parallel_entry(tmp_path: Path) -> None:
+    import yaml
+
+    single = HardwareProfile(gpu="RTX-4090", gpus=1, mem_eff=0.7, source="mine 1x")
+    pair = HardwareProfile(gpu="RTX-4090", gpus=2, mem_eff=0.9, comm_eff=0.2, source="mine 2x")
+    f = tmp_path / "p.yaml"
+    f.write_text(yaml.safe_dump({"profiles": [single.to_dict(), pair.to_dict()]}))
+    four = resolve_profile("RTX-4090", 4, str(f), tmp_path)
+    assert (four.gpus, four.mem_eff, four.comm_eff) == (4, 0.7, 0.2) and "mine 2x" in four.source
+    f.write_text(yaml.safe_dump({"profiles": [single.to_dict()]}))
+    with pytest.raises(FleetPlannerError, match=r"p.yaml: no profile for 4xRTX-4090 \(has 1xRTX-4090\)"):
+        resolve_profile("RTX-4090", 4, str(f), tmp_path)

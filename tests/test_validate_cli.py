@@ -165,3 +165,30 @@ def test_validate_shared_measurements_with_bundled_profiles(
     assert {r["gpu_count"] for r in data} == {2, 4, 8}
     assert mape(data, "request_throughput") <= 15.0
     assert mape(data, "median_tpot_ms") <= 15.0
+
+
+@pytest.mark.parametrize("held_out", [2, 4, 8])
+def test_derived_profile_predicts_a_held_out_tp_size(shared_measurements: Path, held_out: int) -> None:
+    """Leave one RTX 4090 TP size out of the bundled profiles: the profile derived from the others
+    (sim.profiles.derive_profile) predicts that size's runs better than roofline defaults do."""
+    from calibrate.fit import DRIVER_MEMORY_GB
+    from calibrate.fitplan import resolve_points
+    from calibrate.validation import validate_points
+    from sim.profiles import bundled_profiles, derive_profile
+    from sim.service import HardwareProfile
+
+    others = {k: p for k, p in bundled_profiles().items() if k != ("RTX-4090", held_out)}
+    derived = derive_profile("RTX-4090", held_out, others)
+    assert derived is not None
+    defaults = HardwareProfile(gpu="RTX-4090", gpus=held_out, memory_gb=DRIVER_MEMORY_GB["RTX-4090"])
+    files = sorted(shared_measurements.glob(f"*Qwen-14B*_{held_out}xNVIDIA-GeForce-RTX-4090*"))
+    points = resolve_points(load_runs(files, client_seed=42))
+    assert len(points) == 5
+
+    def score(prof: HardwareProfile) -> tuple[float, float]:
+        recs = validate_points(points, lambda run: prof, seeds=(0, 1))
+        return mape(recs, "request_throughput"), mape(recs, "median_tpot_ms")
+
+    (thr, tpot), (thr0, tpot0) = score(derived), score(defaults)
+    assert thr <= 15.0 and tpot <= 30.0
+    assert thr + tpot < thr0 + tpot0

@@ -29,7 +29,8 @@ examples:
 
 Each run is replayed with its own load (rate, burstiness, request count, token totals or per-request
 lengths, prefix-cache state) under the profile for its hardware: --profile (a file or a bundled
-profile's stem), else the bundled profile for that GPU type and count, else roofline defaults.
+profile's stem), else the bundled profile for that GPU type and count, else one derived from that
+GPU's profiles at other tensor-parallel sizes, else roofline defaults; the output names each one.
 Models outside the built-in catalogue need their config.json (--model-config).  APE = |predicted /
 measured - 1|; MAPE = its mean over runs.  --json writes one object per run with measured and
 predicted metrics under vLLM's result-file field names.
@@ -110,6 +111,9 @@ def run(args: argparse.Namespace) -> int:
         v = mape(records, k)
         s.add_row(k, "-" if math.isnan(v) else f"{v:.1f}%")
     console.print(s)
+    for key in dict.fromkeys(p.run.hardware_key for p in points):
+        run = next(p.run for p in points if p.run.hardware_key == key)
+        console.print(f"profile for {run.gpu_count}x{run.gpu}: {choose(run).source}")
     notes = dict.fromkeys(n for p in points if (n := extrapolation_note(choose(p.run), p.model, p.run.gpu_count)))
     for note in notes:
         console.print(f"[yellow]note: {note}[/]")
