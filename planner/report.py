@@ -152,12 +152,16 @@ def _sections(result: PlanResult) -> list[Rows | str]:
         out.append(classes_table(best, result.confidence))
         out.append(pools_table(best))
         out += bases(best)
+        if note := result.routing_note(best):
+            out.append(note)
     if len(result.pareto) > 1 or (result.pareto and result.objective == "pareto"):
         out.append(fleets_table("cost-carbon Pareto front (fleets that meet every SLO)", result.pareto))
     if result.closest is not None:
         out.append(f"closest fleet: {result.closest.candidate.fleet} ({result.closest.candidate.routing})")
         out.append(classes_table(result.closest, result.confidence))
         out.append(pools_table(result.closest))
+        if note := result.routing_note(result.closest):
+            out.append(note)
     out.append(screening_table(result))
     return out
 

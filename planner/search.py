@@ -69,6 +69,15 @@ class PlanResult:
     """Class -> its SLO (ttft_ms, tpot_ms, e2e_ms, percentile), for reports and plots."""
     confidence: float = 0.95
     """Level of the confidence intervals on SLO attainment."""
+    affinity_idle: set[str] = field(default_factory=set)
+    """Keys of class-affinity candidates whose map routes every class over the whole fleet (it names
+    none of the fleet's pools, or all of them): kept where class affinity is the only policy asked for."""
+
+    def routing_note(self, v: Verdict) -> str | None:
+        if v.candidate.key not in self.affinity_idle:
+            return None
+        return (f"routing: the class-affinity map names none of the pools of {v.candidate.fleet}, or all of "
+                f"them, so every class is routed over the whole fleet")
 
     def message(self) -> str:
         if self.recommended is not None:
@@ -176,8 +185,10 @@ def plan_fleet(
     for counts in vectors:
         for policy in policies:
             cand = Candidate(counts, policy)
-            if len(policies) > 1 and not affinity_applies(scenario, cand):
-                continue  # class affinity that routes nothing differently: a duplicate of the others
+            if not affinity_applies(scenario, cand):
+                if len(policies) > 1:
+                    continue  # class affinity that routes nothing differently: a duplicate of the others
+                result.affinity_idle.add(cand.key)
             est = estimate(loaded, cand, curves, rate)
             if est.capacity_rps < CAPACITY_SAFETY * rate:
                 continue
@@ -323,6 +334,7 @@ def to_dict(result: PlanResult) -> dict[str, Any]:
             "attainment": {k: {"mean": a[0], "low": a[1], "high": a[2]} for k, a in v.attainment.items()},
             "classes": v.runs[0]["classes"],
             "economics": econ,
+            "routing_note": result.routing_note(v),
         }
 
     return {

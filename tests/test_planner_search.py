@@ -158,3 +158,14 @@ def test_class_affinity_candidates_hold_a_pool_their_map_names() -> None:
     data["plan"]["routing"] = ["class_affinity"]
     only = plan_fleet(scenario_from_dict(data))
     assert any(e.candidate.count("1xH100-PCIe") == 0 for e in only.estimates.values())
+    # ... and the plan says where the map routes nothing differently
+    idle = {k for k in only.estimates if k in only.affinity_idle}
+    mixed = {e.candidate.key for e in only.estimates.values()
+             if e.candidate.count("1xH100-PCIe") > 0 and e.candidate.count("1xRTX-4090") > 0}
+    assert idle and idle == set(only.estimates) - mixed
+    for v in only.verified:
+        note = only.routing_note(v)
+        assert (note is not None) == (v.candidate.key in idle)
+        assert to_dict(only)["recommended"] is None or "routing_note" in to_dict(only)["recommended"]
+    if only.recommended is not None and only.recommended.candidate.key in idle:
+        assert "routed over the whole fleet" in (only.routing_note(only.recommended) or "")
