@@ -70,20 +70,27 @@ GPUS: dict[str, GpuSpec] = {
 }
 
 
+#: board names as NVML (hence vLLM's result files) writes them, compacted (see below), for catalogue GPUs
+#: whose name differs: the H100 SXM5 board reports "H100 80GB HBM3", the A100s their form factor
+_GPU_ALIASES = {"H100": "H100-SXM", "H100SXM5": "H100-SXM", "H100HBM3": "H100-SXM", "A100SXM": "A100",
+                "A100SXM4": "A100"}
+
+
 def normalise_gpu_name(name: str) -> str:
-    """Map names as tools write them (``NVIDIA-GeForce-RTX-4090``, ``NVIDIA H100 PCIe``) to catalogue keys."""
-    s = name.strip().upper().replace("_", " ").replace("-", " ")
-    for prefix in ("NVIDIA ", "GEFORCE "):
-        while s.startswith(prefix):
-            s = s[len(prefix) :]
-    s = " ".join(s.replace("80GB", "").replace("GB", "").split())
+    """Map names as tools write them (``NVIDIA-GeForce-RTX-4090``, ``NVIDIA H100 PCIe``,
+    ``NVIDIAGeForceRTX4090``, ``NVIDIA H100 80GB HBM3``) to catalogue keys; others come back unchanged.
+
+    Names are compared on their letters and digits alone, without the vendor and brand prefixes and
+    the 80 GB memory size (the only size of the catalogue's 80 GB parts)."""
+    s = "".join(ch for ch in name.upper() if ch.isalnum())
+    for prefix in ("NVIDIA", "GEFORCE"):
+        if s.startswith(prefix):
+            s = s[len(prefix):]
+    s = s.replace("80GB", "")
     for key in GPUS:
-        if key.upper().replace("-", " ") == s:
+        if "".join(ch for ch in key.upper() if ch.isalnum()) == s:
             return key
-    aliases = {"H100": "H100-SXM", "H100 PCIE": "H100-PCIe", "H100 SXM5": "H100-SXM", "A100 SXM": "A100"}
-    if s in aliases:
-        return aliases[s]
-    return name
+    return _GPU_ALIASES.get(s, name)
 
 
 @dataclass(frozen=True)

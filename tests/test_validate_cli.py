@@ -93,10 +93,15 @@ def test_model_outside_the_catalogue_via_config_json(tmp_path: Path, capsys: pyt
 
 @pytest.mark.parametrize(
     ("written", "key"),
-    [("NVIDIA-H100-PCIe", "H100-PCIe"), ("NVIDIA H100 PCIe", "H100-PCIe"), ("NVIDIAH100PCIe", "NVIDIAH100PCIe"),
+    [("NVIDIA-H100-PCIe", "H100-PCIe"), ("NVIDIA H100 PCIe", "H100-PCIe"), ("NVIDIAH100PCIe", "H100-PCIe"),
      ("H100-PCIe", "H100-PCIe"), ("nvidia h100 pcie", "H100-PCIe"), ("NVIDIA-GeForce-RTX-4090", "RTX-4090"),
      ("NVIDIA GeForce RTX 4090", "RTX-4090"), ("GeForce RTX 4090", "RTX-4090"), ("RTX-4090", "RTX-4090"),
-     ("NVIDIA_GeForce_RTX_4090", "RTX-4090"), ("NVIDIA H100 80GB HBM3", "NVIDIA H100 80GB HBM3")],
+     ("NVIDIA_GeForce_RTX_4090", "RTX-4090"), ("NVIDIAGeForceRTX4090", "RTX-4090"),
+     ("NVIDIA H100 80GB HBM3", "H100-SXM"), ("NVIDIA-H100-80GB-HBM3", "H100-SXM"),
+     ("NVIDIA A100-SXM4-80GB", "A100"), ("NVIDIA A100 80GB PCIe", "A100-PCIe"), ("NVIDIA L40S", "L40S"),
+     # not in the catalogue (other memory sizes, other boards): kept as written
+     ("NVIDIA A100-SXM4-40GB", "NVIDIA A100-SXM4-40GB"), ("NVIDIA H100 NVL", "NVIDIA H100 NVL"),
+     ("NVIDIA RTX 6000 Ada Generation", "NVIDIA RTX 6000 Ada Generation")],
 )
 def test_gpu_name_variants(written: str, key: str) -> None:
     assert normalise_gpu_name(written) == key
