@@ -16,6 +16,10 @@ fit, the host and link constants from the nearest measured TP size.  Holding eac
 size (2, 4, 8) out in turn, the derived profile predicts its runs' throughput within 3-11 % and median
 TPOT within 6-26 %, where roofline defaults miss by 14-71 % and 30-61 % (the GeForce PCIe all-reduce
 is far slower than its link figure).  The profile's ``source`` says what it was derived from.
+
+Roofline defaults are a last resort: replaying the published runs of each calibrated configuration
+under them misses median TPOT by 14-61 % and throughput by 5-71 % (2 replay seeds), so predictions
+built on them carry a note (:func:`sim.service.extrapolation_note`).
 """
 
 from __future__ import annotations

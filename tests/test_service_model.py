@@ -28,7 +28,7 @@ M14 = MODELS["deepseek-ai/DeepSeek-R1-Distill-Qwen-14B"]
 H100 = GPUS["H100-PCIe"]
 RTX = GPUS["RTX-4090"]
 PROF = HardwareProfile(gpu="H100-PCIe", mem_eff=0.8, compute_eff=0.5, attn_eff=0.6, step_overhead_s=0.001,
-                       per_seq_s=2e-5, per_layer_s=1e-4)
+                       per_seq_s=2e-5, per_layer_s=1e-4, source="hand-made")
 
 
 def test_decode_step_is_weights_over_bandwidth_plus_fixed_costs() -> None:
@@ -207,3 +207,10 @@ def test_named_profile_file_derives_only_from_a_tensor_parallel_entry(tmp_path: 
     f.write_text(yaml.safe_dump({"profiles": [single.to_dict()]}))
     with pytest.raises(FleetPlannerError, match=r"p.yaml: no profile for 4xRTX-4090 \(has 1xRTX-4090\)"):
         resolve_profile("RTX-4090", 4, str(f), tmp_path)
+
+
+def test_roofline_defaults_say_they_are_uncalibrated() -> None:
+    note = extrapolation_note(HardwareProfile(gpu="L40S", gpus=2), M8, 2)
+    assert note is not None and note.startswith("no calibrated profile for 2xL40S: ")
+    fitted = resolve_profile("H100-PCIe", 1, None, Path.cwd())
+    assert extrapolation_note(fitted, M8, 1) is None

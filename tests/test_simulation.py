@@ -114,6 +114,16 @@ def test_cli_simulate_writes_json_and_csv(tmp_path: Path) -> None:
     assert len(csv.read_text().splitlines()) == 301
 
 
+def test_cli_simulate_notes_uncalibrated_hardware(capsys: pytest.CaptureFixture[str]) -> None:
+    path = ROOT / "scenarios" / "hybrid-chat-batch.yaml"
+    args = ["simulate", str(path), "--requests", "300", "--fleet"]
+    assert planner_main([*args, "1xL40S:1,1xH100-PCIe:1"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "note: no calibrated profile for 1xL40S: " in out and "1xH100-PCIe:" not in out.split("note:")[-1]
+    assert planner_main([*args, "1xH100-PCIe:2"]) == 0
+    assert "note:" not in capsys.readouterr().out
+
+
 def test_cli_simulate_bad_input_is_one_line_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     path = ROOT / "scenarios" / "paper-14b.yaml"
     assert planner_main(["simulate", str(path), "--fleet", "1xH10:2"]) == 2
