@@ -275,6 +275,29 @@ async def test_plan_pin_compare_and_export(tmp_path: Path) -> None:
 
 
 @pilot_test
+async def test_plan_notes_say_where_the_answer_is_less_sure(tmp_path: Path) -> None:
+    """A fleet of a GPU without a calibrated profile, under a class-affinity map that names the only
+    pool: the plan tab says both (uncalibrated step times; routing that changes nothing)."""
+    data = yaml.safe_load(TINY.read_text())
+    data["configs"] = [{"gpu": "L40S", "gpus": 1}]
+    data["fleet"] = {"pools": [{"config": "1xL40S", "count": 1, "name": "l40s"}]}
+    data["routing"] = {"type": "class_affinity", "affinity": {"chat": ["l40s"]}}
+    data["plan"]["routing"] = ["class_affinity"]
+    path = tmp_path / "l40s.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    app = make_app(tmp_path, path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        session = app.screen
+        assert isinstance(session, SessionScreen)
+        await pilot.press("p")
+        await app.workers.wait_for_complete()
+        await until(pilot, lambda: session.plan_outcome is not None)
+        notes = " ".join(str(session.query_one("#plan-notes").render()).split())
+        assert "routed over the whole fleet" in notes
+        assert "no calibrated profile for 1xL40S" in notes
+
+
+@pilot_test
 async def test_a_result_keeps_the_scenario_its_run_started_with(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

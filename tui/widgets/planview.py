@@ -3,7 +3,9 @@
 Rows carry what ``planner plan`` prints (:func:`planner.report.verdict_row`): fleet, $/h,
 $/1M tokens, gCO2e/1M tokens and the lowest class's SLO attainment (its confidence interval is
 left out to fit 80 columns); the routing policy gets a column only when the plan tried several.
-The recommended row is green; Pareto-optimal fleets are marked with ★.
+The recommended row is green; Pareto-optimal fleets are marked with ★.  Notes below say where the
+answer is less sure: a routing map that changes nothing on the fleet, step times extrapolated beyond
+a profile's fitted models or taken from uncalibrated roofline defaults.
 """
 
 from __future__ import annotations
@@ -72,6 +74,15 @@ class PlanView(VerticalScroll):
         notes = []
         if r.closest is not None:
             notes.append(f"closest fleet {r.closest.candidate.fleet}: missing {r.closest.worst}")
+        best = r.recommended or r.closest
+        if best is not None:
+            # how sure the answer is: routing that changes nothing, step times extrapolated or uncalibrated
+            if routing := r.routing_note(best):
+                notes.append(routing)
+            for pool in best.economics["pools"]:
+                basis = str(pool.get("service_basis") or "")
+                if "; note: " in basis:
+                    notes.append(f"{pool['name']}: {basis.split('; note: ', 1)[1]}")
         if r.pareto:
             notes.append("★ = on the cost–carbon Pareto front (see Plots)")
         self.query_one("#plan-notes", Static).update(escape("\n".join(notes)))
