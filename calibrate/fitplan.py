@@ -111,9 +111,8 @@ def resolve_points(runs: Sequence[MeasuredRun], configs: Sequence[str | Path] = 
         if spec is None:
             raise FitInputError(f"{r.where}: gpu_name {r.gpu_name!r} is not a known GPU "
                                 f"(known: {', '.join(known)}; describe others with --hardware FILE)")
-        if r.max_concurrency is not None:
-            raise FitInputError(f"{r.where}: max_concurrency={r.max_concurrency}: runs with a client "
-                                "concurrency limit cannot be replayed (open-loop arrivals only)")
+        if r.max_concurrency is not None and r.max_concurrency < 1:
+            raise FitInputError(f"{r.where}: max_concurrency(={r.max_concurrency}) must be >= 1 (or null)")
         if r.gpu != spec.name:
             r = replace(r, gpu=spec.name)
         out.append(FitPoint(r, find(r), spec))

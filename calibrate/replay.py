@@ -14,7 +14,8 @@ What the replay takes from the measurement besides the load:
 * KV capacity: reported by the server (bundles), else from the profile's memory model
   (:func:`sim.service.profile_kv_tokens`).
 * the client's view: TTFT and end-to-end latencies include the profile's ``frontend_s`` (HTTP,
-  tokenisation, streaming); request throughput = completed / (first send to last completion).
+  tokenisation, streaming); request throughput = completed / (first send to last completion); a
+  client concurrency limit (``--max-concurrency``) holds requests back until a slot frees.
 """
 
 from __future__ import annotations
@@ -92,16 +93,32 @@ def engine_settings(run: MeasuredRun) -> EngineSettings:
 # --------------------------------------------------------------------------------------- the engine
 def run_engine(
     step: StepTimeModel, arrival: np.ndarray, prompt: np.ndarray, output: np.ndarray, cached: np.ndarray,
-    *, kv_tokens: int, settings: EngineSettings, max_model_len: int,
+    *, kv_tokens: int, settings: EngineSettings, max_model_len: int, max_concurrency: int | None = None,
 ) -> tuple[RequestTable, np.ndarray, int]:
-    """One replica serving the requests; returns the request table, ITL histogram and preemptions."""
+    """One replica serving the requests; returns the request table, ITL histogram and preemptions.
+
+    ``max_concurrency``: the client's limit on requests in flight (``vllm bench serve
+    --max-concurrency``).  Its requests queue in order for a free slot after their scheduled arrival,
+    and the client's clock (TTFT, end-to-end) starts when a request is sent, as vLLM's client does;
+    a request the server refuses frees its slot at once."""
+    if max_concurrency is not None and max_concurrency < 1:
+        raise ValueError(f"max_concurrency(={max_concurrency}) must be >= 1")
     n = len(arrival)
     table = RequestTable(arrival, np.zeros(n, np.int32), prompt, output, cached, ("run",))
     env = simpy.Environment()
     hist = [[0.0] * ITL_BINS]
+    outs = [0]
+    slot: list[simpy.Event | None] = [None]
+
+    def freed(rid: int) -> None:
+        ev = slot[0]
+        if ev is not None and not ev.triggered:
+            ev.succeed()
+
     rep = Replica(env, 0, 0, step, table, kv_tokens=kv_tokens, max_num_seqs=settings.max_num_seqs,
                   max_num_batched_tokens=settings.max_num_batched_tokens, max_model_len=max_model_len,
-                  block_size=settings.block_size, itl_hist=hist, outs=[0])
+                  block_size=settings.block_size, itl_hist=hist, outs=outs,
+                  on_finish=freed if max_concurrency else None)
     times = table.arrival
 
     def source() -> object:
@@ -109,6 +126,11 @@ def run_engine(
             dt = times[rid] - env.now
             if dt > 0:
                 yield env.timeout(dt)
+            if max_concurrency:
+                while outs[0] >= max_concurrency:
+                    slot[0] = env.event()
+                    yield slot[0]
+                times[rid] = env.now  # sent now: the client's clock starts here
             rep.arrive(rid)
 
     env.process(source())  # type: ignore[arg-type]
@@ -214,7 +236,8 @@ def replay(
             cached = np.zeros(len(prompt), dtype=np.int64)
             cached[0] = ((int(prompt[0]) - 1) // settings.block_size) * settings.block_size
         table, hist, preempt = run_engine(step, arrival, prompt, output, cached, kv_tokens=kv,
-                                          settings=settings, max_model_len=max_len)
+                                          settings=settings, max_model_len=max_len,
+                                          max_concurrency=run.max_concurrency)
         for name, value in client_metrics(table, hist, profile.frontend_s).items():
             sums[name] = sums.get(name, 0.0) + value
         hit += float(cached.sum()) / max(float(prompt.sum()), 1.0)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import deque
+from collections.abc import Callable
 
 import simpy
 
@@ -52,6 +53,7 @@ class Replica:
         block_size: int,
         itl_hist: list[list[float]],
         outs: list[int],
+        on_finish: Callable[[int], object] | None = None,
     ) -> None:
         if kv_tokens < block_size:
             raise ValueError(f"kv_tokens(={kv_tokens}) must be >= block_size(={block_size})")
@@ -83,6 +85,8 @@ class Replica:
         self.pf_sum = 0
         self.outs = outs
         """Outstanding (waiting + running) requests of every replica, shared with the router."""
+        self.on_finish = on_finish
+        """Called with each finished request's id (a closed-loop client waits on it)."""
         self.state = IDLE
         self._ev: simpy.Event | None = None
         self._start = 0.0
@@ -358,6 +362,8 @@ class Replica:
         self.outs[self.index] -= 1
         self.completed += 1
         self.tokens_out += self.table.output[rid]
+        if self.on_finish is not None:
+            self.on_finish(rid)
 
     # ------------------------------------------------------------------ preemption
     def _preempt_until(self, extra: int) -> None:

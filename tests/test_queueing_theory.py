@@ -92,3 +92,47 @@ def test_mmc_waiting_time_matches_erlang_c(servers: int, rho: float) -> None:
 def test_idle_server_serves_at_once() -> None:
     wait, _ = run_queue(0.01, 10, servers=1, n=200, seed=1)
     assert np.max(np.abs(wait)) < 1e-9
+
+
+# ------------------------------------------------------------------ closed-loop client (--max-concurrency)
+def closed_loop(arrival: np.ndarray, output: np.ndarray, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Sent and finish times of requests replayed with a client concurrency ``limit``."""
+    from calibrate.replay import EngineSettings, run_engine
+
+    n = len(arrival)
+    ones = np.ones(n, np.int64)
+    table, _, _ = run_engine(ConstantStepModel(STEP), arrival, ones, output, np.zeros(n, np.int64),
+                             kv_tokens=10**9, settings=EngineSettings(256, 4096), max_model_len=10**8,
+                             max_concurrency=limit)
+    return np.asarray(table.arrival), np.asarray(table.finish)
+
+
+@pytest.mark.parametrize("limit", [1, 2, 5])
+def test_client_concurrency_limit_serves_in_waves(limit: int) -> None:
+    # all requests offered at once (--request-rate inf), each 40 tokens long: `limit` at a time, each
+    # wave one prefill step plus 39 decode steps, the next wave sent as the last one finishes.  (The
+    # first request of a wave finds the engine idle and starts a step alone, as vLLM's engine loop
+    # does with what has arrived; the rest of its wave join one step later.)
+    n, tokens = 10, 40
+    sent, finish = closed_loop(np.zeros(n), np.full(n, tokens), limit)
+    waves = math.ceil(n / limit)
+    late = 0 if limit == 1 else 1
+    assert finish.max() == pytest.approx(waves * (tokens + late) * STEP)
+    assert np.all((finish - sent >= tokens * STEP - 1e-12) & (finish - sent <= (tokens + late) * STEP + 1e-12))
+    wave_of = np.round(sent / ((tokens + late) * STEP)).astype(int)
+    assert sorted(np.bincount(wave_of)) == sorted([limit] * (n // limit) + ([n % limit] if n % limit else []))
+
+
+def test_client_concurrency_limit_holds_under_poisson_arrivals() -> None:
+    rng = np.random.default_rng(3)
+    n = 400
+    arrival = np.cumsum(rng.exponential(0.01, n))
+    output = rng.geometric(1 / 30, n).astype(np.int64)
+    sent, finish = closed_loop(arrival, output, 4)
+    assert np.all(sent >= arrival - 1e-12) and np.all(np.diff(sent) >= -1e-12)  # FIFO, never early
+    in_flight = [int(np.sum((sent <= t) & (finish > t))) for t in sent]
+    assert max(in_flight) <= 4 and max(in_flight) == 4  # the limit binds at this load, and holds
+    open_sent, open_finish = closed_loop(arrival, output, None)
+    assert np.array_equal(open_sent, arrival)
+    big_sent, big_finish = closed_loop(arrival, output, n)  # a limit never reached changes nothing
+    assert np.array_equal(big_sent, arrival) and np.allclose(big_finish, open_finish)

@@ -197,3 +197,18 @@ def test_derived_profile_predicts_a_held_out_tp_size(shared_measurements: Path, 
     (thr, tpot), (thr0, tpot0) = score(derived), score(defaults)
     assert thr <= 15.0 and tpot <= 30.0
     assert thr + tpot < thr0 + tpot0
+
+
+def test_runs_with_a_client_concurrency_limit_are_replayed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # `vllm bench serve --request-rate inf --max-concurrency 4`: a closed loop of 4 clients
+    limited = write(tmp_path, "c4.json", result(request_rate="inf", max_concurrency=4))
+    (run,) = load_runs([limited])
+    assert run.max_concurrency == 4 and math.isinf(run.request_rate)
+    (rec,) = validate_json([limited], capsys)
+    (free,) = validate_json([write(tmp_path, "inf.json", result(request_rate="inf"))], capsys)
+    p, q = rec["predicted"], free["predicted"]
+    assert p["request_throughput"] is not None and q["request_throughput"] is not None
+    # four at a time: less throughput than 60 at once, and no queue in front of the first token
+    assert p["request_throughput"] < 0.5 * q["request_throughput"]
+    assert p["median_ttft_ms"] < q["median_ttft_ms"]
+    assert p["median_tpot_ms"] < q["median_tpot_ms"]  # small batches decode faster
