@@ -426,3 +426,15 @@ def test_tui_subcommand_is_registered() -> None:
 
     args = build_parser().parse_args(["tui", str(TINY), "--requests", "300"])
     assert args.command == "tui" and args.requests == 300 and callable(args.func)
+
+
+def test_hardware_menu_says_where_step_times_come_from() -> None:
+    from tui.editing import validate
+    from tui.screens.session import notes_for
+
+    data = yaml.safe_load((ROOT / "scenarios" / "hybrid-chat-batch.yaml").read_text())
+    data["configs"].append({"gpu": "H100-PCIe", "gpus": 4})
+    menu = notes_for(validate(data, None))["Hardware menu"].splitlines()
+    basis = {line.split(":")[0]: line.rsplit(", ", 1)[1] for line in menu}
+    assert basis == {"1xH100-PCIe": "calibrated", "1xRTX-4090": "calibrated", "2xRTX-4090": "calibrated",
+                     "1xL40S": "uncalibrated (roofline defaults)", "4xH100-PCIe": "profile derived from other TP sizes"}

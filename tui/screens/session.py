@@ -19,6 +19,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import Footer, Header, Input, TabbedContent, TabPane
 
+from scenarios.errors import FleetPlannerError
 from tui.editing import build_fields, scenario_yaml, set_value, validate
 from tui.messages import PlanFinished, RunCancelled, RunFailed, RunProgress, SimFinished
 from tui.paths import bundled_dir, state_file
@@ -35,7 +36,8 @@ TABS = ("tab-scenario", "tab-results", "tab-plan", "tab-plots", "tab-compare")
 
 
 def notes_for(validation: Any) -> dict[str, str]:
-    """Read-only facts shown under section titles: model and routing, the GPUs of the menu."""
+    """Read-only facts shown under section titles: model and routing, the GPUs of the menu and where
+    their step times come from (a calibrated profile, one derived from other TP sizes, or defaults)."""
     loaded = validation.loaded
     if loaded is None:
         return {}
@@ -45,13 +47,29 @@ def notes_for(validation: Any) -> dict[str, str]:
     for c in s.configs:
         g = gpus.get(c.gpu)
         spec = f"{g.memory_gb:g} GB, {g.mem_bw_gbps:,.0f} GB/s, {g.tdp_w:.0f} W" if g else "unknown GPU"
-        menu.append(f"{c.key}: {c.gpus}× {c.gpu} ({spec}), max {c.max_num_seqs} seqs")
+        menu.append(f"{c.key}: {c.gpus}× {c.gpu} ({spec}), max {c.max_num_seqs} seqs, {_step_basis(c, loaded)}")
     return {
         "Scenario": f"model {s.model} · routing {s.routing.type} · "
         + (f"{n} classes" if (n := len(s.traffic.classes)) != 1 else "1 class"),
         "Hardware menu": "\n".join(menu),
         "Fleet": "grid intensity: g CO2e per kWh where the pool runs",
     }
+
+
+def _step_basis(cfg: Any, loaded: Any) -> str:
+    """Where a configuration's step times come from, in a few words."""
+    from sim.profiles import resolve_profile
+    from sim.service import ROOFLINE_SOURCE
+
+    try:
+        prof = resolve_profile(cfg.gpu, cfg.gpus, cfg.profile, loaded.base_dir)
+    except FleetPlannerError:
+        return "profile not found"
+    if prof.source == ROOFLINE_SOURCE:
+        return "uncalibrated (roofline defaults)"
+    if prof.source.startswith("derived"):
+        return "profile derived from other TP sizes"
+    return "calibrated"
 
 
 class SessionScreen(JobsMixin):
