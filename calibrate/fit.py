@@ -16,7 +16,8 @@ live in a log (or logit) space, and finite differences use large steps: a replay
 simulation whose output is piecewise smooth in the parameters.  After a first pass, points whose
 residuals are far out (robust z-score, and a factor ~1.5 off) are flagged as outliers and refitted
 with zero weight (given :data:`MIN_RUNS_FOR_OUTLIERS` runs; fewer are only flagged); every run's
-residuals are reported.  The runtime memory reserve is then confirmed by a scan
+residuals are reported.  A host launch cost that no run's steps show (every model GPU-bound) is put
+back to its prior (:func:`settle_launch_cost`).  The runtime memory reserve is then confirmed by a scan
 (:func:`confirm_reserve`): it moves the KV capacity, hence preemption and prefix-cache hits.
 """
 
@@ -33,7 +34,7 @@ from scipy.optimize import least_squares
 from calibrate.importer import MeasuredRun
 from calibrate.replay import DEFAULT_SEEDS, LengthModel, ReplayOutcome, replay
 from scenarios.catalog import GpuSpec, ModelSpec
-from sim.service import DEFAULT_RUNTIME_RESERVE_GB, HardwareProfile
+from sim.service import DEFAULT_RUNTIME_RESERVE_GB, HardwareProfile, StepTimeModel
 
 #: metric -> weight of its log-ratio residual in the fit
 WEIGHTS: dict[str, float] = {
@@ -281,14 +282,37 @@ def fit_profile(
             pw[outliers] = 0.0
             sol = coarse_then_fine([x], pw)
             x = sol.x
-    prof = _profile_from(base, params, x)
+    prof, unpinned = settle_launch_cost(points, _profile_from(base, params, x), params)
     rs = residuals_of(points, evaluate(points, prof, seeds, lengths), weights)
     if outlier_pass and 4 <= len(points) < MIN_RUNS_FOR_OUTLIERS:
         outliers = flag_outliers(rs)  # reported; their weight stays (the robust loss bounds it)
     for i in outliers:
         rs[i].outlier = True
-    return FitResult(prof, rs, float(sol.cost), evals, [p.name for p in params],
-                     [rs[i].run.where for i in outliers])
+    result = FitResult(prof, rs, float(sol.cost), evals, [p.name for p in params],
+                       [rs[i].run.where for i in outliers])
+    if unpinned:
+        result.extra["unpinned"] = unpinned
+    return result
+
+
+def settle_launch_cost(points: Sequence[FitPoint], profile: HardwareProfile,
+                       params: Sequence[Param]) -> tuple[HardwareProfile, list[str]]:
+    """Put ``per_layer_s`` back to its prior where no run pins it.
+
+    The host's launch cost shows only in steps it outlasts the GPU's work (a step lasts the longer of
+    the two).  Where that happens in no run, even for one token, every value below the GPU's time
+    fits equally well and the optimiser leaves the cost wherever it wandered (a start point, a flat
+    drift), to be extrapolated to smaller models or more GPUs.  The prior (for a tensor-parallel
+    fit: its single-GPU parent's value) then stands, provided it is not launch-bound either, so the
+    fit itself is unchanged.  Returns the profile and the names of parameters so settled."""
+    spec = next((p for p in params if p.name == "per_layer_s"), None)
+    if spec is None or profile.per_layer_s == spec.prior:
+        return profile, []
+    settled = replace(profile, per_layer_s=spec.prior)
+    for prof in (profile, settled):
+        if any(StepTimeModel(p.model, p.gpu, prof, p.run.gpu_count).launch_bound() for p in points):
+            return profile, []
+    return settled, ["per_layer_s"]
 
 
 def _starts(params: Sequence[Param], x0: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> list[np.ndarray]:

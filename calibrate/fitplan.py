@@ -238,6 +238,7 @@ def profile_entry(result: FitResult, points: Sequence[FitPoint], options: FitOpt
                          "reply_ratio": options.lengths.reply_ratio, "stop_bias": options.lengths.stop_bias},
         "mape_pct": {k: round(result.mape(k), 1) for k in WEIGHTS},
         "outliers": [o for o in result.outliers],
+        "unpinned": result.extra.get("unpinned", []),
         "evaluations": result.evaluations,
     }
     if "reserve_scan" in result.extra:

@@ -146,6 +146,12 @@ class StepTimeModel:
             t = self._t_host
         return self.overhead + self.per_seq * n_seqs + t
 
+    def launch_bound(self) -> bool:
+        """Whether the host's launches outlast the GPU's work in the smallest step (one token), i.e.
+        whether ``per_layer_s`` shows in any step time of this replica."""
+        gpu = max(self._t_tok, self._t_weights) + self._t_comm_lat + self._t_comm_tok
+        return self._t_host >= gpu
+
     def step(self, n_tokens: int, n_seqs: int, ctx_tokens: int) -> float:
         """Duration of one engine step, seconds."""
         return self.base(n_tokens, n_seqs) + self.kv_coef * ctx_tokens

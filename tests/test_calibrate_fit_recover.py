@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from calibrate.cli import main
-from calibrate.fit import FitPoint, Param, fit_profile, flag_outliers, residuals_of
+from calibrate.fit import FitPoint, Param, fit_profile, flag_outliers, residuals_of, settle_launch_cost
 from calibrate.importer import MeasuredRun
 from calibrate.replay import replay
 from scenarios.catalog import GPUS, MODELS
@@ -144,3 +144,20 @@ def _one_run() -> MeasuredRun:
     return MeasuredRun(file="x", where="x", model_id="m", gpu_name="NVIDIA-H100-PCIe", gpu="H100-PCIe", gpu_count=1,
                        request_rate=1.0, burstiness=1.0, num_prompts=10, completed=10, duration=10.0,
                        total_input_tokens=1000, total_output_tokens=1000, metrics={"median_tpot_ms": 10.0})
+
+
+def test_an_unpinned_launch_cost_goes_back_to_its_prior() -> None:
+    """A host launch cost no run's step shows (every model GPU-bound) is not identified: the fit keeps
+    the prior (e.g. a TP fit its parent's value) instead of wherever the optimiser left it."""
+    spec = [Param("per_layer_s", 1e-6, 1e-3, 8e-5)]
+    run = _one_run()
+    big = [FitPoint(replace(run, model_id=m), MODELS[m], GPUS["H100-PCIe"])
+           for m in ("microsoft/phi-4", "meta-llama/Meta-Llama-3-8B-Instruct")]
+    wandered = replace(TRUE, per_layer_s=3.2e-4)  # 32 layers x 0.32 ms < the 8B's 9 ms of weights
+    settled, names = settle_launch_cost(big, wandered, spec)
+    assert settled.per_layer_s == 8e-5 and names == ["per_layer_s"]
+    # a launch-bound model pins it: kept
+    small = [*big, FitPoint(run, MODELS["deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"], GPUS["H100-PCIe"])]
+    assert settle_launch_cost(small, wandered, spec) == (wandered, [])
+    # a prior that would itself be launch-bound changes the fit: kept as fitted
+    assert settle_launch_cost(big, wandered, [Param("per_layer_s", 1e-6, 1e-3, 9e-4)]) == (wandered, [])

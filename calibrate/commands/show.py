@@ -104,6 +104,8 @@ def show_entry(console: Console, entry: dict[str, Any], residuals: bool = True) 
                           f"over twice that range are extrapolations; `planner validate` says so)")
         if fit.get("derived_from"):
             console.print(f"derived from {fit['derived_from']}")
+        if fit.get("unpinned"):
+            console.print(f"not pinned by any run (prior kept): {', '.join(fit['unpinned'])}")
         eng = fit.get("engine") or {}
         console.print("engine limits replayed: " + ", ".join(f"{k}={v}" for k, v in eng.items()))
         names = fit.get("file_names") or []
