@@ -82,10 +82,19 @@ class FleetEconomics:
         return {"pools": [p.to_dict() for p in self.pools], "total": self.total.to_dict()}
 
 
+#: separates a service basis's profile from its note (:func:`service_basis`, :func:`service_note`)
+NOTE_SEP = "; note: "
+
+
 def service_basis(profile: HardwareProfile, model: ModelSpec, tp: int) -> str:
     """The profile behind a pool's step times, with a warning where the model lies outside its fit."""
     note = extrapolation_note(profile, model, tp)
-    return profile.source + (f"; note: {note}" if note else "")
+    return profile.source + (f"{NOTE_SEP}{note}" if note else "")
+
+
+def service_note(basis: str) -> str | None:
+    """The warning part of a :func:`service_basis` text, if it has one."""
+    return basis.split(NOTE_SEP, 1)[1] if NOTE_SEP in basis else None
 
 
 def fleet_economics(result: SimResult, loaded: LoadedScenario) -> FleetEconomics:

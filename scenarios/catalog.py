@@ -70,27 +70,28 @@ GPUS: dict[str, GpuSpec] = {
 }
 
 
-#: board names as NVML (hence vLLM's result files) writes them, compacted (see below), for catalogue GPUs
-#: whose name differs: the H100 SXM5 board reports "H100 80GB HBM3", the A100s their form factor
-_GPU_ALIASES = {"H100": "H100-SXM", "H100SXM5": "H100-SXM", "H100HBM3": "H100-SXM", "A100SXM": "A100",
-                "A100SXM4": "A100"}
+def _compact(name: str) -> str:
+    """A GPU name's letters and digits, upper case, without the vendor and brand prefixes and the 80 GB
+    memory size (the only size of the catalogue's 80 GB parts)."""
+    s = "".join(ch for ch in name.upper() if ch.isalnum())
+    for prefix in ("NVIDIA", "GEFORCE"):
+        if s.startswith(prefix):
+            s = s[len(prefix):]
+    return s.replace("80GB", "")
+
+
+#: compacted names -> catalogue keys: the keys themselves, then board names as NVML (hence vLLM's result
+#: files) writes them where they differ: the H100 SXM5 board reports "H100 80GB HBM3", the A100s their
+#: form factor
+_GPU_NAMES = {"H100": "H100-SXM", "H100SXM5": "H100-SXM", "H100HBM3": "H100-SXM", "A100SXM": "A100",
+              "A100SXM4": "A100", **{_compact(key): key for key in GPUS}}
 
 
 def normalise_gpu_name(name: str) -> str:
     """Map names as tools write them (``NVIDIA-GeForce-RTX-4090``, ``NVIDIA H100 PCIe``,
     ``NVIDIAGeForceRTX4090``, ``NVIDIA H100 80GB HBM3``) to catalogue keys; others come back unchanged.
-
-    Names are compared on their letters and digits alone, without the vendor and brand prefixes and
-    the 80 GB memory size (the only size of the catalogue's 80 GB parts)."""
-    s = "".join(ch for ch in name.upper() if ch.isalnum())
-    for prefix in ("NVIDIA", "GEFORCE"):
-        if s.startswith(prefix):
-            s = s[len(prefix):]
-    s = s.replace("80GB", "")
-    for key in GPUS:
-        if "".join(ch for ch in key.upper() if ch.isalnum()) == s:
-            return key
-    return _GPU_ALIASES.get(s, name)
+    Names are compared compacted (:func:`_compact`)."""
+    return _GPU_NAMES.get(_compact(name), name)
 
 
 @dataclass(frozen=True)

@@ -92,12 +92,15 @@ def bundled_profiles() -> dict[tuple[str, int], HardwareProfile]:
 
 #: fields that describe the GPU itself (taken from the single-GPU fit by :func:`derive_profile`)
 GPU_FIELDS = ("mem_eff", "compute_eff", "attn_eff", "memory_gb", "runtime_reserve_gb")
+#: how the ``source`` of a derived profile begins
+DERIVED_SOURCE = "derived for "
 
 
 def derive_profile(gpu: str, gpus: int, fitted: dict[tuple[str, int], HardwareProfile]) -> HardwareProfile | None:
     """A profile for ``gpus`` x ``gpu`` from fitted profiles of the same GPU type at other TP sizes
-    (see module docstring), or None when ``gpus`` is 1 or no TP size > 1 of that GPU was fitted."""
-    same = {n: p for (g, n), p in fitted.items() if normalise_gpu_name(g) == gpu and n != gpus}
+    (see module docstring), or None when ``gpus`` is 1 or no TP size > 1 of that GPU was fitted.
+    ``fitted`` is keyed by (catalogue GPU name, count), as :func:`bundled_profiles` is."""
+    same = {n: p for (g, n), p in fitted.items() if g == gpu and n != gpus}
     tps = [n for n in same if n > 1]
     if gpus < 2 or not tps:
         return None
@@ -105,7 +108,7 @@ def derive_profile(gpu: str, gpus: int, fitted: dict[tuple[str, int], HardwarePr
     single = same.get(1, host)
     return replace(
         host, gpus=gpus, **{f: getattr(single, f) for f in GPU_FIELDS},
-        source=(f"derived for {gpus}x{gpu} (not measured): GPU efficiencies of {single.gpus}x{gpu}, host and "
+        source=(f"{DERIVED_SOURCE}{gpus}x{gpu} (not measured): GPU efficiencies of {single.gpus}x{gpu}, host and "
                 f"link costs of {host.gpus}x{gpu} [{host.source}]"),
     )
 

@@ -25,6 +25,9 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from scenarios.catalog import GpuSpec, ModelSpec
 
+#: the source of a profile nothing was fitted to (:class:`HardwareProfile`'s defaults)
+ROOFLINE_SOURCE = "roofline defaults"
+
 
 @dataclass(frozen=True)
 class HardwareProfile:
@@ -62,7 +65,7 @@ class HardwareProfile:
     """Memory per GPU vLLM keeps out of the KV cache besides the weights and the profiling run's
     activation peak (:func:`activation_peak_bytes`): CUDA context share, NCCL and cuBLAS workspaces,
     the attention backend's buffers.  None: :data:`DEFAULT_RUNTIME_RESERVE_GB`."""
-    source: str = "roofline defaults"  # = ROOFLINE_SOURCE
+    source: str = ROOFLINE_SOURCE
     """Where the constants come from: a fit's summary, a derivation, or :data:`ROOFLINE_SOURCE`."""
     fitted_weights_gb: tuple[float, float] | None = None
     """Smallest and largest weights per GPU (GB) of the models the fit saw; outside that range the
@@ -219,10 +222,6 @@ def kv_capacity_tokens(
     weights = model.weight_bytes / tp
     free = per_gpu - weights - reserve_gb * 1e9
     return int(free // kv_bytes_per_token(model, tp))
-
-
-#: the source of a profile nothing was fitted to (:class:`HardwareProfile`'s defaults)
-ROOFLINE_SOURCE = "roofline defaults"
 
 
 def extrapolation_note(profile: HardwareProfile, model: ModelSpec, tp: int) -> str | None:

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from calibrate.fitplan import resolve_points
-from calibrate.importer import ENGINE_HELP, engine_overrides, hardware_overrides, load_runs
+from calibrate.importer import ENGINE_HELP, MeasuredRun, engine_overrides, hardware_overrides, load_runs
 from calibrate.validation import METRICS, ape, mape, profile_chooser, validate_points
 from scenarios.errors import FleetPlannerError
 from scenarios.loader import load_hardware_file
@@ -111,8 +111,10 @@ def run(args: argparse.Namespace) -> int:
         v = mape(records, k)
         s.add_row(k, "-" if math.isnan(v) else f"{v:.1f}%")
     console.print(s)
-    for key in dict.fromkeys(p.run.hardware_key for p in points):
-        run = next(p.run for p in points if p.run.hardware_key == key)
+    first: dict[tuple[str, int], MeasuredRun] = {}
+    for p in points:
+        first.setdefault(p.run.hardware_key, p.run)
+    for run in first.values():
         console.print(f"profile for {run.gpu_count}x{run.gpu}: {choose(run).source}")
     notes = dict.fromkeys(n for p in points if (n := extrapolation_note(choose(p.run), p.model, p.run.gpu_count)))
     for note in notes:

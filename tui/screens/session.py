@@ -58,7 +58,7 @@ def notes_for(validation: Any) -> dict[str, str]:
 
 def _step_basis(cfg: Any, loaded: Any) -> str:
     """Where a configuration's step times come from, in a few words."""
-    from sim.profiles import resolve_profile
+    from sim.profiles import DERIVED_SOURCE, resolve_profile
     from sim.service import ROOFLINE_SOURCE
 
     try:
@@ -67,7 +67,7 @@ def _step_basis(cfg: Any, loaded: Any) -> str:
         return "profile not found"
     if prof.source == ROOFLINE_SOURCE:
         return "uncalibrated (roofline defaults)"
-    if prof.source.startswith("derived"):
+    if prof.source.startswith(DERIVED_SOURCE):
         return "profile derived from other TP sizes"
     return "calibrated"
 

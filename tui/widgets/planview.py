@@ -42,6 +42,7 @@ class PlanView(VerticalScroll):
         self.query_one("#plan-table", DataTable).display = False
 
     def show(self, outcome: PlanOutcome) -> None:
+        from planner.costing import service_note
         from planner.report import verdict_row
 
         self.outcome = outcome
@@ -80,9 +81,8 @@ class PlanView(VerticalScroll):
             if routing := r.routing_note(best):
                 notes.append(routing)
             for pool in best.economics["pools"]:
-                basis = str(pool.get("service_basis") or "")
-                if "; note: " in basis:
-                    notes.append(f"{pool['name']}: {basis.split('; note: ', 1)[1]}")
+                if note := service_note(str(pool.get("service_basis") or "")):
+                    notes.append(f"{pool['name']}: {note}")
         if r.pareto:
             notes.append("★ = on the cost–carbon Pareto front (see Plots)")
         self.query_one("#plan-notes", Static).update(escape("\n".join(notes)))
