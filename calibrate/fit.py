@@ -33,7 +33,8 @@ from scipy.optimize import least_squares
 
 from calibrate.importer import MeasuredRun
 from calibrate.replay import DEFAULT_SEEDS, LengthModel, ReplayOutcome, replay
-from scenarios.catalog import GpuSpec, ModelSpec
+from scenarios.catalog import GpuSpec
+from scenarios.models import ModelSpec
 from sim.service import DEFAULT_RUNTIME_RESERVE_GB, HardwareProfile, StepTimeModel
 
 #: metric -> weight of its log-ratio residual in the fit

@@ -40,8 +40,9 @@ from calibrate.fit import (
 from calibrate.importer import MeasuredRun
 from calibrate.replay import DEFAULT_SEEDS, engine_settings
 from calibrate.workload import LengthModel
-from scenarios.catalog import GPUS, GpuSpec, ModelSpec, find_model, load_model_config, model_from_config
+from scenarios.catalog import GPUS, GpuSpec, find_model
 from scenarios.errors import FleetPlannerError
+from scenarios.models import ModelSpec, load_model_config, model_from_config
 from sim.profiles import profile_fields
 from sim.profiles import read_profile_entries as profile_file_entries
 from sim.service import DEFAULT_RUNTIME_RESERVE_GB, HardwareProfile

@@ -29,7 +29,8 @@ import simpy
 
 from calibrate.importer import MeasuredRun
 from calibrate.workload import BLOCK, LengthModel, cached_prompt_tokens, run_workload
-from scenarios.catalog import GpuSpec, ModelSpec
+from scenarios.catalog import GpuSpec
+from scenarios.models import ModelSpec
 from sim.replica import ITL_BINS, Replica
 from sim.requests import RequestTable
 from sim.results import itl_percentiles

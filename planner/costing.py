@@ -20,8 +20,8 @@ from typing import Any
 from planner.footprint import embodied_g_per_gpu_hour, grid_intensity, power_kind, power_model
 from planner.measured import measured_power
 from planner.pricing import gpu_cost
-from scenarios.catalog import ModelSpec
 from scenarios.loader import LoadedScenario
+from scenarios.models import ModelSpec
 from sim.service import HardwareProfile, extrapolation_note
 from sim.simulation import SimResult
 

@@ -5,22 +5,19 @@ FP16 tensor throughput, board power, interconnect) plus a default rental price. 
 ``shared/reference/hardware.md`` (vendor datasheets; prices from the seed papers, USD per GPU-hour,
 alternative providers, May 2025 unless noted).
 
-A :class:`ModelSpec` is derived from a Hugging Face ``config.json``: parameter count, weight bytes,
-FLOPs per token and KV-cache bytes per token.  The built-in entries reproduce the config fields of
-the models in ``shared/reference/models.md`` and of the two other models of the seed paper's benchmark
-suite (DeepSeek-R1-Distill-Qwen-7B and -Llama-8B, with the Llama-70B distill; fields from their public
-Hugging Face config.json files); any other model enters through its own config.json
-(:func:`model_from_config`).
+The model catalogue holds :class:`~scenarios.models.ModelSpec` entries built from the config fields
+of the models in ``shared/reference/models.md``, of the seed paper's other benchmark models
+(DeepSeek-R1-Distill-Qwen-7B and -Llama-8B, with the Llama-70B distill) and of two widely served
+mixtures of experts (Mixtral-8x7B-Instruct, Qwen3-30B-A3B), all from their public Hugging Face
+config.json files; any other model enters through its own config.json
+(:func:`scenarios.models.load_model_config`).
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 
-from scenarios.errors import FleetPlannerError
+from scenarios.models import ModelSpec, model_from_config
 
 
 @dataclass(frozen=True)
@@ -94,123 +91,6 @@ def normalise_gpu_name(name: str) -> str:
     return _GPU_NAMES.get(_compact(name), name)
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """A decoder-only transformer as the service-time model sees it."""
-
-    name: str
-    hidden_size: int
-    intermediate_size: int
-    num_layers: int
-    num_heads: int
-    num_kv_heads: int
-    vocab_size: int
-    max_position_embeddings: int
-    tie_word_embeddings: bool = False
-    qkv_bias: bool = False
-    dtype_bytes: int = 2
-    """Bytes per weight and per KV element (2 for float16/bfloat16)."""
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
-
-    def __post_init__(self) -> None:
-        for attr in (
-            "hidden_size",
-            "intermediate_size",
-            "num_layers",
-            "num_heads",
-            "num_kv_heads",
-            "vocab_size",
-        ):
-            value = getattr(self, attr)
-            if not value >= 1:
-                raise ValueError(f"{attr}(={value}) must be >= 1 for model {self.name!r}")
-
-    @property
-    def head_dim(self) -> int:
-        return int(self.extra.get("head_dim") or self.hidden_size // self.num_heads)
-
-    @property
-    def layer_params(self) -> int:
-        h, d = self.hidden_size, self.head_dim
-        q = h * self.num_heads * d
-        kv = 2 * h * self.num_kv_heads * d
-        o = self.num_heads * d * h
-        mlp = 3 * h * self.intermediate_size
-        bias = (self.num_heads + 2 * self.num_kv_heads) * d if self.qkv_bias else 0
-        return q + kv + o + mlp + bias + 2 * h
-
-    @property
-    def embedding_params(self) -> int:
-        return self.vocab_size * self.hidden_size * (1 if self.tie_word_embeddings else 2)
-
-    @property
-    def params(self) -> int:
-        return self.num_layers * self.layer_params + self.embedding_params + self.hidden_size
-
-    @property
-    def weight_bytes(self) -> int:
-        return self.params * self.dtype_bytes
-
-    @property
-    def flops_per_token(self) -> float:
-        """Dense matmul FLOPs per token (2 × parameters that multiply, the LM head included)."""
-        return 2.0 * (self.num_layers * self.layer_params + self.vocab_size * self.hidden_size)
-
-    @property
-    def kv_bytes_per_token(self) -> int:
-        return 2 * self.num_layers * self.num_kv_heads * self.head_dim * self.dtype_bytes
-
-
-_CONFIG_FIELDS = (
-    ("hidden_size", "hidden_size"),
-    ("intermediate_size", "intermediate_size"),
-    ("num_layers", "num_hidden_layers"),
-    ("num_heads", "num_attention_heads"),
-    ("vocab_size", "vocab_size"),
-)
-
-
-def model_from_config(config: dict[str, Any], name: str = "model", source: str = "config.json") -> ModelSpec:
-    """Build a :class:`ModelSpec` from a Hugging Face config.json dictionary."""
-    cfg = dict(config.get("text_config") or config)
-    missing = [key for _, key in _CONFIG_FIELDS if not isinstance(cfg.get(key), int)]
-    if missing:
-        raise FleetPlannerError(f"{source}: missing or non-integer field(s) {', '.join(missing)}")
-    dtype = str(cfg.get("torch_dtype") or cfg.get("dtype") or "float16")
-    archs = cfg.get("architectures") or []
-    qkv_bias = bool(cfg.get("attention_bias", any("Qwen2" in a for a in archs)))
-    return ModelSpec(
-        name=str(cfg.get("_name_or_path") or name),
-        hidden_size=cfg["hidden_size"],
-        intermediate_size=cfg["intermediate_size"],
-        num_layers=cfg["num_hidden_layers"],
-        num_heads=cfg["num_attention_heads"],
-        num_kv_heads=int(cfg.get("num_key_value_heads") or cfg["num_attention_heads"]),
-        vocab_size=cfg["vocab_size"],
-        max_position_embeddings=int(cfg.get("max_position_embeddings") or 4096),
-        tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
-        qkv_bias=qkv_bias,
-        dtype_bytes=4 if dtype == "float32" else 2,
-        extra={"head_dim": cfg.get("head_dim"), "architectures": archs},
-    )
-
-
-def load_model_config(path: str | Path) -> ModelSpec:
-    """Read a config.json file (or a model directory holding one)."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / "config.json"
-    try:
-        data = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise FleetPlannerError(f"{p}: file not found (expected a Hugging Face config.json)") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise FleetPlannerError(f"{p}: cannot read as JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise FleetPlannerError(f"{p}: expected a JSON object")
-    return model_from_config(data, name=p.parent.name, source=str(p))
-
-
 def _m(name: str, arch: str, h: int, i: int, n: int, a: int, kv: int, v: int, pos: int) -> ModelSpec:
     return model_from_config(
         {
@@ -229,7 +109,7 @@ def _m(name: str, arch: str, h: int, i: int, n: int, a: int, kv: int, v: int, po
 
 
 #: models of shared/reference/models.md, then the seed paper's other benchmark models (from their
-#: published config.json), keyed by HF id; short names (the part after '/') work too
+#: published config.json) and two mixtures of experts, keyed by HF id; short names (the part after '/') work too
 MODELS: dict[str, ModelSpec] = {
     m.name: m
     for m in (
@@ -273,6 +153,41 @@ MODELS: dict[str, ModelSpec] = {
         _m("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "Qwen2ForCausalLM", 3584, 18944, 28, 28, 4, 152064, 131072),
         _m("deepseek-ai/DeepSeek-R1-Distill-Llama-8B", "LlamaForCausalLM", 4096, 14336, 32, 32, 8, 128256, 131072),
         _m("deepseek-ai/DeepSeek-R1-Distill-Llama-70B", "LlamaForCausalLM", 8192, 28672, 80, 64, 8, 128256, 131072),
+        model_from_config(
+            {
+                "_name_or_path": "mistralai/Mixtral-8x7B-Instruct-v0.1",
+                "architectures": ["MixtralForCausalLM"],
+                "hidden_size": 4096,
+                "intermediate_size": 14336,
+                "num_hidden_layers": 32,
+                "num_attention_heads": 32,
+                "num_key_value_heads": 8,
+                "vocab_size": 32000,
+                "max_position_embeddings": 32768,
+                "num_local_experts": 8,
+                "num_experts_per_tok": 2,
+            }
+        ),
+        model_from_config(
+            {
+                "_name_or_path": "Qwen/Qwen3-30B-A3B",
+                "architectures": ["Qwen3MoeForCausalLM"],
+                "hidden_size": 2048,
+                "intermediate_size": 6144,
+                "num_hidden_layers": 48,
+                "num_attention_heads": 32,
+                "num_key_value_heads": 4,
+                "head_dim": 128,
+                "vocab_size": 151936,
+                "max_position_embeddings": 40960,
+                "attention_bias": False,
+                "num_experts": 128,
+                "num_experts_per_tok": 8,
+                "moe_intermediate_size": 768,
+                "decoder_sparse_step": 1,
+                "mlp_only_layers": [],
+            }
+        ),
     )
 }
 

@@ -17,8 +17,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from scenarios.catalog import MODELS, GpuSpec, ModelSpec, find_model, load_model_config
+from scenarios.catalog import MODELS, GpuSpec, find_model
 from scenarios.errors import FleetPlannerError, ScenarioError
+from scenarios.models import ModelSpec, load_model_config
 from scenarios.schema import Fleet, HardwareType, Pool, Routing, Scenario, ServingConfig
 from scenarios.traffic import Arrival, LengthDist
 

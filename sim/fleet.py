@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scenarios.catalog import GpuSpec, ModelSpec
+from scenarios.catalog import GpuSpec
 from scenarios.errors import FleetPlannerError, ScenarioError
 from scenarios.loader import LoadedScenario
+from scenarios.models import ModelSpec
 from scenarios.prices import gpu_cost
 from scenarios.schema import Scenario, ServingConfig
 from sim.profiles import resolve_profile

@@ -12,7 +12,10 @@ A step runs a batch of ``n_tokens`` (prefill chunks plus one token per decoding 
 all per GPU of a tensor-parallel group (ring = 2 (tp - 1) / tp).  The constants that describe the *hardware
 configuration* (efficiencies, overheads, communication) form a :class:`HardwareProfile`; the model
 enters only through its config (weight bytes, FLOPs and KV bytes per token, hidden size, layers).
-So a profile fitted on some models predicts another model on the same hardware.
+So a profile fitted on some models predicts another model on the same hardware.  Of a mixture of
+experts, the weight bytes are those the step reads: everything outside the routed experts, plus the
+experts its ``n_tokens`` tokens were routed to (uniform routing assumed: real routers are skewed, so
+the fraction touched is an upper bound), and the FLOPs per token count the routed experts only.
 
 The time is affine in ``ctx_tokens`` for a fixed batch, which lets the replica engine advance many
 uniform decode steps in closed form (:meth:`StepTimeModel.decode_span`).
@@ -23,7 +26,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields, replace
 
-from scenarios.catalog import GpuSpec, ModelSpec
+from scenarios.catalog import GpuSpec
+from scenarios.models import ModelSpec
 
 #: the source of a profile nothing was fitted to (:class:`HardwareProfile`'s defaults)
 ROOFLINE_SOURCE = "roofline defaults"
@@ -115,8 +119,8 @@ class HardwareProfile:
 class StepTimeModel:
     """Step time of one replica (model x GPU type x TP size) under a :class:`HardwareProfile`."""
 
-    __slots__ = ("_t_comm_lat", "_t_comm_tok", "_t_host", "_t_tok", "_t_weights", "kv_coef", "overhead", "per_seq",
-                 "tp")
+    __slots__ = ("_moe_miss", "_t_comm_lat", "_t_comm_tok", "_t_experts", "_t_host", "_t_tok", "_t_weights", "kv_coef",
+                 "overhead", "per_seq", "tp")
 
     def __init__(self, model: ModelSpec, gpu: GpuSpec, profile: HardwareProfile, tp: int) -> None:
         if tp < 1:
@@ -126,7 +130,13 @@ class StepTimeModel:
         self.overhead = profile.step_overhead_s
         self._t_host = profile.per_layer_s * model.num_layers
         self.per_seq = profile.per_seq_s
-        self._t_weights = model.weight_bytes / tp / (bw * profile.mem_eff)
+        # a mixture of experts reads the weights outside its routed experts every step, and of those
+        # experts the ones its tokens were sent to: with uniform routing of k of E experts, a step of n
+        # tokens touches a fraction 1 - (1 - k/E)^n of them (vLLM's fused MoE kernel skips the others)
+        routed = model.routed_expert_params * model.dtype_bytes
+        self._t_weights = (model.weight_bytes - routed) / tp / (bw * profile.mem_eff)
+        self._t_experts = routed / tp / (bw * profile.mem_eff)
+        self._moe_miss = 1.0 - model.experts_per_token / model.num_experts if model.num_experts else 0.0
         self._t_tok = model.flops_per_token / tp / (gpu.fp16_tflops * 1e12 * profile.compute_eff)
         self.kv_coef = kv_bytes_per_token(model, tp) / (bw * profile.attn_eff)
         if tp > 1:
@@ -142,8 +152,11 @@ class StepTimeModel:
     def base(self, n_tokens: int, n_seqs: int) -> float:
         """Step time without the KV-read term."""
         t = self._t_tok * n_tokens
-        if t < self._t_weights:
-            t = self._t_weights
+        w = self._t_weights
+        if self._t_experts:
+            w += self._t_experts * (1.0 - self._moe_miss**n_tokens)
+        if t < w:
+            t = w
         t += self._t_comm_lat + self._t_comm_tok * n_tokens
         if t < self._t_host:
             t = self._t_host
@@ -152,7 +165,8 @@ class StepTimeModel:
     def launch_bound(self) -> bool:
         """Whether the host's launches outlast the GPU's work in the smallest step (one token), i.e.
         whether ``per_layer_s`` shows in any step time of this replica."""
-        gpu = max(self._t_tok, self._t_weights) + self._t_comm_lat + self._t_comm_tok
+        w = self._t_weights + self._t_experts * (1.0 - self._moe_miss)
+        gpu = max(self._t_tok, w) + self._t_comm_lat + self._t_comm_tok
         return self._t_host >= gpu
 
     def step(self, n_tokens: int, n_seqs: int, ctx_tokens: int) -> float:
@@ -203,7 +217,7 @@ def activation_peak_bytes(model: ModelSpec, tp: int, max_num_seqs: int, max_num_
     Qwen model with vLLM's H100 defaults (8192 tokens, 1024 sequences) keeps ~2.2 GB out, the same
     model with the defaults of smaller GPUs (2048, 256) ~0.5 GB.
     """
-    mlp = max_num_batched_tokens * 3 * model.intermediate_size / tp * model.dtype_bytes
+    mlp = max_num_batched_tokens * model.mlp_activation_width / tp * model.dtype_bytes
     logits = max_num_seqs * model.vocab_size * (model.dtype_bytes + SAMPLER_BYTES_PER_LOGIT)
     return float(max(mlp, logits))
 
@@ -224,10 +238,27 @@ def kv_capacity_tokens(
     return int(free // kv_bytes_per_token(model, tp))
 
 
-def extrapolation_note(profile: HardwareProfile, model: ModelSpec, tp: int) -> str | None:
+def extrapolation_notes(profile: HardwareProfile, model: ModelSpec, tp: int) -> list[str]:
     """Why predictions of ``model`` on ``tp`` GPUs reach beyond what ``profile`` was fitted on (weights per
-    GPU under half the smallest or over twice the largest of its models; or nothing fitted at all), or
-    None when they do not."""
+    GPU under half the smallest or over twice the largest of its models; or nothing fitted at all), and
+    what a mixture of experts assumes."""
+    return [n for n in (_fit_note(profile, model, tp), _moe_note(model)) if n]
+
+
+def extrapolation_note(profile: HardwareProfile, model: ModelSpec, tp: int) -> str | None:
+    """:func:`extrapolation_notes` as one line, or None when there is nothing to say."""
+    return "; ".join(extrapolation_notes(profile, model, tp)) or None
+
+
+def _moe_note(model: ModelSpec) -> str | None:
+    if not model.num_experts:
+        return None
+    return (f"{model.name} is a mixture of experts ({model.experts_per_token} of {model.num_experts} per token): "
+            f"a step reads the experts its tokens are routed to, taken as uniformly routed (skewed routing "
+            f"touches fewer, so batched decode may run faster than predicted)")
+
+
+def _fit_note(profile: HardwareProfile, model: ModelSpec, tp: int) -> str | None:
     if profile.source == ROOFLINE_SOURCE and profile.fitted_weights_gb is None:
         # on the calibrated configurations (bundled profiles), these defaults miss the measured runs'
         # median TPOT by 14-61 % and their throughput by 5-71 % (sim.profiles documents the comparison)
@@ -238,13 +269,18 @@ def extrapolation_note(profile: HardwareProfile, model: ModelSpec, tp: int) -> s
         return None
     lo, hi = profile.fitted_weights_gb
     w = model.weight_bytes / tp / 1e9
+    # what a one-token step reads (of a mixture of experts: its share of the routed experts)
+    routed = model.routed_expert_params * model.dtype_bytes
+    w_step = w - routed / tp / 1e9 * (1.0 - model.experts_per_token / model.num_experts) if routed else w
 
     def gb(x: float) -> str:
         return f"{x:.1f}" if x >= 1 else f"{x:.2g}"
 
     where = f"the {profile.gpus}x{profile.gpu} profile was fitted on models of {gb(lo)}-{gb(hi)} GB per GPU"
-    if w < lo / 2:
-        return (f"{model.name} holds {gb(w)} GB of weights per GPU and {where}: the host's per-step and "
+    if w_step < lo / 2:
+        held = f"reads {gb(w_step)} GB of weights per GPU in a one-token step" if routed else \
+            f"holds {gb(w)} GB of weights per GPU"
+        return (f"{model.name} {held} and {where}: the host's per-step and "
                 f"per-layer costs that bound small models are extrapolated (TPOT may be off by tens of %)")
     if w > 2 * hi:
         return (f"{model.name} holds {gb(w)} GB of weights per GPU and {where}: bandwidth, attention and "
@@ -299,6 +335,8 @@ class ConstantStepModel(StepTimeModel):
         self._t_host = 0.0
         self.per_seq = 0.0
         self._t_weights = 0.0
+        self._t_experts = 0.0
+        self._moe_miss = 0.0
         self._t_tok = 0.0
         self.kv_coef = 0.0
         self._t_comm_lat = 0.0

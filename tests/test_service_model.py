@@ -214,3 +214,32 @@ def test_roofline_defaults_say_they_are_uncalibrated() -> None:
     assert note is not None and note.startswith("no calibrated profile for 2xL40S: ")
     fitted = resolve_profile("H100-PCIe", 1, None, Path.cwd())
     assert extrapolation_note(fitted, M8, 1) is None
+
+
+def test_mixture_of_experts_reads_the_experts_its_tokens_touch() -> None:
+    # Qwen3-30B-A3B (8 of 128 experts per token): a one-token step reads its non-expert weights and 1/16
+    # of the experts; a batch touches 1 - (15/16)^n of them, so bytes grow with the batch up to all 61 GB
+    moe = MODELS["Qwen/Qwen3-30B-A3B"]
+    flat = replace(PROF, step_overhead_s=0.0, per_seq_s=0.0, per_layer_s=0.0)
+    m = StepTimeModel(moe, H100, flat, 1)
+    bw = 2000e9 * flat.mem_eff
+    routed = moe.routed_expert_params * moe.dtype_bytes
+    rest = moe.weight_bytes - routed
+    for n in (1, 4, 32):
+        touched = 1 - (1 - 8 / 128) ** n
+        assert m.step(n, n, 0) == pytest.approx((rest + routed * touched) / bw)
+    steps = [m.step(n, n, 0) for n in (1, 2, 8, 64, 256)]
+    assert steps == sorted(steps) and steps[-1] < moe.weight_bytes / bw * 1.001
+    assert steps[0] < 0.2 * moe.weight_bytes / bw  # a dense model of the same size reads it all
+    # prefill of many tokens is compute-bound on the *active* parameters
+    assert m.step(8192, 1, 0) == pytest.approx(8192 * moe.flops_per_token / (756e12 * flat.compute_eff))
+    note = extrapolation_note(flat, moe, 1)
+    assert note is not None and "mixture of experts (8 of 128 per token)" in note and "uniformly routed" in note
+
+
+def test_mixture_of_experts_activation_peak_covers_its_routed_experts() -> None:
+    # vLLM's fused MoE kernel keeps, per token and routed expert, gate/up, activation and output rows
+    moe = MODELS["mistralai/Mixtral-8x7B-Instruct-v0.1"]
+    width = 2 * (3 * 14336 + 4096)
+    assert moe.mlp_activation_width == width
+    assert activation_peak_bytes(moe, 2, 1, 8192) == pytest.approx(8192 * width / 2 * 2)

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from scenarios.errors import FleetPlannerError
 from scenarios.loader import LoadedScenario, load_scenario, parse_fleet_spec
-from sim.service import extrapolation_note
+from sim.service import extrapolation_notes
 
 EPILOG = """\
 examples:
@@ -85,8 +85,8 @@ def run(args: argparse.Namespace) -> int:
             Path(args.json).write_text(text + "\n")
     if not args.quiet and args.json != "-":
         _print(console, result, class_summary(result), pool_summary(result))
-        notes = (extrapolation_note(p.replica.profile, loaded.model, p.replica.config.tp_size) for p in result.pools)
-        for note in dict.fromkeys(n for n in notes if n):
+        notes = (extrapolation_notes(p.replica.profile, loaded.model, p.replica.config.tp_size) for p in result.pools)
+        for note in dict.fromkeys(n for pool_notes in notes for n in pool_notes):
             console.print(f"[yellow]note: {note}[/]")
     return 0
 

@@ -19,7 +19,7 @@ from calibrate.importer import ENGINE_HELP, MeasuredRun, engine_overrides, hardw
 from calibrate.validation import METRICS, ape, mape, profile_chooser, validate_points
 from scenarios.errors import FleetPlannerError
 from scenarios.loader import load_hardware_file
-from sim.service import extrapolation_note
+from sim.service import extrapolation_notes
 
 EPILOG = """\
 examples:
@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         first.setdefault(p.run.hardware_key, p.run)
     for run in first.values():
         console.print(f"profile for {run.gpu_count}x{run.gpu}: {choose(run).source}")
-    notes = dict.fromkeys(n for p in points if (n := extrapolation_note(choose(p.run), p.model, p.run.gpu_count)))
+    notes = dict.fromkeys(n for p in points for n in extrapolation_notes(choose(p.run), p.model, p.run.gpu_count))
     for note in notes:
         console.print(f"[yellow]note: {note}[/]")
     missing = [r["file"] for r in records if r["predicted"]["request_throughput"] is None]

@@ -1,0 +1,280 @@
+"""Served models as the service-time model sees them, read from their Hugging Face ``config.json``.
+
+A :class:`ModelSpec` holds what a step's time and a replica's memory depend on: the parameter count
+and weight bytes, the FLOPs per token, the KV-cache bytes per token, hidden size and layer count.
+Dense decoder-only transformers (multi-head or grouped-query attention, gated MLP) and mixtures of
+experts (Mixtral, Qwen2/Qwen3-MoE and DeepSeek spellings) are described; a mixture keeps all its
+experts in memory but a token runs only the ``experts_per_token`` it is routed to, so a decode step
+reads only the experts its batch touches (:class:`sim.service.StepTimeModel`).  Architectures whose
+layers differ in kind (latent attention, state-space layers) are refused with the field that shows it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scenarios.errors import FleetPlannerError
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A decoder-only transformer as the service-time model sees it."""
+
+    name: str
+    hidden_size: int
+    intermediate_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    vocab_size: int
+    max_position_embeddings: int
+    tie_word_embeddings: bool = False
+    qkv_bias: bool = False
+    dtype_bytes: int = 2
+    """Bytes per weight and per KV element (2 for float16/bfloat16)."""
+    qk_norm: bool = False
+    """RMS norms on queries and keys (Qwen3): ``2 x head_dim`` weights per layer."""
+    num_experts: int = 0
+    """Routed experts per mixture-of-experts layer; 0: a dense model."""
+    experts_per_token: int = 0
+    """Routed experts each token is sent to (top-k)."""
+    expert_intermediate_size: int = 0
+    """Intermediate width of one expert's gated MLP."""
+    shared_expert_intermediate_size: int = 0
+    """Intermediate width of the always-active shared expert(s) of a layer (0: none)."""
+    moe_layers: int = 0
+    """Layers whose MLP is a mixture of experts; the others have a dense MLP of ``intermediate_size``."""
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        for attr in (
+            "hidden_size",
+            "intermediate_size",
+            "num_layers",
+            "num_heads",
+            "num_kv_heads",
+            "vocab_size",
+        ):
+            value = getattr(self, attr)
+            if not value >= 1:
+                raise ValueError(f"{attr}(={value}) must be >= 1 for model {self.name!r}")
+        if self.num_experts:
+            if not 1 <= self.experts_per_token <= self.num_experts:
+                raise ValueError(
+                    f"experts_per_token(={self.experts_per_token}) must be in 1..num_experts"
+                    f"(={self.num_experts}) for model {self.name!r}"
+                )
+            if not self.expert_intermediate_size >= 1:
+                raise ValueError(
+                    f"expert_intermediate_size(={self.expert_intermediate_size}) must be >= 1 for model {self.name!r}"
+                )
+            if not 1 <= self.moe_layers <= self.num_layers:
+                raise ValueError(
+                    f"moe_layers(={self.moe_layers}) must be in 1..num_layers(={self.num_layers}) "
+                    f"for model {self.name!r}"
+                )
+
+    @property
+    def head_dim(self) -> int:
+        return int(self.extra.get("head_dim") or self.hidden_size // self.num_heads)
+
+    @property
+    def attention_params(self) -> int:
+        """Weights of one layer outside its MLP: q/k/v/o projections (and biases), norms."""
+        h, d = self.hidden_size, self.head_dim
+        q = h * self.num_heads * d
+        kv = 2 * h * self.num_kv_heads * d
+        o = self.num_heads * d * h
+        bias = (self.num_heads + 2 * self.num_kv_heads) * d if self.qkv_bias else 0
+        return q + kv + o + bias + 2 * h + (2 * d if self.qk_norm else 0)
+
+    @property
+    def layer_params(self) -> int:
+        """Weights of one layer with a dense MLP."""
+        return self.attention_params + 3 * self.hidden_size * self.intermediate_size
+
+    @property
+    def expert_params(self) -> int:
+        """Weights of one routed expert."""
+        return 3 * self.hidden_size * self.expert_intermediate_size
+
+    def _moe_layer_params(self, experts: int) -> int:
+        # a layer with ``experts`` routed experts, its router and its shared expert(s); the scalar gate
+        # some shared experts carry (Qwen2-MoE: hidden_size weights a layer) is left out
+        h = self.hidden_size
+        return (self.attention_params + experts * self.expert_params + h * self.num_experts
+                + 3 * h * self.shared_expert_intermediate_size)
+
+    @property
+    def routed_expert_params(self) -> int:
+        """Weights of all routed experts (0 for a dense model): a decode step reads only the experts
+        its tokens were routed to."""
+        return self.moe_layers * self.num_experts * self.expert_params
+
+    @property
+    def embedding_params(self) -> int:
+        return self.vocab_size * self.hidden_size * (1 if self.tie_word_embeddings else 2)
+
+    @property
+    def params(self) -> int:
+        layers = (self.num_layers - self.moe_layers) * self.layer_params
+        if self.moe_layers:
+            layers += self.moe_layers * self._moe_layer_params(self.num_experts)
+        return layers + self.embedding_params + self.hidden_size
+
+    @property
+    def weight_bytes(self) -> int:
+        return self.params * self.dtype_bytes
+
+    @property
+    def flops_per_token(self) -> float:
+        """Dense matmul FLOPs per token (2 × parameters that multiply, the LM head included; of a mixture
+        of experts, the experts the token is routed to)."""
+        layers = (self.num_layers - self.moe_layers) * self.layer_params
+        if self.moe_layers:
+            layers += self.moe_layers * self._moe_layer_params(self.experts_per_token)
+        return 2.0 * (layers + self.vocab_size * self.hidden_size)
+
+    @property
+    def mlp_activation_width(self) -> int:
+        """Elements per token of the largest MLP intermediates (gate/up output plus activation output;
+        of vLLM's fused MoE kernel, its caches for every routed expert of the token)."""
+        dense = 3 * self.intermediate_size if self.moe_layers < self.num_layers else 0
+        if not self.moe_layers:
+            return dense
+        moe = (
+            self.experts_per_token * (3 * self.expert_intermediate_size + self.hidden_size)
+            + 3 * self.shared_expert_intermediate_size
+        )
+        return max(dense, moe)
+
+    @property
+    def kv_bytes_per_token(self) -> int:
+        return 2 * self.num_layers * self.num_kv_heads * self.head_dim * self.dtype_bytes
+
+
+_CONFIG_FIELDS = (
+    ("hidden_size", "hidden_size"),
+    ("intermediate_size", "intermediate_size"),
+    ("num_layers", "num_hidden_layers"),
+    ("num_heads", "num_attention_heads"),
+    ("vocab_size", "vocab_size"),
+)
+
+
+def _int_field(cfg: dict[str, Any], source: str, *keys: str) -> int:
+    """The first of ``keys`` the config sets (0 where none is set), which must be an integer."""
+    for key in keys:
+        value = cfg.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise FleetPlannerError(f"{source}: {key}: expected a non-negative integer, got {value!r}")
+        return value
+    return 0
+
+
+def _moe_fields(cfg: dict[str, Any], source: str) -> dict[str, int]:
+    """Mixture-of-experts fields of a config.json in the spellings of Mixtral (``num_local_experts``,
+    experts of ``intermediate_size``), Qwen2/Qwen3-MoE (``num_experts``, ``moe_intermediate_size``,
+    ``shared_expert_intermediate_size``, ``decoder_sparse_step``, ``mlp_only_layers``) and DeepSeek
+    (``n_routed_experts``, ``n_shared_experts``, ``first_k_dense_replace``, ``moe_layer_freq``)."""
+    experts = _int_field(cfg, source, "num_local_experts", "num_experts", "n_routed_experts")
+    if experts <= 1:
+        return {}
+    top_k = _int_field(cfg, source, "num_experts_per_tok", "experts_per_token", "moe_topk")
+    if not 1 <= top_k <= experts:
+        raise FleetPlannerError(
+            f"{source}: num_experts_per_tok: expected 1..{experts} (the number of "
+            f"experts), got {cfg.get('num_experts_per_tok', top_k)!r}"
+        )
+    width = _int_field(cfg, source, "moe_intermediate_size") or cfg["intermediate_size"]
+    shared = (
+        _int_field(cfg, source, "shared_expert_intermediate_size")
+        or _int_field(cfg, source, "n_shared_experts") * width
+    )
+    n = cfg["num_hidden_layers"]
+    dense_only = cfg.get("mlp_only_layers") or []
+    if not isinstance(dense_only, list):
+        raise FleetPlannerError(f"{source}: mlp_only_layers: expected a list of layer indices, got {dense_only!r}")
+    step = _int_field(cfg, source, "decoder_sparse_step") or 1
+    first = _int_field(cfg, source, "first_k_dense_replace")
+    freq = _int_field(cfg, source, "moe_layer_freq") or 1
+    layers = sum(
+        1 for i in range(n) if i not in dense_only and (i + 1) % step == 0 and i >= first and (i - first) % freq == 0
+    )
+    if layers == 0:
+        raise FleetPlannerError(
+            f"{source}: num_experts={experts} but no layer holds experts "
+            f"(mlp_only_layers / decoder_sparse_step / first_k_dense_replace)"
+        )
+    return {
+        "num_experts": experts,
+        "experts_per_token": top_k,
+        "expert_intermediate_size": width,
+        "shared_expert_intermediate_size": shared,
+        "moe_layers": layers,
+    }
+
+
+#: config keys of architectures whose layers this model does not describe, with what they are
+_UNMODELLED = {
+    "kv_lora_rank": "multi-head latent attention (DeepSeek-V2/V3): its compressed KV cache and projections",
+    "layers_block_type": "state-space (Mamba) layers: their recurrent state instead of a KV cache",
+    "mamba_d_state": "state-space (Mamba) layers: their recurrent state instead of a KV cache",
+    "ssm_cfg": "state-space (Mamba) layers: their recurrent state instead of a KV cache",
+}
+
+
+def model_from_config(config: dict[str, Any], name: str = "model", source: str = "config.json") -> ModelSpec:
+    """Build a :class:`ModelSpec` from a Hugging Face config.json dictionary: a decoder-only transformer
+    with (grouped-query) attention and gated MLPs, dense or a mixture of experts."""
+    cfg = dict(config.get("text_config") or config)
+    missing = [key for _, key in _CONFIG_FIELDS if not isinstance(cfg.get(key), int)]
+    if missing:
+        raise FleetPlannerError(f"{source}: missing or non-integer field(s) {', '.join(missing)}")
+    for key, what in _UNMODELLED.items():
+        if cfg.get(key) is not None:
+            raise FleetPlannerError(
+                f"{source}: {key}: {what} are not modelled; supported: decoder-only "
+                f"transformers with multi-head or grouped-query attention, dense or "
+                f"mixture-of-experts MLPs"
+            )
+    dtype = str(cfg.get("torch_dtype") or cfg.get("dtype") or "float16")
+    archs = cfg.get("architectures") or []
+    qkv_bias = bool(cfg.get("attention_bias", any("Qwen2" in a for a in archs)))
+    return ModelSpec(
+        name=str(cfg.get("_name_or_path") or name),
+        hidden_size=cfg["hidden_size"],
+        intermediate_size=cfg["intermediate_size"],
+        num_layers=cfg["num_hidden_layers"],
+        num_heads=cfg["num_attention_heads"],
+        num_kv_heads=int(cfg.get("num_key_value_heads") or cfg["num_attention_heads"]),
+        vocab_size=cfg["vocab_size"],
+        max_position_embeddings=int(cfg.get("max_position_embeddings") or 4096),
+        tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+        qkv_bias=qkv_bias,
+        dtype_bytes=4 if dtype == "float32" else 2,
+        qk_norm=any(a.startswith("Qwen3") for a in archs),
+        **_moe_fields(cfg, source),
+        extra={"head_dim": cfg.get("head_dim"), "architectures": archs},
+    )
+
+
+def load_model_config(path: str | Path) -> ModelSpec:
+    """Read a config.json file (or a model directory holding one)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "config.json"
+    try:
+        data = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise FleetPlannerError(f"{p}: file not found (expected a Hugging Face config.json)") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise FleetPlannerError(f"{p}: cannot read as JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise FleetPlannerError(f"{p}: expected a JSON object")
+    return model_from_config(data, name=p.parent.name, source=str(p))

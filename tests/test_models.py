@@ -1,0 +1,101 @@
+"""Served models from their config.json: dense and mixture-of-experts parameter counts, the spellings of
+the MoE fields, and architectures refused with the field that shows them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from scenarios.catalog import MODELS
+from scenarios.errors import FleetPlannerError
+from scenarios.models import load_model_config, model_from_config
+
+MIXTRAL = MODELS["mistralai/Mixtral-8x7B-Instruct-v0.1"]
+QWEN3_MOE = MODELS["Qwen/Qwen3-30B-A3B"]
+
+#: DeepSeek-MoE-16B's config.json fields (DeepSeek spelling: a dense first layer, shared experts)
+DEEPSEEK_MOE_16B = {
+    "architectures": ["DeepseekForCausalLM"], "hidden_size": 2048, "intermediate_size": 10944,
+    "num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 16, "vocab_size": 102400,
+    "max_position_embeddings": 4096, "n_routed_experts": 64, "n_shared_experts": 2, "num_experts_per_tok": 6,
+    "moe_intermediate_size": 1408, "first_k_dense_replace": 1, "moe_layer_freq": 1,
+}
+#: Qwen1.5-MoE-A2.7B's config.json fields (Qwen2-MoE spelling: one shared expert of its own width)
+QWEN2_MOE = {
+    "architectures": ["Qwen2MoeForCausalLM"], "hidden_size": 2048, "intermediate_size": 5632,
+    "num_hidden_layers": 24, "num_attention_heads": 16, "num_key_value_heads": 16, "vocab_size": 151936,
+    "max_position_embeddings": 8192, "num_experts": 60, "num_experts_per_tok": 4, "moe_intermediate_size": 1408,
+    "shared_expert_intermediate_size": 5632, "decoder_sparse_step": 1, "mlp_only_layers": [],
+}
+
+
+def test_mixtral_total_and_active_parameters() -> None:
+    # the safetensors total of Mixtral-8x7B (46,702,792,704; "46.7B, 12.9B active" on its model card)
+    assert MIXTRAL.params == 46_702_792_704
+    assert (MIXTRAL.moe_layers, MIXTRAL.num_experts, MIXTRAL.experts_per_token) == (32, 8, 2)
+    active = MIXTRAL.flops_per_token / 2 + MIXTRAL.vocab_size * MIXTRAL.hidden_size  # + input embedding
+    assert active / 1e9 == pytest.approx(12.9, abs=0.05)
+
+
+def test_qwen3_moe_total_and_active_parameters() -> None:
+    # model card: 30.5B in total, 3.3B activated (its figures cut to one decimal); q/k norms count (Qwen3)
+    assert QWEN3_MOE.params / 1e9 == pytest.approx(30.5, abs=0.05)
+    active = QWEN3_MOE.flops_per_token / 2 + QWEN3_MOE.vocab_size * QWEN3_MOE.hidden_size
+    assert 3.3 <= active / 1e9 < 3.4
+    assert QWEN3_MOE.qk_norm and QWEN3_MOE.head_dim == 128
+
+
+def test_deepseek_spelling_dense_first_layer_and_shared_experts() -> None:
+    m = model_from_config(DEEPSEEK_MOE_16B)
+    assert m.moe_layers == 27  # first_k_dense_replace = 1
+    assert m.shared_expert_intermediate_size == 2 * 1408
+    assert m.params / 1e9 == pytest.approx(16.4, abs=0.05)  # model card: 16.4B
+
+
+def test_qwen2_moe_spelling_and_layers_without_experts() -> None:
+    m = model_from_config(QWEN2_MOE)
+    assert (m.moe_layers, m.expert_intermediate_size, m.shared_expert_intermediate_size) == (24, 1408, 5632)
+    assert m.params / 1e9 == pytest.approx(14.3, abs=0.05)  # model card: 14.3B, 2.7B activated
+    sparse = model_from_config({**QWEN2_MOE, "decoder_sparse_step": 2, "mlp_only_layers": [1]})
+    assert sparse.moe_layers == 11  # layers 1, 3, ..., 23 minus layer 1
+    assert sparse.params < m.params
+
+
+def test_a_dense_model_is_unchanged_by_the_moe_fields() -> None:
+    dense = MODELS["meta-llama/Meta-Llama-3-8B-Instruct"]
+    assert dense.num_experts == 0 and dense.routed_expert_params == 0
+    assert dense.params == dense.num_layers * dense.layer_params + dense.embedding_params + dense.hidden_size
+    one_expert = model_from_config({**QWEN2_MOE, "num_experts": 1, "num_experts_per_tok": 1})
+    assert one_expert.num_experts == 0  # a single "expert" is a dense MLP
+
+
+@pytest.mark.parametrize(
+    ("patch", "expected"),
+    [
+        ({"num_experts_per_tok": 0}, "num_experts_per_tok: expected 1..60"),
+        ({"num_experts_per_tok": 61}, "num_experts_per_tok: expected 1..60"),
+        ({"num_experts": "many"}, "num_experts: expected a non-negative integer, got 'many'"),
+        ({"mlp_only_layers": 3}, "mlp_only_layers: expected a list of layer indices"),
+        ({"mlp_only_layers": list(range(24))}, "no layer holds experts"),
+    ],
+)
+def test_bad_moe_fields_are_named(patch: dict[str, object], expected: str) -> None:
+    with pytest.raises(FleetPlannerError, match=r"^cfg\.json: ") as err:
+        model_from_config({**QWEN2_MOE, **patch}, source="cfg.json")
+    assert expected in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "what"),
+    [("kv_lora_rank", "multi-head latent attention"), ("layers_block_type", "state-space"),
+     ("mamba_d_state", "state-space")],
+)
+def test_unmodelled_architectures_are_refused_naming_the_field(tmp_path: Path, key: str, what: str) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**DEEPSEEK_MOE_16B, key: 16}))
+    with pytest.raises(FleetPlannerError) as err:
+        load_model_config(tmp_path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: {key}: ") and what in message and "not modelled" in message
