@@ -47,6 +47,9 @@ class ModelSpec:
     """Intermediate width of the always-active shared expert(s) of a layer (0: none)."""
     moe_layers: int = 0
     """Layers whose MLP is a mixture of experts; the others have a dense MLP of ``intermediate_size``."""
+    weight_bits: float = 0.0
+    """Bits per weight of quantized linear layers (attention projections, MLPs, experts), their scales
+    included; embeddings, LM head, norms and routers stay at ``dtype_bytes``.  0: not quantized."""
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -61,6 +64,9 @@ class ModelSpec:
             value = getattr(self, attr)
             if not value >= 1:
                 raise ValueError(f"{attr}(={value}) must be >= 1 for model {self.name!r}")
+        if not 0 <= self.weight_bits <= 8 * self.dtype_bytes:
+            raise ValueError(f"weight_bits(={self.weight_bits}) must be in 0..{8 * self.dtype_bytes} for model "
+                             f"{self.name!r}")
         if self.num_experts:
             if not 1 <= self.experts_per_token <= self.num_experts:
                 raise ValueError(
@@ -126,8 +132,26 @@ class ModelSpec:
         return layers + self.embedding_params + self.hidden_size
 
     @property
+    def linear_params(self) -> int:
+        """Weights of the layers' linear projections (attention, MLPs, shared and routed experts): the
+        ones a quantized checkpoint stores at ``weight_bits``."""
+        h, d = self.hidden_size, self.head_dim
+        attention = 2 * h * (self.num_heads + self.num_kv_heads) * d
+        dense = (self.num_layers - self.moe_layers) * 3 * h * self.intermediate_size
+        moe = self.moe_layers * 3 * h * self.shared_expert_intermediate_size + self.routed_expert_params
+        return self.num_layers * attention + dense + moe
+
+    @property
     def weight_bytes(self) -> int:
-        return self.params * self.dtype_bytes
+        if not self.weight_bits:
+            return self.params * self.dtype_bytes
+        linear = self.linear_params
+        return int(linear * self.weight_bits / 8) + (self.params - linear) * self.dtype_bytes
+
+    @property
+    def routed_expert_bytes(self) -> int:
+        """Bytes of all routed experts (0 for a dense model)."""
+        return int(self.routed_expert_params * (self.weight_bits or 8 * self.dtype_bytes) / 8)
 
     @property
     def flops_per_token(self) -> float:
@@ -220,6 +244,46 @@ def _moe_fields(cfg: dict[str, Any], source: str) -> dict[str, int]:
     }
 
 
+#: quantization methods whose weight width the config states, and where
+QUANT_METHODS = ("awq", "gptq", "fp8", "fbgemm_fp8", "compressed-tensors", "bitsandbytes")
+
+
+def _weight_bits(cfg: dict[str, Any], source: str) -> float:
+    """Bits per quantized linear weight, scales included (16-bit scales, one per ``group_size`` weights),
+    from ``quantization_config``; 0 where the checkpoint is not quantized."""
+    q = cfg.get("quantization_config")
+    if not q:
+        return 0.0
+    if not isinstance(q, dict):
+        raise FleetPlannerError(f"{source}: quantization_config: expected an object, got {q!r}")
+    method = str(q.get("quant_method", "")).lower()
+    where = "quantization_config"
+    group = q.get("group_size")
+    bits: object
+    if method in ("fp8", "fbgemm_fp8"):
+        bits = 8
+    elif method == "bitsandbytes":
+        bits = 4 if q.get("load_in_4bit") else 8 if q.get("load_in_8bit") else None
+    elif method == "compressed-tensors":
+        groups = q.get("config_groups")
+        weights = [g["weights"] for g in (groups.values() if isinstance(groups, dict) else ())
+                   if isinstance(g, dict) and isinstance(g.get("weights"), dict)]
+        bits = weights[0].get("num_bits") if weights else None
+        group = weights[0].get("group_size") if weights else None
+        where = "quantization_config.config_groups.*.weights.num_bits"
+    elif method in ("awq", "gptq"):
+        bits = q.get("bits", q.get("w_bit"))
+        where = "quantization_config.bits"
+    else:
+        raise FleetPlannerError(f"{source}: quantization_config.quant_method: unknown method {method!r}; "
+                                f"known: {', '.join(QUANT_METHODS)}")
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 16:
+        raise FleetPlannerError(f"{source}: {where}: expected the weight bit width (1-16) for quant_method "
+                                f"{method!r}, got {bits!r}")
+    scales = 16 / group if isinstance(group, int) and group > 0 else 0.0
+    return bits + scales
+
+
 #: config keys of architectures whose layers this model does not describe, with what they are
 _UNMODELLED = {
     "kv_lora_rank": "multi-head latent attention (DeepSeek-V2/V3): its compressed KV cache and projections",
@@ -259,6 +323,7 @@ def model_from_config(config: dict[str, Any], name: str = "model", source: str =
         qkv_bias=qkv_bias,
         dtype_bytes=4 if dtype == "float32" else 2,
         qk_norm=any(a.startswith("Qwen3") for a in archs),
+        weight_bits=_weight_bits(cfg, source),
         **_moe_fields(cfg, source),
         extra={"head_dim": cfg.get("head_dim"), "architectures": archs},
     )

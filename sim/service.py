@@ -133,7 +133,7 @@ class StepTimeModel:
         # a mixture of experts reads the weights outside its routed experts every step, and of those
         # experts the ones its tokens were sent to: with uniform routing of k of E experts, a step of n
         # tokens touches a fraction 1 - (1 - k/E)^n of them (vLLM's fused MoE kernel skips the others)
-        routed = model.routed_expert_params * model.dtype_bytes
+        routed = model.routed_expert_bytes
         self._t_weights = (model.weight_bytes - routed) / tp / (bw * profile.mem_eff)
         self._t_experts = routed / tp / (bw * profile.mem_eff)
         self._moe_miss = 1.0 - model.experts_per_token / model.num_experts if model.num_experts else 0.0
@@ -242,7 +242,7 @@ def extrapolation_notes(profile: HardwareProfile, model: ModelSpec, tp: int) -> 
     """Why predictions of ``model`` on ``tp`` GPUs reach beyond what ``profile`` was fitted on (weights per
     GPU under half the smallest or over twice the largest of its models; or nothing fitted at all), and
     what a mixture of experts assumes."""
-    return [n for n in (_fit_note(profile, model, tp), _moe_note(model)) if n]
+    return [n for n in (_fit_note(profile, model, tp), _moe_note(model), _quant_note(model)) if n]
 
 
 def extrapolation_note(profile: HardwareProfile, model: ModelSpec, tp: int) -> str | None:
@@ -258,6 +258,14 @@ def _moe_note(model: ModelSpec) -> str | None:
             f"touches fewer, so batched decode may run faster than predicted)")
 
 
+def _quant_note(model: ModelSpec) -> str | None:
+    if not model.weight_bits:
+        return None
+    return (f"{model.name} has quantized weights ({model.weight_bits:.3g} bits, scales included): weight bytes "
+            f"follow the bit width, but the profile's bandwidth and compute efficiencies were measured with "
+            f"16-bit weights (dequantising kernels may reach less of the bandwidth; FP8 prefill may run faster)")
+
+
 def _fit_note(profile: HardwareProfile, model: ModelSpec, tp: int) -> str | None:
     if profile.source == ROOFLINE_SOURCE and profile.fitted_weights_gb is None:
         # on the calibrated configurations (bundled profiles), these defaults miss the measured runs'
@@ -270,7 +278,7 @@ def _fit_note(profile: HardwareProfile, model: ModelSpec, tp: int) -> str | None
     lo, hi = profile.fitted_weights_gb
     w = model.weight_bytes / tp / 1e9
     # what a one-token step reads (of a mixture of experts: its share of the routed experts)
-    routed = model.routed_expert_params * model.dtype_bytes
+    routed = model.routed_expert_bytes
     w_step = w - routed / tp / 1e9 * (1.0 - model.experts_per_token / model.num_experts) if routed else w
 
     def gb(x: float) -> str:

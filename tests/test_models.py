@@ -99,3 +99,56 @@ def test_unmodelled_architectures_are_refused_naming_the_field(tmp_path: Path, k
         load_model_config(tmp_path)
     message = str(err.value)
     assert message.startswith(f"{path}: {key}: ") and what in message and "not modelled" in message
+
+
+LLAMA3_8B = {
+    "architectures": ["LlamaForCausalLM"], "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+    "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256, "max_position_embeddings": 8192,
+    "torch_dtype": "float16",
+}
+
+
+@pytest.mark.parametrize(
+    ("quant", "bits"),
+    [
+        ({"quant_method": "awq", "bits": 4, "group_size": 128, "zero_point": True}, 4.125),
+        ({"quant_method": "gptq", "bits": 4, "group_size": 128}, 4.125),
+        ({"quant_method": "gptq", "bits": 8, "group_size": -1}, 8),
+        ({"quant_method": "fp8", "activation_scheme": "dynamic"}, 8),
+        ({"quant_method": "compressed-tensors",
+          "config_groups": {"group_0": {"weights": {"num_bits": 4, "group_size": 128}, "targets": ["Linear"]}}},
+         4.125),
+        ({"quant_method": "bitsandbytes", "load_in_4bit": True}, 4),
+    ],
+)
+def test_quantized_weights_shrink_the_linear_layers_only(quant: dict[str, object], bits: float) -> None:
+    dense = model_from_config(LLAMA3_8B)
+    m = model_from_config({**LLAMA3_8B, "quantization_config": quant})
+    assert m.weight_bits == bits and m.params == dense.params
+    rest = dense.params - dense.linear_params  # embeddings, LM head, norms stay 16-bit
+    assert m.weight_bytes == int(dense.linear_params * bits / 8) + rest * 2
+    assert m.kv_bytes_per_token == dense.kv_bytes_per_token and m.flops_per_token == dense.flops_per_token
+
+
+def test_quantized_checkpoint_sizes_match_published_ones() -> None:
+    # Llama-3-8B-Instruct checkpoints: AWQ 4-bit g128 ~5.7 GB, FP8 ~9.1 GB (their safetensors files)
+    awq = model_from_config({**LLAMA3_8B, "quantization_config": {"quant_method": "awq", "bits": 4, "group_size": 128}})
+    fp8 = model_from_config({**LLAMA3_8B, "quantization_config": {"quant_method": "fp8"}})
+    assert awq.weight_bytes / 1e9 == pytest.approx(5.7, abs=0.05)
+    assert fp8.weight_bytes / 1e9 == pytest.approx(9.1, abs=0.05)
+
+
+@pytest.mark.parametrize(
+    ("quant", "expected"),
+    [
+        ({"quant_method": "hqq"}, "quantization_config.quant_method: unknown method 'hqq'; known: awq, gptq"),
+        ({"quant_method": "awq"}, "quantization_config.bits: expected the weight bit width (1-16)"),
+        ({"quant_method": "compressed-tensors", "config_groups": {}},
+         "quantization_config.config_groups.*.weights.num_bits: expected"),
+        ("int4", "quantization_config: expected an object, got 'int4'"),
+    ],
+)
+def test_bad_quantization_config_is_named(quant: object, expected: str) -> None:
+    with pytest.raises(FleetPlannerError, match=r"^q\.json: ") as err:
+        model_from_config({**LLAMA3_8B, "quantization_config": quant}, source="q.json")
+    assert expected in str(err.value)

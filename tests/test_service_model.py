@@ -243,3 +243,17 @@ def test_mixture_of_experts_activation_peak_covers_its_routed_experts() -> None:
     width = 2 * (3 * 14336 + 4096)
     assert moe.mlp_activation_width == width
     assert activation_peak_bytes(moe, 2, 1, 8192) == pytest.approx(8192 * width / 2 * 2)
+
+
+def test_quantized_weights_shorten_the_weight_bound_decode_step_and_say_so() -> None:
+    from scenarios.models import model_from_config
+
+    cfg = {"architectures": ["LlamaForCausalLM"], "hidden_size": 4096, "intermediate_size": 14336,
+           "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256}
+    awq = model_from_config({**cfg, "quantization_config": {"quant_method": "awq", "bits": 4, "group_size": 128}})
+    flat = replace(PROF, step_overhead_s=0.0, per_seq_s=0.0, per_layer_s=0.0)
+    assert StepTimeModel(awq, H100, flat, 1).step(1, 1, 0) == pytest.approx(awq.weight_bytes / (2000e9 * 0.8))
+    assert awq.weight_bytes < 0.75 * M8.weight_bytes
+    note = extrapolation_note(flat, awq, 1)
+    assert note is not None and "quantized weights (4.12 bits" in note and "16-bit weights" in note
+    assert extrapolation_note(flat, M8, 1) is None
