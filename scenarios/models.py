@@ -149,6 +149,13 @@ class ModelSpec:
         return int(linear * self.weight_bits / 8) + (self.params - linear) * self.dtype_bytes
 
     @property
+    def step_weight_bytes(self) -> int:
+        """Weight bytes a decode step streams: all but the input embedding table, of which a step reads
+        only its tokens' rows (a tied table is read whole as the LM head)."""
+        table = 0 if self.tie_word_embeddings else self.vocab_size * self.hidden_size * self.dtype_bytes
+        return self.weight_bytes - table
+
+    @property
     def routed_expert_bytes(self) -> int:
         """Bytes of all routed experts (0 for a dense model)."""
         return int(self.routed_expert_params * (self.weight_bits or 8 * self.dtype_bytes) / 8)

@@ -14,11 +14,11 @@ A tensor-parallel size that was never measured on a GPU type that was, at other 
 *derived* profile (:func:`derive_profile`): the GPU's efficiencies and memory model from its single-GPU
 fit, the host and link constants from the nearest measured TP size.  Holding each measured RTX 4090 TP
 size (2, 4, 8) out in turn, the derived profile predicts its runs' throughput within 3-11 % and median
-TPOT within 6-26 %, where roofline defaults miss by 14-71 % and 30-61 % (the GeForce PCIe all-reduce
+TPOT within 6-26 %, where roofline defaults miss by 16-72 % and 31-62 % (the GeForce PCIe all-reduce
 is far slower than its link figure).  The profile's ``source`` says what it was derived from.
 
 Roofline defaults are a last resort: replaying the published runs of each calibrated configuration
-under them misses median TPOT by 14-61 % and throughput by 5-71 % (2 replay seeds), so predictions
+under them misses median TPOT by 15-62 % and throughput by 4-72 % (2 replay seeds), so predictions
 built on them carry a note (:func:`sim.service.extrapolation_note`).
 """
 

@@ -5,14 +5,15 @@ A step runs a batch of ``n_tokens`` (prefill chunks plus one token per decoding 
 
     overhead + per_seq * n_seqs
     + max(host launches: per_layer * layers,
-          GPU: max(weight bytes / (BW * mem_eff),  n_tokens * FLOPs/token / (peak * compute_eff))
+          GPU: max(streamed weight bytes / (BW * mem_eff),  n_tokens * FLOPs/token / (peak * compute_eff))
                + TP all-reduce: 2 per layer x (latency + n_tokens * hidden bytes * ring / (link * comm_eff)))
     + ctx_tokens * KV bytes/token / (BW * attn_eff)
 
 all per GPU of a tensor-parallel group (ring = 2 (tp - 1) / tp).  The constants that describe the *hardware
 configuration* (efficiencies, overheads, communication) form a :class:`HardwareProfile`; the model
 enters only through its config (weight bytes, FLOPs and KV bytes per token, hidden size, layers).
-So a profile fitted on some models predicts another model on the same hardware.  Of a mixture of
+So a profile fitted on some models predicts another model on the same hardware.  A step streams every
+weight except the input embedding table, whose rows it only gathers for its tokens.  Of a mixture of
 experts, the weight bytes are those the step reads: everything outside the routed experts, plus the
 experts its ``n_tokens`` tokens were routed to (uniform routing assumed: real routers are skewed, so
 the fraction touched is an upper bound), and the FLOPs per token count the routed experts only.
@@ -130,11 +131,12 @@ class StepTimeModel:
         self.overhead = profile.step_overhead_s
         self._t_host = profile.per_layer_s * model.num_layers
         self.per_seq = profile.per_seq_s
-        # a mixture of experts reads the weights outside its routed experts every step, and of those
+        # a step streams every weight but the input embedding table (it gathers its tokens' rows); a
+        # mixture of experts reads the weights outside its routed experts every step, and of those
         # experts the ones its tokens were sent to: with uniform routing of k of E experts, a step of n
         # tokens touches a fraction 1 - (1 - k/E)^n of them (vLLM's fused MoE kernel skips the others)
         routed = model.routed_expert_bytes
-        self._t_weights = (model.weight_bytes - routed) / tp / (bw * profile.mem_eff)
+        self._t_weights = (model.step_weight_bytes - routed) / tp / (bw * profile.mem_eff)
         self._t_experts = routed / tp / (bw * profile.mem_eff)
         self._moe_miss = 1.0 - model.experts_per_token / model.num_experts if model.num_experts else 0.0
         self._t_tok = model.flops_per_token / tp / (gpu.fp16_tflops * 1e12 * profile.compute_eff)
@@ -269,9 +271,9 @@ def _quant_note(model: ModelSpec) -> str | None:
 def _fit_note(profile: HardwareProfile, model: ModelSpec, tp: int) -> str | None:
     if profile.source == ROOFLINE_SOURCE and profile.fitted_weights_gb is None:
         # on the calibrated configurations (bundled profiles), these defaults miss the measured runs'
-        # median TPOT by 14-61 % and their throughput by 5-71 % (sim.profiles documents the comparison)
+        # median TPOT by 15-62 % and their throughput by 4-72 % (sim.profiles documents the comparison)
         return (f"no calibrated profile for {profile.gpus}x{profile.gpu}: its step times come from roofline "
-                f"defaults, which miss measured median TPOT by 14-61% on the calibrated configurations; "
+                f"defaults, which miss measured median TPOT by 15-62% on the calibrated configurations; "
                 f"calibrate it (calibrate run / fit) before trusting its latencies")
     if profile.fitted_weights_gb is None:
         return None

@@ -7,17 +7,18 @@ script's figures are the ones the README reports.
 
 What holds and what does not (README "Fidelity"):
 
-* 1xH100-PCIe, six models: request throughput <= 8 %, median and p90 TTFT <= 15 % MAPE.  Median TPOT
-  sits just above the 8 % target (~9 %): without the 1.5B model in the fit nothing pins the host's
-  per-step and per-layer costs that make a 1.5B decode step launch-bound, so its held-out TPOT is
-  ~28 % low; the other five models are within ~5 %.  (p90 TTFT holds at 16-32 req/s too since the
+* 1xH100-PCIe, six models: request throughput and median TPOT <= 8 %, median and p90 TTFT <= 15 %
+  MAPE.  Median TPOT holds since a step streams every weight but the input embedding table (counting
+  it put the fold at ~9 %).  The 1.5B is the documented gap: without it in the fit nothing pins the
+  host's per-layer cost that makes its decode step launch-bound, so its held-out TPOT is ~21 % low;
+  the other five models are within ~5 %.  (p90 TTFT holds at 16-32 req/s too since the
   fitted runtime reserve no longer goes below the CUDA context's 0.25 GB: QwQ-32B's context then does
   not fit at gpu_memory_utilization 0.9 in its fold either, so the replay raises it as the published
   server must have.)
 * 1xRTX-4090, two models whose runs disagree on the host: the 1.5B's 11.4 ms step needs a host
   launch cost that the 8B's 19.5 ms step (about all weight streaming) hides completely, so a fit on
-  the 8B alone cannot tell it for the 1.5B (TPOT ~55 % low).  The other way round the firm prior on
-  achieved weight bandwidth now carries the 8B within ~20 % below saturation.
+  the 8B alone cannot tell it for the 1.5B (TPOT ~57 % low).  The other way round the firm prior on
+  achieved weight bandwidth carries the 8B's TPOT within ~15 % below saturation.
 """
 
 from __future__ import annotations
@@ -57,22 +58,24 @@ def test_lomo_h100_meets_targets(lomo_records: list[dict]) -> None:
     assert mape(h100, "median_ttft_ms") <= 15.0
     assert mape(h100, "p90_ttft_ms") <= 15.0
     below_saturation = [r for r in h100 if r["request_rate"] <= 8]
-    assert mape(below_saturation, "median_tpot_ms") <= 10.0
+    assert mape(below_saturation, "median_tpot_ms") <= 8.0
+    assert mape(h100, "median_tpot_ms") <= 8.0
 
 
 def test_lomo_h100_documented_gaps(lomo_records: list[dict]) -> None:
     h100 = _subset(lomo_records, "1xH100-PCIe")
-    assert mape(h100, "median_tpot_ms") <= 10.5  # target 8 %: the 1.5B fold (see module docstring)
+    small = [r for r in h100 if "1.5B" in r["model_id"]]
+    assert mape(small, "median_tpot_ms") <= 25.0  # the 1.5B fold (see module docstring)
     others = [r for r in h100 if "1.5B" not in r["model_id"]]
-    assert mape(others, "median_tpot_ms") <= 6.5
+    assert mape(others, "median_tpot_ms") <= 6.0
 
 
 def test_lomo_rtx4090_documented_gap(lomo_records: list[dict]) -> None:
     rtx = _subset(lomo_records, "1xRTX-4090")
     assert len({r["model_id"] for r in rtx}) == 2
-    assert mape(rtx, "request_throughput") <= 25.0
-    assert mape(rtx, "median_tpot_ms") <= 62.0
+    assert mape(rtx, "request_throughput") <= 22.0
+    assert mape(rtx, "median_tpot_ms") <= 56.0
     eight_b = [r for r in rtx if "8B" in r["model_id"] and r["request_rate"] <= 8]
-    assert mape(eight_b, "median_tpot_ms") <= 25.0  # weight streaming, from the bandwidth prior
+    assert mape(eight_b, "median_tpot_ms") <= 18.0  # weight streaming, from the bandwidth prior
     low = [r for r in rtx if r["request_rate"] <= 8]
-    assert mape(low, "median_ttft_ms") <= 25.0
+    assert mape(low, "median_ttft_ms") <= 15.0

@@ -32,9 +32,14 @@ PROF = HardwareProfile(gpu="H100-PCIe", mem_eff=0.8, compute_eff=0.5, attn_eff=0
 
 
 def test_decode_step_is_weights_over_bandwidth_plus_fixed_costs() -> None:
+    # every weight but the input embedding table, whose rows the step only gathers (Llama-3-8B: 1.05 GB)
     m = StepTimeModel(M8, H100, PROF, 1)
-    expected = 0.001 + 2e-5 + M8.weight_bytes / (2000e9 * 0.8)
+    streamed = M8.weight_bytes - 128256 * 4096 * 2
+    assert M8.step_weight_bytes == streamed
+    expected = 0.001 + 2e-5 + streamed / (2000e9 * 0.8)
     assert m.step(1, 1, 0) == pytest.approx(expected)
+    tied = replace(M8, tie_word_embeddings=True)  # one table, read whole as the LM head
+    assert tied.step_weight_bytes == tied.weight_bytes == M8.weight_bytes - 128256 * 4096 * 2
 
 
 def test_small_model_on_slow_host_is_launch_bound() -> None:
@@ -43,7 +48,7 @@ def test_small_model_on_slow_host_is_launch_bound() -> None:
     assert m.step(1, 1, 0) == pytest.approx(0.001 + 2e-5 + 3e-4 * M1.num_layers)
     # a big model's GPU time hides the same host cost
     big = StepTimeModel(M14, H100, slow, 1)
-    assert big.step(1, 1, 0) == pytest.approx(0.001 + 2e-5 + M14.weight_bytes / (2000e9 * 0.8))
+    assert big.step(1, 1, 0) == pytest.approx(0.001 + 2e-5 + M14.step_weight_bytes / (2000e9 * 0.8))
 
 
 def test_prefill_is_compute_bound() -> None:
@@ -70,7 +75,7 @@ def test_tensor_parallel_splits_weights_and_pays_all_reduce() -> None:
     lat = 2 * M14.num_layers * 5e-5
     assert two.step(1, 1, 0) < one.step(1, 1, 0)
     assert two.step(1, 1, 0) == pytest.approx(
-        0.001 + 2e-5 + M14.weight_bytes / 2 / (1008e9 * 0.8) + lat
+        0.001 + 2e-5 + M14.step_weight_bytes / 2 / (1008e9 * 0.8) + lat
         + 2 * M14.num_layers * 1.0 * M14.hidden_size * 2 / (25e9 * 0.2)
     )
     # all-reduce bytes grow with the tokens of the step: prefill pays most
@@ -224,12 +229,12 @@ def test_mixture_of_experts_reads_the_experts_its_tokens_touch() -> None:
     m = StepTimeModel(moe, H100, flat, 1)
     bw = 2000e9 * flat.mem_eff
     routed = moe.routed_expert_params * moe.dtype_bytes
-    rest = moe.weight_bytes - routed
+    rest = moe.step_weight_bytes - routed
     for n in (1, 4, 32):
         touched = 1 - (1 - 8 / 128) ** n
         assert m.step(n, n, 0) == pytest.approx((rest + routed * touched) / bw)
     steps = [m.step(n, n, 0) for n in (1, 2, 8, 64, 256)]
-    assert steps == sorted(steps) and steps[-1] < moe.weight_bytes / bw * 1.001
+    assert steps == sorted(steps) and steps[-1] < moe.step_weight_bytes / bw * 1.001
     assert steps[0] < 0.2 * moe.weight_bytes / bw  # a dense model of the same size reads it all
     # prefill of many tokens is compute-bound on the *active* parameters
     assert m.step(8192, 1, 0) == pytest.approx(8192 * moe.flops_per_token / (756e12 * flat.compute_eff))
@@ -252,7 +257,7 @@ def test_quantized_weights_shorten_the_weight_bound_decode_step_and_say_so() -> 
            "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256}
     awq = model_from_config({**cfg, "quantization_config": {"quant_method": "awq", "bits": 4, "group_size": 128}})
     flat = replace(PROF, step_overhead_s=0.0, per_seq_s=0.0, per_layer_s=0.0)
-    assert StepTimeModel(awq, H100, flat, 1).step(1, 1, 0) == pytest.approx(awq.weight_bytes / (2000e9 * 0.8))
+    assert StepTimeModel(awq, H100, flat, 1).step(1, 1, 0) == pytest.approx(awq.step_weight_bytes / (2000e9 * 0.8))
     assert awq.weight_bytes < 0.75 * M8.weight_bytes
     note = extrapolation_note(flat, awq, 1)
     assert note is not None and "quantized weights (4.12 bits" in note and "16-bit weights" in note
