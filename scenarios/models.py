@@ -88,14 +88,16 @@ class ModelSpec:
         return int(self.extra.get("head_dim") or self.hidden_size // self.num_heads)
 
     @property
+    def _attention_linear_params(self) -> int:
+        # q and o projections (heads x head_dim each way), k and v (kv heads x head_dim)
+        return 2 * self.hidden_size * (self.num_heads + self.num_kv_heads) * self.head_dim
+
+    @property
     def attention_params(self) -> int:
         """Weights of one layer outside its MLP: q/k/v/o projections (and biases), norms."""
         h, d = self.hidden_size, self.head_dim
-        q = h * self.num_heads * d
-        kv = 2 * h * self.num_kv_heads * d
-        o = self.num_heads * d * h
         bias = (self.num_heads + 2 * self.num_kv_heads) * d if self.qkv_bias else 0
-        return q + kv + o + bias + 2 * h + (2 * d if self.qk_norm else 0)
+        return self._attention_linear_params + bias + 2 * h + (2 * d if self.qk_norm else 0)
 
     @property
     def layer_params(self) -> int:
@@ -124,22 +126,25 @@ class ModelSpec:
     def embedding_params(self) -> int:
         return self.vocab_size * self.hidden_size * (1 if self.tie_word_embeddings else 2)
 
-    @property
-    def params(self) -> int:
+    def _all_layer_params(self, experts: int) -> int:
+        # every layer's weights, counting ``experts`` routed experts in each mixture-of-experts layer
         layers = (self.num_layers - self.moe_layers) * self.layer_params
         if self.moe_layers:
-            layers += self.moe_layers * self._moe_layer_params(self.num_experts)
-        return layers + self.embedding_params + self.hidden_size
+            layers += self.moe_layers * self._moe_layer_params(experts)
+        return layers
+
+    @property
+    def params(self) -> int:
+        return self._all_layer_params(self.num_experts) + self.embedding_params + self.hidden_size
 
     @property
     def linear_params(self) -> int:
         """Weights of the layers' linear projections (attention, MLPs, shared and routed experts): the
         ones a quantized checkpoint stores at ``weight_bits``."""
-        h, d = self.hidden_size, self.head_dim
-        attention = 2 * h * (self.num_heads + self.num_kv_heads) * d
+        h = self.hidden_size
         dense = (self.num_layers - self.moe_layers) * 3 * h * self.intermediate_size
         moe = self.moe_layers * 3 * h * self.shared_expert_intermediate_size + self.routed_expert_params
-        return self.num_layers * attention + dense + moe
+        return self.num_layers * self._attention_linear_params + dense + moe
 
     @property
     def weight_bytes(self) -> int:
@@ -156,6 +161,12 @@ class ModelSpec:
         return self.weight_bytes - table
 
     @property
+    def expert_miss(self) -> float:
+        """Chance that a token leaves a given routed expert unused under uniform routing (1 - k/E; 0 for
+        a dense model): a step of n tokens reads a fraction 1 - expert_miss**n of the routed experts."""
+        return 1.0 - self.experts_per_token / self.num_experts if self.num_experts else 0.0
+
+    @property
     def routed_expert_bytes(self) -> int:
         """Bytes of all routed experts (0 for a dense model)."""
         return int(self.routed_expert_params * (self.weight_bits or 8 * self.dtype_bytes) / 8)
@@ -164,10 +175,7 @@ class ModelSpec:
     def flops_per_token(self) -> float:
         """Dense matmul FLOPs per token (2 × parameters that multiply, the LM head included; of a mixture
         of experts, the experts the token is routed to)."""
-        layers = (self.num_layers - self.moe_layers) * self.layer_params
-        if self.moe_layers:
-            layers += self.moe_layers * self._moe_layer_params(self.experts_per_token)
-        return 2.0 * (layers + self.vocab_size * self.hidden_size)
+        return 2.0 * (self._all_layer_params(self.experts_per_token) + self.vocab_size * self.hidden_size)
 
     @property
     def mlp_activation_width(self) -> int:

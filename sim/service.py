@@ -138,7 +138,7 @@ class StepTimeModel:
         routed = model.routed_expert_bytes
         self._t_weights = (model.step_weight_bytes - routed) / tp / (bw * profile.mem_eff)
         self._t_experts = routed / tp / (bw * profile.mem_eff)
-        self._moe_miss = 1.0 - model.experts_per_token / model.num_experts if model.num_experts else 0.0
+        self._moe_miss = model.expert_miss
         self._t_tok = model.flops_per_token / tp / (gpu.fp16_tflops * 1e12 * profile.compute_eff)
         self.kv_coef = kv_bytes_per_token(model, tp) / (bw * profile.attn_eff)
         if tp > 1:
@@ -281,7 +281,7 @@ def _fit_note(profile: HardwareProfile, model: ModelSpec, tp: int) -> str | None
     w = model.weight_bytes / tp / 1e9
     # what a one-token step reads (of a mixture of experts: its share of the routed experts)
     routed = model.routed_expert_bytes
-    w_step = w - routed / tp / 1e9 * (1.0 - model.experts_per_token / model.num_experts) if routed else w
+    w_step = w - routed / tp / 1e9 * model.expert_miss
 
     def gb(x: float) -> str:
         return f"{x:.1f}" if x >= 1 else f"{x:.2g}"
