@@ -1,7 +1,7 @@
 """Calibration bundles (``calibrate run`` output) as :class:`~calibrate.importer.MeasuredRun` lists.
 
 Every finished point of a bundle carries the client's result JSON; the manifest adds what the server
-reported: its command line (engine limits, tensor-parallel size, prefix caching), the KV-cache size
+reported: its command line (engine limits, tensor-parallel size, dtype, prefix caching), the KV-cache size
 and block size from its log, the GPUs' names and memory from NVML, and the model's config.json.  Those
 become the run's ``engine`` settings, so a replay uses the limits the server really ran with.
 """
@@ -31,6 +31,8 @@ def _server_settings(command: Sequence[str]) -> dict[str, Any]:
                 out[flags[key]] = float(text) if "." in text else int(text)
             except ValueError:
                 continue
+        if key == "--dtype":
+            out["dtype"] = value or (args[i + 1] if i + 1 < len(args) else "auto")
         if arg == "--no-enable-prefix-caching":
             out["prefix_caching"] = False
     return out

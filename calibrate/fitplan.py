@@ -42,7 +42,7 @@ from calibrate.replay import DEFAULT_SEEDS, engine_settings
 from calibrate.workload import LengthModel
 from scenarios.catalog import GPUS, GpuSpec, find_model
 from scenarios.errors import FleetPlannerError
-from scenarios.models import ModelSpec, load_model_config, model_from_config
+from scenarios.models import ModelSpec, load_model_config, model_from_config, served_dtype_bytes
 from sim.profiles import profile_fields
 from sim.profiles import read_profile_entries as profile_file_entries
 from sim.service import DEFAULT_RUNTIME_RESERVE_GB, HardwareProfile
@@ -75,10 +75,19 @@ class FitOptions:
 # ------------------------------------------------------------------------------------- resolution
 def model_resolver(configs: Sequence[str | Path] = ()) -> Callable[[MeasuredRun], ModelSpec]:
     """How a run's model is found: a given config.json whose name matches the run's ``model_id`` (a
-    single one applies to every run), the built-in catalogue, or the config fields a bundle carries."""
+    single one applies to every run), the built-in catalogue, or the config fields a bundle carries;
+    served in the ``--dtype`` of the run's server command where a bundle recorded one (else vLLM's
+    ``auto``: 16-bit)."""
     specs = [load_model_config(p) for p in configs]
 
     def find(run: MeasuredRun) -> ModelSpec:
+        spec = _find(run)
+        served = str(run.engine.get("dtype") or "auto")
+        if served != "auto":
+            spec = replace(spec, dtype_bytes=served_dtype_bytes(served, f"{run.where}: server --dtype"))
+        return spec
+
+    def _find(run: MeasuredRun) -> ModelSpec:
         short = run.short_model.lower()
         for s in specs:
             name = s.name.rstrip("/").lower()

@@ -32,6 +32,7 @@ from typing import Any
 
 from scenarios.catalog import normalise_gpu_name
 from scenarios.errors import FleetPlannerError
+from scenarios.models import SERVED_DTYPES
 
 #: metric fields as vLLM's client writes them (ms, or per second for throughputs)
 METRICS = (
@@ -314,7 +315,8 @@ def hardware_overrides(gpu: str | None, gpus: int | None) -> dict[str, Any]:
 
 #: server settings ``--engine KEY=VALUE`` may state for files that do not record them, with their type
 ENGINE_KEYS: dict[str, type] = {"max_num_seqs": int, "max_num_batched_tokens": int, "max_model_len": int,
-                                "gpu_memory_utilization": float, "kv_cache_tokens": int, "block_size": int}
+                                "gpu_memory_utilization": float, "kv_cache_tokens": int, "block_size": int,
+                                "dtype": str}
 #: the ``--engine`` option's help, shared by the commands that replay runs
 ENGINE_HELP = (f"server setting of runs whose files do not record it (repeatable): {', '.join(ENGINE_KEYS)}; "
                "default: vLLM 0.8.5's for the GPU (calibrate bundles record their own)")
@@ -329,6 +331,11 @@ def engine_overrides(items: Sequence[str]) -> dict[str, Any]:
         if not sep or key not in ENGINE_KEYS:
             raise ImportFailed(f"--engine {item}: expected KEY=VALUE with KEY one of {', '.join(sorted(ENGINE_KEYS))}")
         kind = ENGINE_KEYS[key]
+        if kind is str:  # the served --dtype
+            if text.strip().lower() not in ("auto", *SERVED_DTYPES):
+                raise ImportFailed(f"--engine {item}: {key} must be auto or one of {', '.join(SERVED_DTYPES)}")
+            out[key] = text.strip().lower()
+            continue
         try:
             value = kind(text.strip())
         except ValueError:

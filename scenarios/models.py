@@ -34,7 +34,7 @@ class ModelSpec:
     tie_word_embeddings: bool = False
     qkv_bias: bool = False
     dtype_bytes: int = 2
-    """Bytes per weight and per KV element (2 for float16/bfloat16)."""
+    """Bytes per weight and per KV element as served (2 for float16/bfloat16; see :func:`served_dtype_bytes`)."""
     qk_norm: bool = False
     """RMS norms on queries and keys (Qwen3): ``2 x head_dim`` weights per layer."""
     num_experts: int = 0
@@ -308,9 +308,29 @@ _UNMODELLED = {
 }
 
 
-def model_from_config(config: dict[str, Any], name: str = "model", source: str = "config.json") -> ModelSpec:
+#: vLLM's ``--dtype`` spellings -> bytes per element
+SERVED_DTYPES = {"half": 2, "float16": 2, "bfloat16": 2, "float": 4, "float32": 4}
+
+
+def served_dtype_bytes(dtype: str = "auto", source: str = "config.json") -> int:
+    """Bytes per weight as vLLM serves a checkpoint under ``--dtype dtype``, whatever its config's
+    ``torch_dtype``: vLLM's ``auto`` (its default) serves float16 and bfloat16 checkpoints as they are
+    and a float32 one (or one whose config names no dtype) in float16, 2 bytes either way; an explicit
+    ``--dtype`` wins (``float32``: 4)."""
+    d = dtype.lower()
+    if d == "auto":
+        return 2
+    if d not in SERVED_DTYPES:
+        raise FleetPlannerError(f"{source}: dtype {dtype!r} is not one vLLM serves; "
+                                f"expected auto or one of {', '.join(SERVED_DTYPES)}")
+    return SERVED_DTYPES[d]
+
+
+def model_from_config(config: dict[str, Any], name: str = "model", source: str = "config.json",
+                      dtype: str = "auto") -> ModelSpec:
     """Build a :class:`ModelSpec` from a Hugging Face config.json dictionary: a decoder-only transformer
-    with (grouped-query) attention and gated MLPs, dense or a mixture of experts."""
+    with (grouped-query) attention and gated MLPs, dense or a mixture of experts, served under vLLM's
+    ``--dtype dtype`` (:func:`served_dtype_bytes`)."""
     cfg = dict(config.get("text_config") or config)
     missing = [key for _, key in _CONFIG_FIELDS if not isinstance(cfg.get(key), int)]
     if missing:
@@ -322,7 +342,6 @@ def model_from_config(config: dict[str, Any], name: str = "model", source: str =
                 f"transformers with multi-head or grouped-query attention, dense or "
                 f"mixture-of-experts MLPs"
             )
-    dtype = str(cfg.get("torch_dtype") or cfg.get("dtype") or "float16")
     archs = cfg.get("architectures") or []
     qkv_bias = bool(cfg.get("attention_bias", any("Qwen2" in a for a in archs)))
     return ModelSpec(
@@ -336,7 +355,7 @@ def model_from_config(config: dict[str, Any], name: str = "model", source: str =
         max_position_embeddings=int(cfg.get("max_position_embeddings") or 4096),
         tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
         qkv_bias=qkv_bias,
-        dtype_bytes=4 if dtype == "float32" else 2,
+        dtype_bytes=served_dtype_bytes(dtype, source),
         qk_norm=any(a.startswith("Qwen3") for a in archs),
         weight_bits=_weight_bits(cfg, source),
         **_moe_fields(cfg, source),
@@ -344,8 +363,8 @@ def model_from_config(config: dict[str, Any], name: str = "model", source: str =
     )
 
 
-def load_model_config(path: str | Path) -> ModelSpec:
-    """Read a config.json file (or a model directory holding one)."""
+def load_model_config(path: str | Path, dtype: str = "auto") -> ModelSpec:
+    """Read a config.json file (or a model directory holding one), served under vLLM's ``--dtype dtype``."""
     p = Path(path)
     if p.is_dir():
         p = p / "config.json"
@@ -357,4 +376,4 @@ def load_model_config(path: str | Path) -> ModelSpec:
         raise FleetPlannerError(f"{p}: cannot read as JSON: {exc}") from None
     if not isinstance(data, dict):
         raise FleetPlannerError(f"{p}: expected a JSON object")
-    return model_from_config(data, name=p.parent.name, source=str(p))
+    return model_from_config(data, name=p.parent.name, source=str(p), dtype=dtype)

@@ -165,9 +165,10 @@ def test_engine_settings_for_files_that_do_not_record_them(tmp_path: Path) -> No
     assert (settings.max_num_seqs, settings.max_num_batched_tokens, settings.gpu_memory_utilization) == (64, 4096, 0.95)
     for bad, needle in (("max_num_seq=64", "KEY one of"), ("max_num_seqs", "KEY=VALUE"),
                         ("max_num_seqs=6.5", "must be an integer"), ("gpu_memory_utilization=1.5", "(0, 1]"),
-                        ("max_model_len=0", "must be >= 1")):
+                        ("max_model_len=0", "must be >= 1"), ("dtype=fp64", "dtype must be auto or one of half")):
         with pytest.raises(ImportFailed, match=re.escape(needle)):
             engine_overrides([bad])
+    assert engine_overrides(["dtype=Float32"]) == {"dtype": "float32"}
 
 
 def test_a_bundles_own_engine_settings_win_over_engine_options(tmp_path: Path) -> None:
@@ -179,6 +180,23 @@ def test_a_bundles_own_engine_settings_win_over_engine_options(tmp_path: Path) -
                       "result": {**result, "request_rate": 1.0}, "power": {"available": False}, "metrics": {}})
     (run,) = load_runs([tmp_path / "b"], engine={"max_num_seqs": 8, "max_num_batched_tokens": 1024})
     assert run.engine["max_num_seqs"] == 128 and run.engine["max_num_batched_tokens"] == 1024
+
+
+def test_the_served_dtype_a_bundle_recorded_sizes_the_model(tmp_path: Path) -> None:
+    from calibrate.fitplan import resolve_points
+
+    writer = BundleWriter(tmp_path / "b", {"model": "meta-llama/Meta-Llama-3-8B-Instruct", "tp": 1})
+    writer.update(server={"command": ["vllm", "serve", "m", "--dtype=float32"]},
+                  env={"gpus": {"names": ["NVIDIA GeForce RTX 4090"]}}, status="complete")
+    result = {k: v for k, v in {**BASE, **ARRAYS}.items() if k not in ("gpu_name", "gpu_count", "model_id")}
+    writer.add_point({"index": 0, "rate": 1.0, "seed": 1000, "burstiness": 1.0, "num_prompts": 4,
+                      "result": {**result, "request_rate": 1.0}, "power": {"available": False}, "metrics": {}})
+    (run,) = load_runs([tmp_path / "b"])
+    assert run.engine["dtype"] == "float32"
+    (served,) = resolve_points([run])
+    (auto,) = resolve_points(load_runs([write(tmp_path / "r.json", BASE)]))  # no dtype recorded: vLLM's auto
+    assert (served.model.dtype_bytes, auto.model.dtype_bytes) == (4, 2)
+    assert served.model.weight_bytes == 2 * auto.model.weight_bytes
 
 
 def test_broken_bundle_names_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -152,3 +152,19 @@ def test_bad_quantization_config_is_named(quant: object, expected: str) -> None:
     with pytest.raises(FleetPlannerError, match=r"^q\.json: ") as err:
         model_from_config({**LLAMA3_8B, "quantization_config": quant}, source="q.json")
     assert expected in str(err.value)
+
+
+def test_served_dtype_follows_vllm_auto_unless_the_server_said_otherwise(tmp_path: Path) -> None:
+    # vLLM's --dtype auto serves a float32 checkpoint (or one whose config names no dtype) in float16
+    f32 = {**LLAMA3_8B, "torch_dtype": "float32"}
+    no_dtype = {k: v for k, v in LLAMA3_8B.items() if k != "torch_dtype"}
+    for cfg in (f32, no_dtype, {**LLAMA3_8B, "torch_dtype": "bfloat16"}):
+        assert model_from_config(cfg).dtype_bytes == 2
+    served32 = model_from_config(f32, dtype="float32")
+    assert served32.dtype_bytes == 4 and served32.weight_bytes == 2 * model_from_config(f32).weight_bytes
+    assert served32.kv_bytes_per_token == 2 * model_from_config(f32).kv_bytes_per_token
+    assert model_from_config(f32, dtype="half").dtype_bytes == 2
+    (tmp_path / "config.json").write_text(json.dumps(f32))
+    assert load_model_config(tmp_path, dtype="float").dtype_bytes == 4
+    with pytest.raises(FleetPlannerError, match=r"config.json: dtype 'fp64' is not one vLLM serves; expected auto"):
+        model_from_config(f32, dtype="fp64")
