@@ -2,7 +2,7 @@
 
 A :class:`ModelSpec` holds what a step's time and a replica's memory depend on: the parameter count
 and weight bytes, the FLOPs per token, the KV-cache bytes per token, hidden size and layer count.
-Dense decoder-only transformers (multi-head or grouped-query attention, gated MLP) and mixtures of
+Dense decoder-only transformers (multi-head or grouped-query attention, gated or plain MLP) and mixtures of
 experts (Mixtral, Qwen2/Qwen3-MoE and DeepSeek spellings) are described; a mixture keeps all its
 experts in memory but a token runs only the ``experts_per_token`` it is routed to, so a decode step
 reads only the experts its batch touches (:class:`sim.service.StepTimeModel`).  Architectures whose
@@ -35,6 +35,9 @@ class ModelSpec:
     qkv_bias: bool = False
     dtype_bytes: int = 2
     """Bytes per weight and per KV element as served (2 for float16/bfloat16; see :func:`served_dtype_bytes`)."""
+    gated_mlp: bool = True
+    """A gated MLP (gate, up and down projections: Llama, Qwen, Mistral, Gemma, Phi-3); False: a plain one
+    (up and down: GPT-NeoX, Phi-1/2, StarCoder2, Nemotron)."""
     qk_norm: bool = False
     """RMS norms on queries and keys (Qwen3): ``2 x head_dim`` weights per layer."""
     num_experts: int = 0
@@ -100,9 +103,13 @@ class ModelSpec:
         return self._attention_linear_params + bias + 2 * h + (2 * d if self.qk_norm else 0)
 
     @property
+    def _dense_mlp_params(self) -> int:
+        return (3 if self.gated_mlp else 2) * self.hidden_size * self.intermediate_size
+
+    @property
     def layer_params(self) -> int:
         """Weights of one layer with a dense MLP."""
-        return self.attention_params + 3 * self.hidden_size * self.intermediate_size
+        return self.attention_params + self._dense_mlp_params
 
     @property
     def expert_params(self) -> int:
@@ -142,7 +149,7 @@ class ModelSpec:
         """Weights of the layers' linear projections (attention, MLPs, shared and routed experts): the
         ones a quantized checkpoint stores at ``weight_bits``."""
         h = self.hidden_size
-        dense = (self.num_layers - self.moe_layers) * 3 * h * self.intermediate_size
+        dense = (self.num_layers - self.moe_layers) * self._dense_mlp_params
         moe = self.moe_layers * 3 * h * self.shared_expert_intermediate_size + self.routed_expert_params
         return self.num_layers * self._attention_linear_params + dense + moe
 
@@ -179,9 +186,11 @@ class ModelSpec:
 
     @property
     def mlp_activation_width(self) -> int:
-        """Elements per token of the largest MLP intermediates (gate/up output plus activation output;
-        of vLLM's fused MoE kernel, its caches for every routed expert of the token)."""
-        dense = 3 * self.intermediate_size if self.moe_layers < self.num_layers else 0
+        """Elements per token of the largest MLP intermediates (gate/up output plus activation output, or
+        up output plus activation output of a plain MLP; of vLLM's fused MoE kernel, its caches for every
+        routed expert of the token)."""
+        width = (3 if self.gated_mlp else 2) * self.intermediate_size
+        dense = width if self.moe_layers < self.num_layers else 0
         if not self.moe_layers:
             return dense
         moe = (
@@ -299,6 +308,11 @@ def _weight_bits(cfg: dict[str, Any], source: str) -> float:
     return bits + scales
 
 
+#: architectures whose MLP is plain (up, activation, down) rather than gated
+_PLAIN_MLP_ARCHITECTURES = frozenset({
+    "GPTNeoXForCausalLM", "PhiForCausalLM", "Starcoder2ForCausalLM", "NemotronForCausalLM", "PersimmonForCausalLM",
+})
+
 #: config keys of architectures whose layers this model does not describe, with what they are
 _UNMODELLED = {
     "kv_lora_rank": "multi-head latent attention (DeepSeek-V2/V3): its compressed KV cache and projections",
@@ -329,7 +343,8 @@ def served_dtype_bytes(dtype: str = "auto", source: str = "config.json") -> int:
 def model_from_config(config: dict[str, Any], name: str = "model", source: str = "config.json",
                       dtype: str = "auto") -> ModelSpec:
     """Build a :class:`ModelSpec` from a Hugging Face config.json dictionary: a decoder-only transformer
-    with (grouped-query) attention and gated MLPs, dense or a mixture of experts, served under vLLM's
+    with (grouped-query) attention and gated (or, by architecture, plain) MLPs, dense or a mixture of
+    experts, served under vLLM's
     ``--dtype dtype`` (:func:`served_dtype_bytes`)."""
     cfg = dict(config.get("text_config") or config)
     missing = [key for _, key in _CONFIG_FIELDS if not isinstance(cfg.get(key), int)]
@@ -357,6 +372,7 @@ def model_from_config(config: dict[str, Any], name: str = "model", source: str =
         qkv_bias=qkv_bias,
         dtype_bytes=served_dtype_bytes(dtype, source),
         qk_norm=any(a.startswith("Qwen3") for a in archs),
+        gated_mlp=not _PLAIN_MLP_ARCHITECTURES.intersection(archs),
         weight_bits=_weight_bits(cfg, source),
         **_moe_fields(cfg, source),
         extra={"head_dim": cfg.get("head_dim"), "architectures": archs},

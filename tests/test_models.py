@@ -168,3 +168,25 @@ def test_served_dtype_follows_vllm_auto_unless_the_server_said_otherwise(tmp_pat
     assert load_model_config(tmp_path, dtype="float").dtype_bytes == 4
     with pytest.raises(FleetPlannerError, match=r"config.json: dtype 'fp64' is not one vLLM serves; expected auto"):
         model_from_config(f32, dtype="fp64")
+
+
+#: microsoft/phi-2's config.json fields (a plain MLP: up and down projections, no gate)
+PHI_2 = {
+    "architectures": ["PhiForCausalLM"], "hidden_size": 2560, "intermediate_size": 10240, "num_hidden_layers": 32,
+    "num_attention_heads": 32, "vocab_size": 51200, "max_position_embeddings": 2048, "torch_dtype": "float16",
+}
+
+
+def test_plain_mlp_architectures_count_two_projections() -> None:
+    # phi-2: 2,779,683,840 parameters in its safetensors files (biases, which this model leaves out, are 0.03 %)
+    phi2 = model_from_config(PHI_2)
+    assert not phi2.gated_mlp and phi2.params == pytest.approx(2_779_683_840, rel=1e-3)
+    gated = model_from_config({**PHI_2, "architectures": ["Phi3ForCausalLM"]})
+    assert gated.gated_mlp and gated.params - phi2.params == 32 * 2560 * 10240
+    assert phi2.mlp_activation_width == 2 * 10240 and gated.mlp_activation_width == 3 * 10240
+    assert phi2.linear_params == 32 * (4 * 2560 * 2560 + 2 * 2560 * 10240)
+    # pythia-1.4b (GPT-NeoX): 1,414,647,808 parameters
+    pythia = model_from_config({"architectures": ["GPTNeoXForCausalLM"], "hidden_size": 2048,
+                                "intermediate_size": 8192, "num_hidden_layers": 24, "num_attention_heads": 16,
+                                "vocab_size": 50304, "max_position_embeddings": 2048})
+    assert pythia.params == pytest.approx(1_414_647_808, rel=1e-3)
