@@ -39,7 +39,8 @@ class ReplicaPlan:
         batch = max(1, min(self.config.max_num_seqs, int(self.kv_tokens / per_req)))
         ctx = batch * (mean_prompt + mean_output / 2)
         step = self.step_model.step(batch, batch, int(ctx))
-        prefill = self.step_model.step(int(mean_prompt), 1, 0) - self.step_model.step(1, 1, 0)
+        prefill = (self.step_model.step(int(mean_prompt), 1, 0, mean_prompt * (mean_prompt + 1) / 2)
+                   - self.step_model.step(1, 1, 0))
         return batch / (mean_output * step + batch * max(prefill, 0.0))
 
 

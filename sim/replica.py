@@ -191,12 +191,14 @@ class Replica:
         chunks: list[tuple[int, int]] = []
         tokens = 0
         ctx = self.ctx_sum
+        pairs = 0.0  # causal attention pairs of the chunks (query x key positions)
         for rid in self.prefilling:
             if left <= 0 or free <= 0:
                 break
             c = min(t.pf_total[rid] - t.pf_done[rid], left, free)
             chunks.append((rid, c))
             ctx += t.pf_done[rid]
+            pairs += c * (t.pf_done[rid] + (c + 1) / 2)
             left -= c
             free -= c
             tokens += c
@@ -217,6 +219,7 @@ class Replica:
                 self.pf_sum += t.pf_done[rid]
                 chunks.append((rid, c))
                 ctx += t.pf_done[rid]
+                pairs += c * (t.pf_done[rid] + (c + 1) / 2)
                 left -= c
                 free -= c + self.half_block
                 tokens += c
@@ -226,7 +229,7 @@ class Replica:
         self._kv_start = kv_used
         self.state = MIXED
         n_dec = self.n_dec
-        self._schedule(self.model.step(tokens + n_dec, n_dec + len(chunks), ctx), self._end_mixed)
+        self._schedule(self.model.step(tokens + n_dec, n_dec + len(chunks), ctx, pairs), self._end_mixed)
         return True
 
     def _macro(self) -> None:

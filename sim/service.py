@@ -6,10 +6,13 @@ A step runs a batch of ``n_tokens`` (prefill chunks plus one token per decoding 
     overhead + per_seq * n_seqs
     + max(host launches: per_layer * layers,
           GPU: max(streamed weight bytes / (BW * mem_eff),  n_tokens * FLOPs/token / (peak * compute_eff))
+               + prefill attention: causal pairs x 4 x layers x heads x head_dim / (peak * compute_eff)
                + TP all-reduce: 2 per layer x (latency + n_tokens * hidden bytes * ring / (link * comm_eff)))
     + ctx_tokens * KV bytes/token / (BW * attn_eff)
 
-all per GPU of a tensor-parallel group (ring = 2 (tp - 1) / tp).  The constants that describe the *hardware
+all per GPU of a tensor-parallel group (ring = 2 (tp - 1) / tp).  A prefill chunk of c tokens after o tokens
+already in its KV cache has c (o + (c + 1) / 2) causal query-key pairs: negligible for chat prompts, a
+tenth or more of the prefill of prompts of several thousand tokens.  The constants that describe the *hardware
 configuration* (efficiencies, overheads, communication) form a :class:`HardwareProfile`; the model
 enters only through its config (weight bytes, FLOPs and KV bytes per token, hidden size, layers).
 So a profile fitted on some models predicts another model on the same hardware.  A step streams every
@@ -120,8 +123,8 @@ class HardwareProfile:
 class StepTimeModel:
     """Step time of one replica (model x GPU type x TP size) under a :class:`HardwareProfile`."""
 
-    __slots__ = ("_moe_miss", "_t_comm_lat", "_t_comm_tok", "_t_experts", "_t_host", "_t_tok", "_t_weights", "kv_coef",
-                 "overhead", "per_seq", "tp")
+    __slots__ = ("_moe_miss", "_t_attn", "_t_comm_lat", "_t_comm_tok", "_t_experts", "_t_host", "_t_tok", "_t_weights",
+                 "kv_coef", "overhead", "per_seq", "tp")
 
     def __init__(self, model: ModelSpec, gpu: GpuSpec, profile: HardwareProfile, tp: int) -> None:
         if tp < 1:
@@ -139,7 +142,10 @@ class StepTimeModel:
         self._t_weights = (model.step_weight_bytes - routed) / tp / (bw * profile.mem_eff)
         self._t_experts = routed / tp / (bw * profile.mem_eff)
         self._moe_miss = model.expert_miss
-        self._t_tok = model.flops_per_token / tp / (gpu.fp16_tflops * 1e12 * profile.compute_eff)
+        peak = gpu.fp16_tflops * 1e12 * profile.compute_eff
+        self._t_tok = model.flops_per_token / tp / peak
+        # q.k and p.v: 2 x 2 x head_dim FLOPs per query-key pair, per head and layer (heads split across TP)
+        self._t_attn = 4.0 * model.num_layers * model.num_heads * model.head_dim / tp / peak
         self.kv_coef = kv_bytes_per_token(model, tp) / (bw * profile.attn_eff)
         if tp > 1:
             # ring all-reduce of the hidden state, twice per layer
@@ -151,15 +157,15 @@ class StepTimeModel:
             self._t_comm_lat = 0.0
             self._t_comm_tok = 0.0
 
-    def base(self, n_tokens: int, n_seqs: int) -> float:
-        """Step time without the KV-read term."""
+    def base(self, n_tokens: int, n_seqs: int, attn_pairs: float = 0.0) -> float:
+        """Step time without the KV-read term (``attn_pairs``: causal query-key pairs of prefill chunks)."""
         t = self._t_tok * n_tokens
         w = self._t_weights
         if self._t_experts:
             w += self._t_experts * (1.0 - self._moe_miss**n_tokens)
         if t < w:
             t = w
-        t += self._t_comm_lat + self._t_comm_tok * n_tokens
+        t += self._t_attn * attn_pairs + self._t_comm_lat + self._t_comm_tok * n_tokens
         if t < self._t_host:
             t = self._t_host
         return self.overhead + self.per_seq * n_seqs + t
@@ -171,9 +177,10 @@ class StepTimeModel:
         gpu = max(self._t_tok, w) + self._t_comm_lat + self._t_comm_tok
         return self._t_host >= gpu
 
-    def step(self, n_tokens: int, n_seqs: int, ctx_tokens: int) -> float:
-        """Duration of one engine step, seconds."""
-        return self.base(n_tokens, n_seqs) + self.kv_coef * ctx_tokens
+    def step(self, n_tokens: int, n_seqs: int, ctx_tokens: int, attn_pairs: float = 0.0) -> float:
+        """Duration of one engine step, seconds (``attn_pairs``: causal query-key pairs of its prefill
+        chunks; decode attention is the KV-read term)."""
+        return self.base(n_tokens, n_seqs, attn_pairs) + self.kv_coef * ctx_tokens
 
     def decode_span(self, batch: int, ctx0: int, steps: int) -> float:
         """Total time of ``steps`` decode steps of ``batch`` sequences starting at context sum ``ctx0``."""
@@ -348,6 +355,7 @@ class ConstantStepModel(StepTimeModel):
         self._t_experts = 0.0
         self._moe_miss = 0.0
         self._t_tok = 0.0
+        self._t_attn = 0.0
         self.kv_coef = 0.0
         self._t_comm_lat = 0.0
         self._t_comm_tok = 0.0

@@ -5,11 +5,15 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
+import simpy
 
 from scenarios.catalog import GPUS, MODELS
 from scenarios.errors import FleetPlannerError
 from sim.profiles import BUNDLED_DIR, bundled_profiles, derive_profile, read_profile_file, resolve_profile
+from sim.replica import ITL_BINS, Replica
+from sim.requests import RequestTable
 from sim.service import (
     DEFAULT_RUNTIME_RESERVE_GB,
     SAMPLER_BYTES_PER_LOGIT,
@@ -55,6 +59,32 @@ def test_prefill_is_compute_bound() -> None:
     m = StepTimeModel(M8, H100, PROF, 1)
     t = m.step(8192, 1, 0) - 0.001 - 2e-5
     assert t == pytest.approx(8192 * M8.flops_per_token / (756e12 * 0.5))
+
+
+def test_prefill_attention_pays_its_causal_pairs() -> None:
+    # an 8192-token prompt: 8192 x 8193 / 2 query-key pairs, 4 x head_dim FLOPs per pair, head and layer
+    m = StepTimeModel(M8, H100, PROF, 1)
+    pairs = 8192 * 8193 / 2
+    extra = m.step(8192, 1, 0, pairs) - m.step(8192, 1, 0)
+    assert extra == pytest.approx(pairs * 4 * 32 * 32 * 128 / (756e12 * 0.5))
+    assert 0.08 < extra / (m.step(8192, 1, 0) - 0.001 - 2e-5) < 0.15  # a tenth of a long prompt's prefill
+    two = StepTimeModel(M8, H100, replace(PROF, gpus=2), 2)  # heads split across the TP group
+    assert two.step(8192, 1, 0, pairs) - two.step(8192, 1, 0) == pytest.approx(extra / 2)
+
+
+def test_a_long_prompt_replica_pays_attention_in_its_chunks() -> None:
+    # one 4096-token prompt in 2048-token chunks: pairs 2048 x 2049 / 2, then 2048 x (2048 + 2049 / 2)
+    m = StepTimeModel(M8, H100, PROF, 1)
+    env = simpy.Environment()
+    table = RequestTable(np.zeros(1), np.zeros(1, np.int32), np.array([4096]), np.array([1]), np.zeros(1, np.int64),
+                         ("c",))
+    rep = Replica(env, 0, 0, m, table, kv_tokens=100_000, max_num_seqs=8, max_num_batched_tokens=2048,
+                  max_model_len=8192, block_size=16, itl_hist=[[0.0] * ITL_BINS], outs=[0])
+    rep.arrive(0)
+    env.run()
+    first = m.step(2048, 1, 0, 2048 * 2049 / 2)
+    second = m.step(2048, 1, 2048, 2048 * (2048 + 2049 / 2))
+    assert table.first[0] == pytest.approx(first + second)
 
 
 def test_affine_in_context_for_a_fixed_batch_and_decode_span_sums_steps() -> None:
