@@ -13,7 +13,7 @@ otherwise the bundled entry for its hardware is used when there is one, else roo
 A tensor-parallel size that was never measured on a GPU type that was, at other TP sizes, gets a
 *derived* profile (:func:`derive_profile`): the GPU's efficiencies and memory model from its single-GPU
 fit, the host and link constants from the nearest measured TP size.  Holding each measured RTX 4090 TP
-size (2, 4, 8) out in turn, the derived profile predicts its runs' throughput within 3-11 % and median
+size (2, 4, 8) out in turn, the derived profile predicts its runs' throughput within 3-10 % and median
 TPOT within 6-26 %, where roofline defaults miss by 16-72 % and 31-62 % (the GeForce PCIe all-reduce
 is far slower than its link figure).  The profile's ``source`` says what it was derived from.
 
