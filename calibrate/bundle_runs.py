@@ -25,14 +25,14 @@ def _server_settings(command: Sequence[str]) -> dict[str, Any]:
     args = list(command)
     for i, arg in enumerate(args):
         key, _, value = arg.partition("=")
+        text = value or (args[i + 1] if i + 1 < len(args) else "")
         if key in flags:
-            text = value or (args[i + 1] if i + 1 < len(args) else "")
             try:
                 out[flags[key]] = float(text) if "." in text else int(text)
             except ValueError:
                 continue
-        if key == "--dtype":
-            out["dtype"] = value or (args[i + 1] if i + 1 < len(args) else "auto")
+        if key == "--dtype" and text:
+            out["dtype"] = text
         if arg == "--no-enable-prefix-caching":
             out["prefix_caching"] = False
     return out
