@@ -17,8 +17,7 @@ token totals or per-request lengths, the measured metrics under vLLM's own field
 known about the server (engine limits, KV capacity, prefix caching).  Runs of one server session are
 linked (:attr:`MeasuredRun.session`, :attr:`MeasuredRun.order`): the published sweeps ran rates from
 high to low against one server with the same prompts, so every run but the first met a warm prefix
-cache.  Any unreadable file or missing/ill-typed field raises :class:`ImportFailed` naming the file
-(and line) and the field.
+cache.  A bad file or missing/ill-typed field raises :class:`ImportFailed` naming file, line and field.
 """
 
 from __future__ import annotations
@@ -30,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from calibrate.datasets import dataset_hint
 from scenarios.catalog import normalise_gpu_name
 from scenarios.errors import FleetPlannerError
 from scenarios.models import SERVED_DTYPES
@@ -91,6 +91,8 @@ class MeasuredRun:
     send_times: tuple[float, ...] | None = None
     """When the client sent each request, seconds from the first send (newer ``vllm bench serve``
     writes ``start_times`` with ``--save-detailed``): the measured schedule, replayed as it was."""
+    dataset: str = "auto"
+    """Where the prompts came from (:mod:`calibrate.datasets`): how a totals-only run's lengths are spread."""
 
     @property
     def hardware_key(self) -> tuple[str, int]:
@@ -187,19 +189,18 @@ def parse_result(
     gpu_name: str | None = None,
     gpu_count: int | None = None,
     model_id: str | None = None,
+    dataset: str | None = None,
 ) -> MeasuredRun:
     """One vLLM result object as a :class:`MeasuredRun` (``gpu_name`` etc. override/fill the file's)."""
     if not isinstance(data, dict):
         raise ImportFailed(f"{where}: expected a JSON object (a vLLM benchmark result)")
-    rate = _num(data, "request_rate", where)
-    assert rate is not None
+    rate = _num(data, "request_rate", where) or 0.0
     if isinstance(data["request_rate"], str) and data["request_rate"].lower() == "inf":
         rate = math.inf
     if not rate > 0:
         raise ImportFailed(f"{where}: field 'request_rate' must be > 0 (got {rate})")
     completed = int(_num(data, "completed", where) or 0)
-    duration = _num(data, "duration", where)
-    assert duration is not None
+    duration = _num(data, "duration", where) or 0.0
     if completed < 1 or not duration > 0:
         raise ImportFailed(f"{where}: fields 'completed'(={completed}) and 'duration'(={duration}) must be > 0")
     inputs = _int_list(data, "input_lens", where)
@@ -238,6 +239,7 @@ def parse_result(
         input_lens=inputs, output_lens=outputs, date=str(data.get("date") or ""),
         send_times=_send_times(data, where, len(inputs) if inputs is not None else None),
         max_concurrency=int(conc) if isinstance(conc, int | float) and not isinstance(conc, bool) else None,
+        dataset=dataset or dataset_hint(data, file or where),
     )
 
 
@@ -355,7 +357,7 @@ def load_runs(paths: Sequence[str | Path], *, client_seed: int | None = None, en
 
     ``client_seed``: the ``--seed`` the client ran with, where the files do not say (see
     :func:`calibrate.replay.client_arrival_times`); ``engine``: server settings for runs whose files do
-    not record them (a bundle's own settings win); ``overrides``: gpu_name, gpu_count, model_id.
+    not record them (a bundle's own settings win); ``overrides``: gpu_name, gpu_count, model_id, dataset.
     """
     runs: list[MeasuredRun] = []
     if not paths:

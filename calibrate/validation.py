@@ -76,16 +76,21 @@ def validate_points(
     seeds: Sequence[int] = DEFAULT_SEEDS,
     lengths: LengthModel | None = None,
     progress: Callable[[int, int], None] | None = None,
+    failures: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Validation records of all points (predicted metrics are null where the model cannot be placed)."""
+    """Validation records of all points (predicted metrics are null where a run cannot be replayed:
+    the model does not fit, its lengths do not fit its dataset, the simulated engine failed; the reason
+    goes into ``failures``, keyed by the run's file and line)."""
     out = []
     for i, p in enumerate(points):
         try:
             predicted: dict[str, float] | None = replay(
                 p.run, p.model, p.gpu, choose(p.run), seeds=seeds, lengths=lengths or LengthModel()
             ).metrics
-        except (ValueError, RuntimeError):
-            predicted = None  # the model does not fit, or the simulated engine failed the replay
+        except (ValueError, RuntimeError) as exc:
+            predicted = None
+            if failures is not None:
+                failures[p.run.where] = str(exc)
         out.append(record(p.run, predicted))
         if progress:
             progress(i + 1, len(points))

@@ -5,7 +5,9 @@ What a measured run's file says about its load is turned into the arrays the sim
 * lengths: the per-request arrays when the file has them; otherwise vLLM's ShareGPT sampler —
   prompt and output each >= 4 tokens, prompt <= 1024 and prompt + output <= 2048 — modelled by
   :class:`LengthModel` (lognormal lengths within those bounds, some replies stopped early by the
-  model's EOS, rescaled so that the run's totals hold exactly); see :func:`sample_lengths`.
+  model's EOS, rescaled so that the run's totals hold exactly); see :func:`sample_lengths`.  Runs of
+  the ``random`` dataset get the same lengths for every request
+  (:func:`fixed_lengths`); :mod:`calibrate.datasets` says how a run's dataset is known.
 * send times: the measured schedule when the file has per-request ``start_times`` (newer
   ``vllm bench serve --save-detailed``, hence every ``calibrate run`` bundle); else gamma inter-arrival
   gaps (Poisson at burstiness 1) with the first request at once, drawn from a seeded generator, or —
@@ -33,6 +35,7 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.special import ndtr, ndtri
 
+from calibrate.datasets import length_shape
 from calibrate.importer import MeasuredRun
 
 BLOCK = 16
@@ -77,7 +80,12 @@ def _truncated_mu(mean: float, sigma: float, lo: float, hi: float) -> float:
         w = ndtr((b - mu - sigma**2) / sigma) - ndtr((a - mu - sigma**2) / sigma)
         return math.exp(mu + sigma**2 / 2) * w / max(z, 1e-300) - mean
 
-    return float(brentq(tmean, a - 10 * sigma, b + 10 * sigma))
+    lo_mu, hi_mu = a - 10 * sigma, b + 10 * sigma
+    if tmean(hi_mu) <= 0:  # a mean at the cap: all the mass there
+        return hi_mu
+    if tmean(lo_mu) >= 0:
+        return lo_mu
+    return float(brentq(tmean, lo_mu, hi_mu))
 
 
 def _rescale(values: np.ndarray, total: int, lo: np.ndarray, hi: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -126,6 +134,10 @@ def sample_lengths(
     lo = float(model.min_len)
     mean_in = total_in / n
     mean_out = total_out / n
+    if mean_in > model.max_prompt or mean_in + mean_out > model.max_total:
+        raise ValueError(f"mean lengths (prompt {mean_in:.0f}, output {mean_out:.0f} tokens) are beyond the ShareGPT "
+                         f"filter's caps (prompt <= {model.max_prompt}, prompt + output <= {model.max_total}): "
+                         f"not a ShareGPT run (say --dataset random)")
     reply_mean = max(mean_out, model.reply_ratio * mean_in)
     stopped = min(max(2.0 * (1.0 - mean_out / reply_mean), 0.0), 1.0)
     mu_p = _truncated_mu(mean_in, model.prompt_sigma, lo, model.max_prompt)
@@ -146,6 +158,21 @@ def sample_lengths(
     return p_int, o_int
 
 
+def fixed_lengths(n: int, total_in: int, total_out: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` (prompt, output) pairs of (nearly) one length each, summing to the totals: what vLLM's
+    random dataset sends at its default range ratio (a reply cut short by EOS is spread over all)."""
+    if n < 1:
+        raise ValueError(f"n(={n}) must be >= 1")
+
+    def even(total: int) -> np.ndarray:
+        out = np.full(n, max(total // n, 1), dtype=np.int64)
+        extra = max(total - int(out.sum()), 0)
+        out[rng.choice(n, size=extra, replace=False)] += 1
+        return out
+
+    return even(total_in), even(total_out)
+
+
 def arrival_times(n: int, rate: float, burstiness: float, rng: np.random.Generator) -> np.ndarray:
     """Send times as vLLM's client makes them: the first at 0, then gamma gaps (Poisson at 1)."""
     if not math.isfinite(rate):
@@ -160,7 +187,8 @@ def client_arrival_times(n: int, rate: float, burstiness: float, client_seed: in
     That client seeds NumPy's global legacy generator with the seed and, for the ShareGPT dataset,
     draws nothing else from it before the arrival gaps (``np.random.gamma(burstiness, theta)`` after
     each request), so the schedule is a deterministic function of seed, rate and burstiness: a
-    reconstruction of the measurement, not a random draw.
+    reconstruction of the measurement, not a random draw.  (The random dataset draws its prompts from
+    that generator first: its runs get drawn gaps.)
     """
     if not math.isfinite(rate):
         return np.zeros(n)
@@ -234,7 +262,7 @@ def run_workload(run: MeasuredRun, seed: int, lengths: LengthModel) -> tuple[np.
     caller must not modify them."""
     key = (run.where, run.session, run.num_prompts, run.total_input_tokens, run.total_output_tokens,
            run.request_rate, run.burstiness, run.client_seed, run.input_lens, run.output_lens, run.send_times,
-           seed, lengths)
+           run.dataset, seed, lengths)
     hit = _WORKLOADS.get(key)
     if hit is None:
         if len(_WORKLOADS) > 50_000:
@@ -245,10 +273,15 @@ def run_workload(run: MeasuredRun, seed: int, lengths: LengthModel) -> tuple[np.
 
 def _make_workload(run: MeasuredRun, seed: int, lengths: LengthModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n = run.num_prompts
+    shape = length_shape(run.dataset, run.total_input_tokens / n, run.total_output_tokens / n, lengths.max_prompt,
+                         lengths.max_total)
     if run.input_lens is not None and run.output_lens is not None and len(run.input_lens) == len(run.output_lens):
         prompt = np.maximum(np.asarray(run.input_lens, dtype=np.int64), 1)
         output = np.maximum(np.asarray(run.output_lens, dtype=np.int64), 1)
         n = len(prompt)
+    elif shape == "fixed":
+        prompt, output = fixed_lengths(n, run.total_input_tokens, run.total_output_tokens,
+                                       stream(seed, f"lengths|{run.session}"))
     else:
         prompt, output = sample_lengths(n, run.total_input_tokens, run.total_output_tokens,
                                         stream(seed, f"lengths|{run.session}"), lengths)
@@ -257,7 +290,8 @@ def _make_workload(run: MeasuredRun, seed: int, lengths: LengthModel) -> tuple[n
         if np.any(np.diff(arrival) < 0):  # replayed in send order, lengths with them
             order = np.argsort(arrival, kind="stable")
             arrival, prompt, output = arrival[order], prompt[order], output[order]
-    elif run.client_seed is not None:
+    elif run.client_seed is not None and shape == "spread":
+        # (the random dataset, named or inferred, draws from the client's seeded generator first)
         arrival = client_arrival_times(n, run.request_rate, run.burstiness, run.client_seed)
     else:
         arrival = arrival_times(n, run.request_rate, run.burstiness, stream(seed, f"arrivals|{run.where}"))

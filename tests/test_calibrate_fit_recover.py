@@ -138,6 +138,14 @@ def test_cli_fit_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "acme/unknown-7b" in err and "--model-config" in err and str(path) in err and err.count("\n") == 1
     assert main(["show", str(tmp_path / "nope.yaml")]) == 2
     assert "no such profile file" in capsys.readouterr().err
+    # lengths the run's dataset cannot have (2000-token prompts in a file named ShareGPT): named before fitting
+    long = tmp_path / "long_sharegpt_.json"
+    long.write_text(json.dumps({**vllm_result(_one_run()), "model_id": "meta-llama/Meta-Llama-3-8B-Instruct",
+                                "total_input_tokens": 20_000, "total_output_tokens": 1280}))
+    assert main(["fit", str(long), "-o", str(tmp_path / "p.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert str(long) in err and "not a ShareGPT run" in err and err.count("\n") == 1
+    assert not (tmp_path / "p.yaml").exists()
 
 
 def _one_run() -> MeasuredRun:

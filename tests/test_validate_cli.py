@@ -212,3 +212,25 @@ def test_runs_with_a_client_concurrency_limit_are_replayed(tmp_path: Path, capsy
     assert p["request_throughput"] < 0.5 * q["request_throughput"]
     assert p["median_ttft_ms"] < q["median_ttft_ms"]
     assert p["median_tpot_ms"] < q["median_tpot_ms"]  # small batches decode faster
+
+
+def test_the_dataset_option_and_why_a_run_could_not_be_replayed(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    # 2000-token prompts: no ShareGPT sample (its filter caps prompts at 1024), a random-dataset run
+    long = result(total_input_tokens=60 * 2000, total_output_tokens=60 * 128)
+    path = write(tmp_path, "long_sharegpt_.json", long)  # a name that says sharegpt, wrongly
+    (rec,) = validate_json([path], capsys)
+    assert rec["predicted"]["median_ttft_ms"] is None
+    assert main(["validate", path, "--seeds", "1"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "1 run(s) could not be replayed" in out and "long_sharegpt_.json" in out
+    assert "beyond the ShareGPT filter's caps" in out and "--dataset random" in out
+    (fixed,) = validate_json([path, "--dataset", "random"], capsys)
+    (auto,) = validate_json([path, "--dataset", "auto"], capsys)
+    assert fixed["predicted"] == auto["predicted"] and fixed["predicted"]["median_ttft_ms"] is not None
+    # a 2000-token prefill takes longer than the ~200-token prompts of the same server at the same rate
+    (chat,) = validate_json([write(tmp_path, "chat.json", result())], capsys)
+    assert fixed["predicted"]["median_ttft_ms"] > 2 * chat["predicted"]["median_ttft_ms"]
+    with pytest.raises(SystemExit):
+        main(["validate", path, "--dataset", "hf"])
+    assert "invalid choice: 'hf'" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from calibrate.datasets import DATASET_HELP, DATASETS
 from calibrate.fitplan import (
     FitOptions,
     group_points,
@@ -24,7 +25,7 @@ from calibrate.fitplan import (
 )
 from calibrate.fitplan import fit_all as _fit_all
 from calibrate.importer import ENGINE_HELP, engine_overrides, hardware_overrides, load_runs
-from calibrate.workload import LengthModel
+from calibrate.workload import LengthModel, run_workload
 from scenarios.catalog import GpuSpec
 from scenarios.errors import FleetPlannerError
 from scenarios.loader import load_hardware_file
@@ -65,6 +66,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--gpu", metavar="NAME", help="GPU name for files that do not record gpu_name")
     p.add_argument("--gpus", type=int, metavar="N", help="GPU count for files that do not record gpu_count")
     p.add_argument("--engine", action="append", default=[], metavar="KEY=VALUE", help=ENGINE_HELP)
+    p.add_argument("--dataset", choices=DATASETS, help=DATASET_HELP)
     p.add_argument("--seeds", type=int, default=4, metavar="N", help="replay seeds averaged per run (default 4)")
     p.add_argument("--max-evals", type=int, default=60, metavar="N",
                    help="evaluation budget of each least-squares pass (default 60)")
@@ -92,6 +94,11 @@ def fit_files(
     console = console or Console(stderr=True)
     runs = load_runs(list(files), client_seed=client_seed, **(overrides or {}))
     points = resolve_points(runs, model_configs, hardware)
+    for p in points:  # lengths a run's dataset cannot have fail here, named, not as a far-off fit
+        try:
+            run_workload(p.run, options.seeds[0], options.lengths)
+        except ValueError as exc:
+            raise FleetPlannerError(f"{p.run.where}: {exc}") from None
     if only:
         wanted = {s.lower() for s in only}
         points = [p for p in points if f"{p.run.gpu_count}x{p.run.gpu}".lower() in wanted]
@@ -135,7 +142,8 @@ def run(args: argparse.Namespace) -> int:
     entries = fit_files(args.files, args.output, options, resume=args.resume, model_configs=args.model_config,
                         client_seed=args.client_seed, only=args.only, console=console,
                         overrides={**hardware_overrides(args.gpu, args.gpus),
-                                   "engine": engine_overrides(args.engine)},
+                                   "engine": engine_overrides(args.engine),
+                                   **({"dataset": args.dataset} if args.dataset else {})},
                         hardware=load_hardware_file(args.hardware) if args.hardware else None)
     table = Table(title=f"fitted profiles -> {args.output}")
     for col in ("config", "runs", "models", "thr MAPE", "TPOT MAPE", "TTFT p50 MAPE", "outliers"):

@@ -20,7 +20,9 @@ examples:
 
 Reads `vllm bench serve` / benchmark_serving.py result files (one JSON object, a list, or JSON Lines;
 with or without the per-request arrays of --save-detailed) and `calibrate run` bundles, and prints
-the runs found per model and hardware.  --json prints one object per run for scripts.
+the runs found per model and hardware, with the dataset each file names (a dataset_name field or a
+word of its file name; auto: the token totals will decide how lengths are replayed).  --json prints
+one object per run for scripts.
 """
 
 
@@ -46,9 +48,14 @@ def run_json(r: Any) -> dict[str, Any]:
         "burstiness": r.burstiness, "num_prompts": r.num_prompts, "completed": r.completed,
         "duration": r.duration, "total_input_tokens": r.total_input_tokens,
         "total_output_tokens": r.total_output_tokens, "per_request_arrays": r.input_lens is not None,
+        "dataset": r.dataset,
         "date": r.date or None, "session": r.session, "order": r.order, "prefix_caching": r.prefix_caching,
         "engine": r.engine, "metrics": r.metrics,
     }
+
+
+def key(summary: dict[str, Any]) -> tuple[str, str, int]:
+    return summary["model_id"], summary["gpu"], summary["gpu_count"]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,12 +66,13 @@ def run(args: argparse.Namespace) -> int:
         return 0
     console = Console()
     t = Table(title=f"{len(runs)} runs in {len({r.file for r in runs})} file(s)")
-    for c in ("model", "hardware", "runs", "rates (req/s)", "sessions", "per-request arrays"):
+    for c in ("model", "hardware", "runs", "rates (req/s)", "sessions", "arrays", "dataset"):
         t.add_column(c, justify="left" if c in ("model", "hardware") else "right",
                      no_wrap=c in ("model", "hardware"))
     for s in summarise(runs):
-        t.add_row(s["model_id"], f"{s['gpu_count']}x{s['gpu']}", str(s["runs"]),
+        t.add_row(s["model_id"].rstrip("/").split("/")[-1], f"{s['gpu_count']}x{s['gpu']}", str(s["runs"]),
                   ", ".join(f"{x:g}" for x in s["rates"]), str(s["sessions"]),
-                  "yes" if s["per_request_arrays"] else "no")
+                  "yes" if s["per_request_arrays"] else "no",
+                  ", ".join(sorted({r.dataset for r in runs if (r.model_id, r.gpu, r.gpu_count) == key(s)})))
     console.print(t)
     return 0

@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from calibrate.datasets import DATASET_HELP, DATASETS
 from calibrate.fitplan import resolve_points
 from calibrate.importer import ENGINE_HELP, MeasuredRun, engine_overrides, hardware_overrides, load_runs
 from calibrate.validation import METRICS, ape, mape, profile_chooser, validate_points
@@ -26,14 +27,16 @@ examples:
   planner validate ../shared/measurements/vllm-bench-0.8.5 --client-seed 42
   planner validate results/my-model-*.json --model-config /models/my-model/config.json --json out.json
   planner validate run.json --profile my-profiles.yaml --gpu "NVIDIA H100 PCIe" --gpus 1
+  planner validate bench-1024in-128out.json --dataset random
 
 Each run is replayed with its own load (rate, burstiness, request count, token totals or per-request
 lengths, prefix-cache state) under the profile for its hardware: --profile (a file or a bundled
 profile's stem), else the bundled profile for that GPU type and count, else one derived from that
 GPU's profiles at other tensor-parallel sizes, else roofline defaults; the output names each one.
-Models outside the built-in catalogue need their config.json (--model-config).  APE = |predicted /
-measured - 1|; MAPE = its mean over runs.  --json writes one object per run with measured and
-predicted metrics under vLLM's result-file field names.
+Files without per-request lengths are replayed with the lengths of their dataset (--dataset; ShareGPT's
+spread, or one length for random).  Models outside the built-in catalogue need their
+config.json (--model-config).  APE = |predicted / measured - 1|; MAPE = its mean over runs.  --json
+writes one object per run with measured and predicted metrics under vLLM's result-file field names.
 """
 
 COLUMNS = (("request_throughput", "req/s", 2), ("median_ttft_ms", "TTFT p50", 1), ("p90_ttft_ms", "TTFT p90", 1),
@@ -56,6 +59,7 @@ def register(sub: Any) -> None:
     p.add_argument("--client-seed", type=int, metavar="N",
                    help="the --seed vLLM's client ran with (reconstructs its send times exactly)")
     p.add_argument("--engine", action="append", default=[], metavar="KEY=VALUE", help=ENGINE_HELP)
+    p.add_argument("--dataset", choices=DATASETS, help=DATASET_HELP)
     p.add_argument("--seeds", type=int, default=4, metavar="N", help="replay seeds averaged per run (default 4)")
     p.add_argument("--hardware", type=Path, metavar="FILE",
                    help="YAML file describing GPU types (or CPU hosts) outside the catalogue (see calibrate fit)")
@@ -79,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         raise FleetPlannerError(f"--seeds(={args.seeds}) must be >= 1")
     overrides = hardware_overrides(args.gpu, args.gpus)
+    if args.dataset:
+        overrides["dataset"] = args.dataset
     runs = load_runs(args.files, client_seed=args.client_seed, engine=engine_overrides(args.engine), **overrides)
     hardware = load_hardware_file(args.hardware) if args.hardware else None
     points = resolve_points(runs, args.model_config, hardware)
@@ -88,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
     to_stdout = args.json == "-"
     console = Console(stderr=to_stdout)
     with console.status("replaying ...") as status:
-        records = validate_points(points, choose, seeds=tuple(range(args.seeds)),
+        failures: dict[str, str] = {}
+        records = validate_points(points, choose, seeds=tuple(range(args.seeds)), failures=failures,
                                   progress=lambda i, n: status.update(f"replaying run {i}/{n} ..."))
     if args.json:
         text = json.dumps(records, indent=1)
@@ -119,9 +126,8 @@ def run(args: argparse.Namespace) -> int:
     notes = dict.fromkeys(n for p in points for n in extrapolation_notes(choose(p.run), p.model, p.run.gpu_count))
     for note in notes:
         console.print(f"[yellow]note: {note}[/]")
-    missing = [r["file"] for r in records if r["predicted"]["request_throughput"] is None]
-    if missing:
-        console.print(f"[yellow]{len(missing)} run(s) could not be replayed (the model does not fit under "
-                      f"the profile's memory model, or the simulated engine failed): "
-                      f"{', '.join(sorted(set(missing))[:3])}[/]")
+    if failures:
+        console.print(f"[yellow]{len(failures)} run(s) could not be replayed (no prediction):[/]")
+        for where, why in list(failures.items())[:5]:
+            console.print(f"[yellow]  {Path(where).name}: {why}[/]", highlight=False)
     return 0
