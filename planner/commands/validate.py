@@ -129,5 +129,5 @@ def run(args: argparse.Namespace) -> int:
     if failures:
         console.print(f"[yellow]{len(failures)} run(s) could not be replayed (no prediction):[/]")
         for where, why in list(failures.items())[:5]:
-            console.print(f"[yellow]  {Path(where).name}: {why}[/]", highlight=False)
+            console.print(f"[yellow]  {Path(where).name}: {why}[/]", highlight=False, soft_wrap=True)
     return 0
