@@ -235,10 +235,9 @@ def _moe_fields(cfg: dict[str, Any], source: str) -> dict[str, int]:
         return {}
     top_k = _int_field(cfg, source, "num_experts_per_tok", "experts_per_token", "moe_topk")
     if not 1 <= top_k <= experts:
-        raise FleetPlannerError(
-            f"{source}: num_experts_per_tok: expected 1..{experts} (the number of "
-            f"experts), got {cfg.get('num_experts_per_tok', top_k)!r}"
-        )
+        key = next((k for k in ("num_experts_per_tok", "experts_per_token", "moe_topk") if k in cfg),
+                   "num_experts_per_tok")
+        raise FleetPlannerError(f"{source}: {key}: expected 1..{experts} (the number of experts), got {cfg.get(key)!r}")
     width = _int_field(cfg, source, "moe_intermediate_size") or cfg["intermediate_size"]
     shared = (
         _int_field(cfg, source, "shared_expert_intermediate_size")

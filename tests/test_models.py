@@ -87,6 +87,13 @@ def test_bad_moe_fields_are_named(patch: dict[str, object], expected: str) -> No
     assert expected in str(err.value)
 
 
+def test_a_bad_top_k_is_named_in_the_configs_own_spelling() -> None:
+    cfg = {k: v for k, v in QWEN2_MOE.items() if k != "num_experts_per_tok"}
+    with pytest.raises(FleetPlannerError) as err:
+        model_from_config({**cfg, "moe_topk": 0}, source="cfg.json")
+    assert str(err.value) == "cfg.json: moe_topk: expected 1..60 (the number of experts), got 0"
+
+
 @pytest.mark.parametrize(
     ("key", "what"),
     [("kv_lora_rank", "multi-head latent attention"), ("layers_block_type", "state-space"),
