@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from calibrate.datasets import DATASET_HELP, DATASETS
 from calibrate.importer import hardware_overrides, load_runs, summarise
 
 EPILOG = """\
@@ -38,6 +39,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the runs as JSON (one object per run)")
     p.add_argument("--gpu", metavar="NAME", help="GPU name for files that do not record gpu_name")
     p.add_argument("--gpus", type=int, metavar="N", help="GPU count for files that do not record gpu_count")
+    p.add_argument("--dataset", choices=DATASETS, help=DATASET_HELP)
     p.set_defaults(func=run)
 
 
@@ -60,15 +62,17 @@ def key(summary: dict[str, Any]) -> tuple[str, str, int]:
 
 def run(args: argparse.Namespace) -> int:
     overrides = hardware_overrides(args.gpu, args.gpus)
+    if args.dataset:
+        overrides["dataset"] = args.dataset
     runs = load_runs(args.files, **overrides)
     if args.json:
         print(json.dumps([run_json(r) for r in runs], indent=1))
         return 0
     console = Console()
     t = Table(title=f"{len(runs)} runs in {len({r.file for r in runs})} file(s)")
-    for c in ("model", "hardware", "runs", "rates (req/s)", "sessions", "arrays", "dataset"):
-        t.add_column(c, justify="left" if c in ("model", "hardware") else "right",
-                     no_wrap=c in ("model", "hardware"))
+    for c in ("model", "hardware", "runs", "rates /s", "sessions", "arrays", "dataset"):
+        t.add_column(c, justify="left" if c in ("model", "hardware", "dataset") else "right",
+                     min_width=min(len(c), 8), overflow="fold" if c == "model" else "ellipsis")
     for s in summarise(runs):
         t.add_row(s["model_id"].rstrip("/").split("/")[-1], f"{s['gpu_count']}x{s['gpu']}", str(s["runs"]),
                   ", ".join(f"{x:g}" for x in s["rates"]), str(s["sessions"]),
