@@ -21,9 +21,9 @@ examples:
 
 Reads `vllm bench serve` / benchmark_serving.py result files (one JSON object, a list, or JSON Lines;
 with or without the per-request arrays of --save-detailed) and `calibrate run` bundles, and prints
-the runs found per model and hardware, with the dataset each file names (a dataset_name field or a
-word of its file name; auto: the token totals will decide how lengths are replayed).  --json prints
-one object per run for scripts.
+the runs found per model and hardware.  lengths: "measured" where the files list every request's
+lengths, else the dataset they name (a dataset_name field or a word of the file name), whose lengths
+the replay models; auto: the token totals decide.  --json prints one object per run for scripts.
 """
 
 
@@ -69,14 +69,14 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps([run_json(r) for r in runs], indent=1))
         return 0
     console = Console()
-    t = Table(title=f"{len(runs)} runs in {len({r.file for r in runs})} file(s)")
-    for c in ("model", "hardware", "runs", "rates /s", "sessions", "arrays", "dataset"):
-        t.add_column(c, justify="left" if c in ("model", "hardware", "dataset") else "right",
+    t = Table(title=f"{len(runs)} runs in {len({r.file for r in runs})} file(s)", show_edge=False)
+    for c in ("model", "hardware", "runs", "rates /s", "sessions", "lengths"):
+        t.add_column(c, justify="left" if c in ("model", "hardware", "lengths") else "right",
                      min_width=min(len(c), 8), overflow="fold" if c == "model" else "ellipsis")
     for s in summarise(runs):
         t.add_row(s["model_id"].rstrip("/").split("/")[-1], f"{s['gpu_count']}x{s['gpu']}", str(s["runs"]),
                   ", ".join(f"{x:g}" for x in s["rates"]), str(s["sessions"]),
-                  "yes" if s["per_request_arrays"] else "no",
+                  "measured" if s["per_request_arrays"] else
                   ", ".join(sorted({r.dataset for r in runs if (r.model_id, r.gpu, r.gpu_count) == key(s)})))
     console.print(t)
     return 0
