@@ -34,7 +34,7 @@ from scenarios.models import ModelSpec
 from sim.replica import ITL_BINS, Replica
 from sim.requests import RequestTable
 from sim.results import itl_percentiles
-from sim.service import HardwareProfile, StepTimeModel, profile_kv_tokens
+from sim.service import HardwareProfile, StepTimeModel, profile_gpu, profile_kv_tokens
 
 #: seeds a replay averages over unless told otherwise
 DEFAULT_SEEDS = (0, 1, 2, 3)
@@ -223,7 +223,9 @@ def replay(
     step = StepTimeModel(model, gpu, profile, run.gpu_count)
     kv = kv_tokens_for(run, model, gpu, profile, settings)
     if kv < 4 * settings.block_size:
-        raise ValueError(f"{run.label()}: the weights leave no KV cache (kv_tokens={kv}) under this profile")
+        per_gpu, mem = model.weight_bytes / run.gpu_count / 1e9, profile_gpu(gpu, profile).memory_gb
+        raise ValueError(f"{run.label()}: {per_gpu:.1f} GB of weights per GPU leave no KV cache on a {mem:.1f} GB "
+                         f"GPU (kv_tokens={kv} under this profile's memory model)")
     max_len = min(settings.max_model_len or model.max_position_embeddings, kv - settings.block_size)
     sums: dict[str, float] = {}
     hit = pre = 0.0

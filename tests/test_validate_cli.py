@@ -234,3 +234,14 @@ def test_the_dataset_option_and_why_a_run_could_not_be_replayed(tmp_path: Path,
     with pytest.raises(SystemExit):
         main(["validate", path, "--dataset", "hf"])
     assert "invalid choice: 'hf'" in capsys.readouterr().err
+
+
+def test_a_model_too_large_for_the_gpu_is_named_with_its_sizes(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "big.json", result(model_id="deepseek-ai/DeepSeek-R1-Distill-Qwen-14B",
+                                              gpu_name="NVIDIA-GeForce-RTX-4090"))
+    assert main(["validate", path, "--seeds", "1"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "1 run(s) could not be replayed" in out
+    assert ("big.json: DeepSeek-R1-Distill-Qwen-14B 1xRTX-4090 @4/s: 29.5 GB of weights per GPU leave no KV cache "
+            "on a 25.4 GB GPU") in out
