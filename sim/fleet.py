@@ -17,7 +17,7 @@ from scenarios.models import ModelSpec
 from scenarios.prices import gpu_cost
 from scenarios.schema import Scenario, ServingConfig
 from sim.profiles import resolve_profile
-from sim.service import HardwareProfile, StepTimeModel, kv_capacity_tokens, profile_gpu, reserve_gb
+from sim.service import HardwareProfile, StepTimeModel, causal_pairs, kv_capacity_tokens, profile_gpu, reserve_gb
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class ReplicaPlan:
         batch = max(1, min(self.config.max_num_seqs, int(self.kv_tokens / per_req)))
         ctx = batch * (mean_prompt + mean_output / 2)
         step = self.step_model.step(batch, batch, int(ctx))
-        prefill = (self.step_model.step(int(mean_prompt), 1, 0, mean_prompt * (mean_prompt + 1) / 2)
+        prefill = (self.step_model.step(int(mean_prompt), 1, 0, causal_pairs(mean_prompt, 0))
                    - self.step_model.step(1, 1, 0))
         return batch / (mean_output * step + batch * max(prefill, 0.0))
 

@@ -26,7 +26,7 @@ from collections.abc import Callable
 import simpy
 
 from sim.requests import RequestTable
-from sim.service import StepTimeModel
+from sim.service import StepTimeModel, causal_pairs
 
 IDLE, MIXED, MACRO = 0, 1, 2
 #: ITL histogram resolution: bin = round(ln(seconds) * ITL_SCALE) + ITL_OFFSET
@@ -198,7 +198,7 @@ class Replica:
             c = min(t.pf_total[rid] - t.pf_done[rid], left, free)
             chunks.append((rid, c))
             ctx += t.pf_done[rid]
-            pairs += c * (t.pf_done[rid] + (c + 1) / 2)
+            pairs += causal_pairs(c, t.pf_done[rid])
             left -= c
             free -= c
             tokens += c
@@ -219,7 +219,7 @@ class Replica:
                 self.pf_sum += t.pf_done[rid]
                 chunks.append((rid, c))
                 ctx += t.pf_done[rid]
-                pairs += c * (t.pf_done[rid] + (c + 1) / 2)
+                pairs += causal_pairs(c, t.pf_done[rid])
                 left -= c
                 free -= c + self.half_block
                 tokens += c

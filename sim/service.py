@@ -210,6 +210,11 @@ DEFAULT_RUNTIME_RESERVE_GB = 0.5
 SAMPLER_BYTES_PER_LOGIT = 12
 
 
+def causal_pairs(chunk: float, done: float) -> float:
+    """Causal query-key pairs of a prefill chunk of ``chunk`` tokens after ``done`` already cached."""
+    return chunk * (done + (chunk + 1) / 2)
+
+
 def kv_bytes_per_token(model: ModelSpec, tp: int) -> int:
     """KV-cache bytes one token takes on each GPU of a tensor-parallel group (K and V, all layers)."""
     kv_heads_per_gpu = max(model.num_kv_heads / tp, 1.0)
