@@ -7,6 +7,8 @@ experts (Mixtral, Qwen2/Qwen3-MoE and DeepSeek spellings) are described; a mixtu
 experts in memory but a token runs only the ``experts_per_token`` it is routed to, so a decode step
 reads only the experts its batch touches (:class:`sim.service.StepTimeModel`).  Architectures whose
 layers differ in kind (latent attention, state-space layers) are refused with the field that shows it.
+The config keys beyond the plain sizes (experts, quantization, a tied LM head) are read by
+:mod:`scenarios.hfconfig`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from scenarios.errors import FleetPlannerError
+from scenarios.hfconfig import PLAIN_MLP_ARCHITECTURES, UNMODELLED, moe_fields, tied_embeddings, weight_bits
 
 
 @dataclass(frozen=True)
@@ -213,114 +216,6 @@ _CONFIG_FIELDS = (
 )
 
 
-def _int_field(cfg: dict[str, Any], source: str, *keys: str) -> int:
-    """The first of ``keys`` the config sets (0 where none is set), which must be an integer."""
-    for key in keys:
-        value = cfg.get(key)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise FleetPlannerError(f"{source}: {key}: expected a non-negative integer, got {value!r}")
-        return value
-    return 0
-
-
-def _moe_fields(cfg: dict[str, Any], source: str) -> dict[str, int]:
-    """Mixture-of-experts fields of a config.json in the spellings of Mixtral (``num_local_experts``,
-    experts of ``intermediate_size``), Qwen2/Qwen3-MoE (``num_experts``, ``moe_intermediate_size``,
-    ``shared_expert_intermediate_size``, ``decoder_sparse_step``, ``mlp_only_layers``) and DeepSeek
-    (``n_routed_experts``, ``n_shared_experts``, ``first_k_dense_replace``, ``moe_layer_freq``)."""
-    experts = _int_field(cfg, source, "num_local_experts", "num_experts", "n_routed_experts")
-    if experts <= 1:
-        return {}
-    top_k = _int_field(cfg, source, "num_experts_per_tok", "experts_per_token", "moe_topk")
-    if not 1 <= top_k <= experts:
-        key = next((k for k in ("num_experts_per_tok", "experts_per_token", "moe_topk") if k in cfg),
-                   "num_experts_per_tok")
-        raise FleetPlannerError(f"{source}: {key}: expected 1..{experts} (the number of experts), got {cfg.get(key)!r}")
-    width = _int_field(cfg, source, "moe_intermediate_size") or cfg["intermediate_size"]
-    shared = (
-        _int_field(cfg, source, "shared_expert_intermediate_size")
-        or _int_field(cfg, source, "n_shared_experts") * width
-    )
-    n = cfg["num_hidden_layers"]
-    dense_only = cfg.get("mlp_only_layers") or []
-    if not isinstance(dense_only, list):
-        raise FleetPlannerError(f"{source}: mlp_only_layers: expected a list of layer indices, got {dense_only!r}")
-    step = _int_field(cfg, source, "decoder_sparse_step") or 1
-    first = _int_field(cfg, source, "first_k_dense_replace")
-    freq = _int_field(cfg, source, "moe_layer_freq") or 1
-    layers = sum(
-        1 for i in range(n) if i not in dense_only and (i + 1) % step == 0 and i >= first and (i - first) % freq == 0
-    )
-    if layers == 0:
-        raise FleetPlannerError(
-            f"{source}: num_experts={experts} but no layer holds experts "
-            f"(mlp_only_layers / decoder_sparse_step / first_k_dense_replace)"
-        )
-    return {
-        "num_experts": experts,
-        "experts_per_token": top_k,
-        "expert_intermediate_size": width,
-        "shared_expert_intermediate_size": shared,
-        "moe_layers": layers,
-    }
-
-
-#: quantization methods whose weight width the config states, and where
-QUANT_METHODS = ("awq", "gptq", "fp8", "fbgemm_fp8", "compressed-tensors", "bitsandbytes")
-
-
-def _weight_bits(cfg: dict[str, Any], source: str) -> float:
-    """Bits per quantized linear weight, scales included (16-bit scales, one per ``group_size`` weights),
-    from ``quantization_config``; 0 where the checkpoint is not quantized."""
-    q = cfg.get("quantization_config")
-    if not q:
-        return 0.0
-    if not isinstance(q, dict):
-        raise FleetPlannerError(f"{source}: quantization_config: expected an object, got {q!r}")
-    method = str(q.get("quant_method", "")).lower()
-    where = "quantization_config"
-    group = q.get("group_size")
-    bits: object
-    if method in ("fp8", "fbgemm_fp8"):
-        bits = 8
-    elif method == "bitsandbytes":
-        bits = 4 if q.get("load_in_4bit") else 8 if q.get("load_in_8bit") else None
-    elif method == "compressed-tensors":
-        groups = q.get("config_groups")
-        weights = [g["weights"] for g in (groups.values() if isinstance(groups, dict) else ())
-                   if isinstance(g, dict) and isinstance(g.get("weights"), dict)]
-        bits = weights[0].get("num_bits") if weights else None
-        group = weights[0].get("group_size") if weights else None
-        where = "quantization_config.config_groups.*.weights.num_bits"
-    elif method in ("awq", "gptq"):
-        bits = q.get("bits", q.get("w_bit"))
-        where = "quantization_config.bits"
-    else:
-        raise FleetPlannerError(f"{source}: quantization_config.quant_method: unknown method {method!r}; "
-                                f"known: {', '.join(QUANT_METHODS)}")
-    if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 16:
-        raise FleetPlannerError(f"{source}: {where}: expected the weight bit width (1-16) for quant_method "
-                                f"{method!r}, got {bits!r}")
-    scales = 16 / group if isinstance(group, int) and group > 0 else 0.0
-    return bits + scales
-
-
-#: architectures whose MLP is plain (up, activation, down) rather than gated
-_PLAIN_MLP_ARCHITECTURES = frozenset({
-    "GPTNeoXForCausalLM", "PhiForCausalLM", "Starcoder2ForCausalLM", "NemotronForCausalLM", "PersimmonForCausalLM",
-})
-
-#: config keys of architectures whose layers this model does not describe, with what they are
-_UNMODELLED = {
-    "kv_lora_rank": "multi-head latent attention (DeepSeek-V2/V3): its compressed KV cache and projections",
-    "layers_block_type": "state-space (Mamba) layers: their recurrent state instead of a KV cache",
-    "mamba_d_state": "state-space (Mamba) layers: their recurrent state instead of a KV cache",
-    "ssm_cfg": "state-space (Mamba) layers: their recurrent state instead of a KV cache",
-}
-
-
 #: vLLM's ``--dtype`` spellings -> bytes per element
 SERVED_DTYPES = {"half": 2, "float16": 2, "bfloat16": 2, "float": 4, "float32": 4}
 
@@ -349,7 +244,7 @@ def model_from_config(config: dict[str, Any], name: str = "model", source: str =
     missing = [key for _, key in _CONFIG_FIELDS if not isinstance(cfg.get(key), int)]
     if missing:
         raise FleetPlannerError(f"{source}: missing or non-integer field(s) {', '.join(missing)}")
-    for key, what in _UNMODELLED.items():
+    for key, what in UNMODELLED.items():
         if cfg.get(key) is not None:
             raise FleetPlannerError(
                 f"{source}: {key}: {what} are not modelled; supported: decoder-only "
@@ -367,13 +262,13 @@ def model_from_config(config: dict[str, Any], name: str = "model", source: str =
         num_kv_heads=int(cfg.get("num_key_value_heads") or cfg["num_attention_heads"]),
         vocab_size=cfg["vocab_size"],
         max_position_embeddings=int(cfg.get("max_position_embeddings") or 4096),
-        tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+        tie_word_embeddings=tied_embeddings(config, cfg, source),
         qkv_bias=qkv_bias,
         dtype_bytes=served_dtype_bytes(dtype, source),
         qk_norm=any(a.startswith("Qwen3") for a in archs),
-        gated_mlp=not _PLAIN_MLP_ARCHITECTURES.intersection(archs),
-        weight_bits=_weight_bits(cfg, source),
-        **_moe_fields(cfg, source),
+        gated_mlp=not PLAIN_MLP_ARCHITECTURES.intersection(archs),
+        weight_bits=weight_bits(cfg, source),
+        **moe_fields(cfg, source),
         extra={"head_dim": cfg.get("head_dim"), "architectures": archs},
     )
 

@@ -197,3 +197,32 @@ def test_plain_mlp_architectures_count_two_projections() -> None:
                                 "intermediate_size": 8192, "num_hidden_layers": 24, "num_attention_heads": 16,
                                 "vocab_size": 50304, "max_position_embeddings": 2048})
     assert pythia.params == pytest.approx(1_414_647_808, rel=1e-3)
+
+
+#: Gemma-2-9B's config.json as published: no tie_word_embeddings key (saved configs drop a value equal to
+#: the config class's default, which for Gemma is a tied LM head)
+GEMMA_2_9B = {
+    "architectures": ["Gemma2ForCausalLM"], "model_type": "gemma2", "head_dim": 256, "hidden_size": 3584,
+    "intermediate_size": 14336, "max_position_embeddings": 8192, "num_attention_heads": 16,
+    "num_hidden_layers": 42, "num_key_value_heads": 8, "sliding_window": 4096, "torch_dtype": "float32",
+    "vocab_size": 256000,
+}
+
+
+def test_a_missing_tie_key_takes_the_config_class_default() -> None:
+    gemma = model_from_config(GEMMA_2_9B)
+    assert gemma.tie_word_embeddings
+    assert gemma.params / 1e9 == pytest.approx(9.24, abs=0.005)  # model card: 9.24B (one 256000 x 3584 table)
+    untied = model_from_config({**GEMMA_2_9B, "tie_word_embeddings": False})
+    assert untied.params - gemma.params == 256000 * 3584
+    # a multimodal config: the text config's own model_type decides (Gemma 3: tied; Mistral 3's text model: not)
+    gemma3 = model_from_config({"model_type": "gemma3", "text_config": {**GEMMA_2_9B, "model_type": "gemma3_text"}})
+    assert gemma3.tie_word_embeddings
+    assert not model_from_config({**GEMMA_2_9B, "model_type": "llama"}).tie_word_embeddings
+    assert not model_from_config({"model_type": "mistral3", "tie_word_embeddings": True,
+                                  "text_config": {**GEMMA_2_9B, "model_type": "mistral"}}).tie_word_embeddings
+
+
+def test_a_bad_tie_value_is_named() -> None:
+    with pytest.raises(FleetPlannerError, match="tie_word_embeddings: expected true or false, got 'yes'"):
+        model_from_config({**GEMMA_2_9B, "tie_word_embeddings": "yes"})

@@ -1,0 +1,145 @@
+"""Fields of a Hugging Face ``config.json`` beyond the plain sizes, read as transformers reads them.
+
+A config names its architecture's variations in several spellings: mixtures of experts (Mixtral,
+Qwen2/Qwen3-MoE and DeepSeek keys), quantized checkpoints (``quantization_config`` of AWQ, GPTQ, FP8,
+compressed-tensors, bitsandbytes), plain rather than gated MLPs (by architecture), a tied LM head (a key
+that saved files drop where it equals the config class's default, so the default comes from the
+``model_type``), and layer kinds this project does not model (latent attention, state-space layers).
+Each reader returns plain values for :func:`scenarios.models.model_from_config`; a bad value raises
+:class:`~scenarios.errors.FleetPlannerError` naming the file and the key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scenarios.errors import FleetPlannerError
+
+
+def int_field(cfg: dict[str, Any], source: str, *keys: str) -> int:
+    """The first of ``keys`` the config sets (0 where none is set), which must be an integer."""
+    for key in keys:
+        value = cfg.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise FleetPlannerError(f"{source}: {key}: expected a non-negative integer, got {value!r}")
+        return value
+    return 0
+
+
+def moe_fields(cfg: dict[str, Any], source: str) -> dict[str, int]:
+    """Mixture-of-experts fields of a config.json in the spellings of Mixtral (``num_local_experts``,
+    experts of ``intermediate_size``), Qwen2/Qwen3-MoE (``num_experts``, ``moe_intermediate_size``,
+    ``shared_expert_intermediate_size``, ``decoder_sparse_step``, ``mlp_only_layers``) and DeepSeek
+    (``n_routed_experts``, ``n_shared_experts``, ``first_k_dense_replace``, ``moe_layer_freq``)."""
+    experts = int_field(cfg, source, "num_local_experts", "num_experts", "n_routed_experts")
+    if experts <= 1:
+        return {}
+    top_k = int_field(cfg, source, "num_experts_per_tok", "experts_per_token", "moe_topk")
+    if not 1 <= top_k <= experts:
+        key = next((k for k in ("num_experts_per_tok", "experts_per_token", "moe_topk") if k in cfg),
+                   "num_experts_per_tok")
+        raise FleetPlannerError(f"{source}: {key}: expected 1..{experts} (the number of experts), got {cfg.get(key)!r}")
+    width = int_field(cfg, source, "moe_intermediate_size") or cfg["intermediate_size"]
+    shared = (
+        int_field(cfg, source, "shared_expert_intermediate_size")
+        or int_field(cfg, source, "n_shared_experts") * width
+    )
+    n = cfg["num_hidden_layers"]
+    dense_only = cfg.get("mlp_only_layers") or []
+    if not isinstance(dense_only, list):
+        raise FleetPlannerError(f"{source}: mlp_only_layers: expected a list of layer indices, got {dense_only!r}")
+    step = int_field(cfg, source, "decoder_sparse_step") or 1
+    first = int_field(cfg, source, "first_k_dense_replace")
+    freq = int_field(cfg, source, "moe_layer_freq") or 1
+    layers = sum(
+        1 for i in range(n) if i not in dense_only and (i + 1) % step == 0 and i >= first and (i - first) % freq == 0
+    )
+    if layers == 0:
+        raise FleetPlannerError(
+            f"{source}: num_experts={experts} but no layer holds experts "
+            f"(mlp_only_layers / decoder_sparse_step / first_k_dense_replace)"
+        )
+    return {
+        "num_experts": experts,
+        "experts_per_token": top_k,
+        "expert_intermediate_size": width,
+        "shared_expert_intermediate_size": shared,
+        "moe_layers": layers,
+    }
+
+
+#: quantization methods whose weight width the config states, and where
+QUANT_METHODS = ("awq", "gptq", "fp8", "fbgemm_fp8", "compressed-tensors", "bitsandbytes")
+
+
+def weight_bits(cfg: dict[str, Any], source: str) -> float:
+    """Bits per quantized linear weight, scales included (16-bit scales, one per ``group_size`` weights),
+    from ``quantization_config``; 0 where the checkpoint is not quantized."""
+    q = cfg.get("quantization_config")
+    if not q:
+        return 0.0
+    if not isinstance(q, dict):
+        raise FleetPlannerError(f"{source}: quantization_config: expected an object, got {q!r}")
+    method = str(q.get("quant_method", "")).lower()
+    where = "quantization_config"
+    group = q.get("group_size")
+    bits: object
+    if method in ("fp8", "fbgemm_fp8"):
+        bits = 8
+    elif method == "bitsandbytes":
+        bits = 4 if q.get("load_in_4bit") else 8 if q.get("load_in_8bit") else None
+    elif method == "compressed-tensors":
+        groups = q.get("config_groups")
+        weights = [g["weights"] for g in (groups.values() if isinstance(groups, dict) else ())
+                   if isinstance(g, dict) and isinstance(g.get("weights"), dict)]
+        bits = weights[0].get("num_bits") if weights else None
+        group = weights[0].get("group_size") if weights else None
+        where = "quantization_config.config_groups.*.weights.num_bits"
+    elif method in ("awq", "gptq"):
+        bits = q.get("bits", q.get("w_bit"))
+        where = "quantization_config.bits"
+    else:
+        raise FleetPlannerError(f"{source}: quantization_config.quant_method: unknown method {method!r}; "
+                                f"known: {', '.join(QUANT_METHODS)}")
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 16:
+        raise FleetPlannerError(f"{source}: {where}: expected the weight bit width (1-16) for quant_method "
+                                f"{method!r}, got {bits!r}")
+    scales = 16 / group if isinstance(group, int) and group > 0 else 0.0
+    return bits + scales
+
+
+#: architectures whose MLP is plain (up, activation, down) rather than gated
+PLAIN_MLP_ARCHITECTURES = frozenset({
+    "GPTNeoXForCausalLM", "PhiForCausalLM", "Starcoder2ForCausalLM", "NemotronForCausalLM", "PersimmonForCausalLM",
+})
+
+#: config keys of architectures whose layers this model does not describe, with what they are
+UNMODELLED = {
+    "kv_lora_rank": "multi-head latent attention (DeepSeek-V2/V3): its compressed KV cache and projections",
+    "layers_block_type": "state-space (Mamba) layers: their recurrent state instead of a KV cache",
+    "mamba_d_state": "state-space (Mamba) layers: their recurrent state instead of a KV cache",
+    "ssm_cfg": "state-space (Mamba) layers: their recurrent state instead of a KV cache",
+}
+
+
+#: ``model_type`` values whose transformers config class ties the LM head to the input embedding unless
+#: the config says otherwise (Gemma's files omit the key: saved configs drop a value equal to the default)
+TIED_BY_DEFAULT = frozenset({
+    "gemma", "gemma2", "gemma3", "gemma3_text", "gemma3n", "gemma3n_text", "recurrent_gemma", "vaultgemma",
+    "cohere", "cohere2", "starcoder2", "gpt_bigcode", "gpt2", "gpt_neo", "opt", "falcon", "jetmoe", "minicpm3",
+    "smollm3", "ernie4_5", "ernie4_5_moe", "lfm2", "xglm",
+})
+
+
+def tied_embeddings(config: dict[str, Any], cfg: dict[str, Any], source: str) -> bool:
+    """Whether the LM head shares the input embedding table: the (text) config's
+    ``tie_word_embeddings``, else its config class's default for ``model_type`` (:data:`TIED_BY_DEFAULT`)."""
+    value = cfg.get("tie_word_embeddings")
+    if value is None:
+        model_type = cfg.get("model_type") or config.get("model_type")
+        return model_type in TIED_BY_DEFAULT
+    if not isinstance(value, bool):
+        raise FleetPlannerError(f"{source}: tie_word_embeddings: expected true or false, got {value!r}")
+    return value
