@@ -121,6 +121,14 @@ UNMODELLED = {
     "layers_block_type": "state-space (Mamba) layers: their recurrent state instead of a KV cache",
     "mamba_d_state": "state-space (Mamba) layers: their recurrent state instead of a KV cache",
     "ssm_cfg": "state-space (Mamba) layers: their recurrent state instead of a KV cache",
+    "cross_attention_layers": "cross-attention layers on image features (Llama 3.2 Vision)",
+}
+
+#: ``model_type`` values of language models whose layers this model does not describe (their telling keys
+#: may be left out of a saved config, being class defaults)
+UNMODELLED_TYPES = {
+    "llama4_text": "Llama 4's layers (routed and shared experts, interleaved; chunked attention)",
+    "mllama_text_model": "cross-attention layers on image features (Llama 3.2 Vision)",
 }
 
 
@@ -143,3 +151,33 @@ def tied_embeddings(config: dict[str, Any], cfg: dict[str, Any], source: str) ->
     if not isinstance(value, bool):
         raise FleetPlannerError(f"{source}: tie_word_embeddings: expected true or false, got {value!r}")
     return value
+
+
+#: size fields of the config classes that serve as a multimodal model's ``text_config``, where they have
+#: class defaults (transformers' values): a saved nested config leaves out every value equal to its class's
+#: default, so Gemma 3's text_config may name neither its heads nor its vocabulary
+TEXT_CONFIG_DEFAULTS: dict[str, dict[str, int]] = {
+    "llama": {"hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+              "num_attention_heads": 32, "vocab_size": 32000, "max_position_embeddings": 2048},
+    "mistral": {"hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
+                "num_key_value_heads": 8, "vocab_size": 32000, "max_position_embeddings": 131072},
+    "qwen2": {"hidden_size": 4096, "intermediate_size": 22016, "num_hidden_layers": 32, "num_attention_heads": 32,
+              "num_key_value_heads": 32, "vocab_size": 151936, "max_position_embeddings": 32768},
+    "gemma2": {"hidden_size": 2304, "intermediate_size": 9216, "num_hidden_layers": 26, "num_attention_heads": 8,
+               "num_key_value_heads": 4, "head_dim": 256, "vocab_size": 256000, "max_position_embeddings": 8192},
+    "gemma3_text": {"hidden_size": 2304, "intermediate_size": 9216, "num_hidden_layers": 26, "num_attention_heads": 8,
+                    "num_key_value_heads": 4, "head_dim": 256, "vocab_size": 262208,
+                    "max_position_embeddings": 131072},
+}
+
+
+def language_config(config: dict[str, Any], source: str) -> dict[str, Any]:
+    """The language model's fields: the config itself, or a multimodal config's ``text_config`` with the
+    size fields its class defaults to (:data:`TEXT_CONFIG_DEFAULTS`) filled in where it leaves them out."""
+    text = config.get("text_config")
+    if text is None:
+        return dict(config)
+    if not isinstance(text, dict):
+        raise FleetPlannerError(f"{source}: text_config: expected an object, got {text!r}")
+    return {**TEXT_CONFIG_DEFAULTS.get(str(text.get("model_type")), {}), **text}
+

@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from scenarios.errors import FleetPlannerError
-from scenarios.hfconfig import PLAIN_MLP_ARCHITECTURES, UNMODELLED, moe_fields, tied_embeddings, weight_bits
+from scenarios.hfconfig import (
+    PLAIN_MLP_ARCHITECTURES,
+    UNMODELLED,
+    UNMODELLED_TYPES,
+    language_config,
+    moe_fields,
+    tied_embeddings,
+    weight_bits,
+)
 
 
 @dataclass(frozen=True)
@@ -240,17 +248,21 @@ def model_from_config(config: dict[str, Any], name: str = "model", source: str =
     with (grouped-query) attention and gated (or, by architecture, plain) MLPs, dense or a mixture of
     experts, served under vLLM's
     ``--dtype dtype`` (:func:`served_dtype_bytes`)."""
-    cfg = dict(config.get("text_config") or config)
+    cfg = language_config(config, source)
+    unmodelled = [(k, what) for k, what in UNMODELLED.items() if cfg.get(k) is not None]
+    if cfg.get("model_type") in UNMODELLED_TYPES:
+        unmodelled.append(("model_type", UNMODELLED_TYPES[cfg["model_type"]]))
+    if unmodelled:
+        key, what = unmodelled[0]
+        raise FleetPlannerError(
+            f"{source}: {key}: {what} are not modelled; supported: decoder-only "
+            f"transformers with multi-head or grouped-query attention, dense or "
+            f"mixture-of-experts MLPs"
+        )
     missing = [key for _, key in _CONFIG_FIELDS if not isinstance(cfg.get(key), int)]
     if missing:
-        raise FleetPlannerError(f"{source}: missing or non-integer field(s) {', '.join(missing)}")
-    for key, what in UNMODELLED.items():
-        if cfg.get(key) is not None:
-            raise FleetPlannerError(
-                f"{source}: {key}: {what} are not modelled; supported: decoder-only "
-                f"transformers with multi-head or grouped-query attention, dense or "
-                f"mixture-of-experts MLPs"
-            )
+        where = "text_config: " if "text_config" in config else ""
+        raise FleetPlannerError(f"{source}: {where}missing or non-integer field(s) {', '.join(missing)}")
     archs = cfg.get("architectures") or []
     qkv_bias = bool(cfg.get("attention_bias", any("Qwen2" in a for a in archs)))
     return ModelSpec(

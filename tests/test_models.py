@@ -226,3 +226,36 @@ def test_a_missing_tie_key_takes_the_config_class_default() -> None:
 def test_a_bad_tie_value_is_named() -> None:
     with pytest.raises(FleetPlannerError, match="tie_word_embeddings: expected true or false, got 'yes'"):
         model_from_config({**GEMMA_2_9B, "tie_word_embeddings": "yes"})
+
+
+#: gemma-3-4b-it's config.json as published (vision_config and token ids left out): its text_config names
+#: only the sizes that differ from Gemma3TextConfig's defaults
+GEMMA_3_4B = {
+    "architectures": ["Gemma3ForConditionalGeneration"], "model_type": "gemma3", "torch_dtype": "bfloat16",
+    "text_config": {"hidden_size": 2560, "intermediate_size": 10240, "model_type": "gemma3_text",
+                    "num_hidden_layers": 34, "rope_scaling": {"factor": 8.0, "rope_type": "linear"},
+                    "sliding_window": 1024},
+}
+
+
+def test_a_nested_text_config_takes_its_class_defaults() -> None:
+    m = model_from_config(GEMMA_3_4B)
+    assert (m.num_heads, m.num_kv_heads, m.head_dim, m.vocab_size) == (8, 4, 256, 262208)
+    assert m.tie_word_embeddings
+    assert m.params / 1e9 == pytest.approx(3.88, abs=0.005)  # the language model of "4B" (+0.42B vision tower)
+    # what the file says wins over the defaults
+    wider = model_from_config({**GEMMA_3_4B, "text_config": {**GEMMA_3_4B["text_config"], "num_attention_heads": 16}})
+    assert wider.num_heads == 16
+    # a text model type without known defaults must name its sizes
+    with pytest.raises(FleetPlannerError, match=r"c\.json: text_config: missing or non-integer field\(s\) "
+                                                r"num_attention_heads, vocab_size"):
+        model_from_config({"text_config": {**GEMMA_3_4B["text_config"], "model_type": "olmo2"}}, source="c.json")
+    with pytest.raises(FleetPlannerError, match=r"c\.json: text_config: expected an object"):
+        model_from_config({"text_config": [1]}, source="c.json")
+
+
+@pytest.mark.parametrize(("model_type", "what"),
+                         [("llama4_text", "Llama 4"), ("mllama_text_model", r"Llama 3\.2 Vision")])
+def test_language_models_of_unmodelled_kinds_are_refused(model_type: str, what: str) -> None:
+    with pytest.raises(FleetPlannerError, match=rf"c\.json: model_type: .*{what}.* not modelled"):
+        model_from_config({"text_config": {"model_type": model_type, "hidden_size": 5120}}, source="c.json")
