@@ -124,6 +124,10 @@ UNMODELLED = {
     "cross_attention_layers": "cross-attention layers on image features (Llama 3.2 Vision)",
 }
 
+#: entries of a config's ``layer_types`` that are attention over a KV cache (sliding windows are served
+#: with a full-length cache, as vLLM's V1 engine of the measured runs did)
+ATTENTION_LAYER_TYPES = frozenset({"full_attention", "sliding_attention", "attention"})
+
 #: ``model_type`` values of language models whose layers this model does not describe (their telling keys
 #: may be left out of a saved config, being class defaults)
 UNMODELLED_TYPES = {

@@ -20,6 +20,7 @@ from typing import Any
 
 from scenarios.errors import FleetPlannerError
 from scenarios.hfconfig import (
+    ATTENTION_LAYER_TYPES,
     PLAIN_MLP_ARCHITECTURES,
     UNMODELLED,
     UNMODELLED_TYPES,
@@ -252,6 +253,10 @@ def model_from_config(config: dict[str, Any], name: str = "model", source: str =
     unmodelled = [(k, what) for k, what in UNMODELLED.items() if cfg.get(k) is not None]
     if cfg.get("model_type") in UNMODELLED_TYPES:
         unmodelled.append(("model_type", UNMODELLED_TYPES[cfg["model_type"]]))
+    kinds = cfg.get("layer_types")
+    other = sorted({str(k) for k in kinds} - ATTENTION_LAYER_TYPES) if isinstance(kinds, list) else []
+    if other:
+        unmodelled.append(("layer_types", f"layers of kind {', '.join(other)} (not attention over a KV cache)"))
     if unmodelled:
         key, what = unmodelled[0]
         raise FleetPlannerError(

@@ -259,3 +259,12 @@ def test_a_nested_text_config_takes_its_class_defaults() -> None:
 def test_language_models_of_unmodelled_kinds_are_refused(model_type: str, what: str) -> None:
     with pytest.raises(FleetPlannerError, match=rf"c\.json: model_type: .*{what}.* not modelled"):
         model_from_config({"text_config": {"model_type": model_type, "hidden_size": 5120}}, source="c.json")
+
+
+def test_layers_other_than_attention_are_refused_by_their_kind() -> None:
+    # Gemma 3 lists sliding and full attention layers: modelled; Qwen3-Next's linear attention is not
+    gemma = {**GEMMA_2_9B, "layer_types": ["sliding_attention", "full_attention"] * 21}
+    assert model_from_config(gemma).num_layers == 42
+    with pytest.raises(FleetPlannerError,
+                       match=r"c\.json: layer_types: layers of kind linear_attention .*not modelled"):
+        model_from_config({**GEMMA_2_9B, "layer_types": ["linear_attention", "full_attention"]}, source="c.json")
