@@ -269,7 +269,8 @@ def model_from_config(config: dict[str, Any], name: str = "model", source: str =
         where = "text_config: " if "text_config" in config else ""
         raise FleetPlannerError(f"{source}: {where}missing or non-integer field(s) {', '.join(missing)}")
     archs = cfg.get("architectures") or []
-    qkv_bias = bool(cfg.get("attention_bias", any("Qwen2" in a for a in archs)))
+    qwen2 = any("Qwen2" in a for a in archs) or str(cfg.get("model_type", "")).startswith("qwen2")
+    qkv_bias = bool(cfg.get("attention_bias", qwen2))
     return ModelSpec(
         name=str(cfg.get("_name_or_path") or name),
         hidden_size=cfg["hidden_size"],
@@ -284,7 +285,8 @@ def model_from_config(config: dict[str, Any], name: str = "model", source: str =
         dtype_bytes=served_dtype_bytes(dtype, source),
         qk_norm=any(a.startswith("Qwen3") for a in archs),
         gated_mlp=not PLAIN_MLP_ARCHITECTURES.intersection(archs),
-        weight_bits=weight_bits(cfg, source),
+        # a multimodal checkpoint states its quantization beside, not inside, its text_config
+        weight_bits=weight_bits(cfg if "quantization_config" in cfg else config, source),
         **moe_fields(cfg, source),
         extra={"head_dim": cfg.get("head_dim"), "architectures": archs},
     )

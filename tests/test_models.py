@@ -268,3 +268,12 @@ def test_layers_other_than_attention_are_refused_by_their_kind() -> None:
     with pytest.raises(FleetPlannerError,
                        match=r"c\.json: layer_types: layers of kind linear_attention .*not modelled"):
         model_from_config({**GEMMA_2_9B, "layer_types": ["linear_attention", "full_attention"]}, source="c.json")
+
+
+def test_a_multimodal_checkpoint_quantized_beside_its_text_config() -> None:
+    awq = {**GEMMA_3_4B, "quantization_config": {"quant_method": "awq", "bits": 4, "group_size": 128}}
+    quantized, plain = model_from_config(awq), model_from_config(GEMMA_3_4B)
+    assert quantized.weight_bits == pytest.approx(4.125) and quantized.weight_bytes < plain.weight_bytes / 2
+    # a Qwen2 language model inside a multimodal config keeps its q/k/v biases
+    qwen = model_from_config({"text_config": {**QWEN2_MOE, "architectures": [], "model_type": "qwen2_moe"}})
+    assert qwen.qkv_bias
