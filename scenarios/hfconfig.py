@@ -4,7 +4,8 @@ A config names its architecture's variations in several spellings: mixtures of e
 Qwen2/Qwen3-MoE and DeepSeek keys), quantized checkpoints (``quantization_config`` of AWQ, GPTQ, FP8,
 compressed-tensors, bitsandbytes), plain rather than gated MLPs (by architecture), a tied LM head (a key
 that saved files drop where it equals the config class's default, so the default comes from the
-``model_type``), and layer kinds this project does not model (latent attention, state-space layers).
+``model_type``), a multimodal model's vision tower (memory only), and layer kinds this project does
+not model (latent attention, linear attention, state-space layers).
 Each reader returns plain values for :func:`scenarios.models.model_from_config`; a bad value raises
 :class:`~scenarios.errors.FleetPlannerError` naming the file and the key.
 """
@@ -185,3 +186,50 @@ def language_config(config: dict[str, Any], source: str) -> dict[str, Any]:
         raise FleetPlannerError(f"{source}: text_config: expected an object, got {text!r}")
     return {**TEXT_CONFIG_DEFAULTS.get(str(text.get("model_type")), {}), **text}
 
+
+
+#: size fields of the CLIP and SigLIP vision config classes (transformers' defaults), for a saved
+#: ``vision_config`` that leaves them out
+VISION_DEFAULTS = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "patch_size": 16}
+_VISION_TYPES_WITH_DEFAULTS = ("clip_vision_model", "siglip_vision_model")
+
+
+def _vision_int(v: dict[str, Any], source: str, key: str, default: int | None = None) -> int:
+    value = v.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise FleetPlannerError(f"{source}: vision_config.{key}: expected a positive integer (a size of the "
+                                f"vision tower), got {value!r}")
+    return value
+
+
+def vision_params(config: dict[str, Any], text_hidden: int, source: str) -> int:
+    """Weights of a multimodal model's vision tower and projector (0 without a ``vision_config``): vLLM
+    loads them beside the language model, so they take GPU memory, but text requests never run them.
+    Counted from the tower's sizes in two spellings, ViT-style (CLIP, SigLIP: ``num_hidden_layers``,
+    ``hidden_size``, ``intermediate_size``; LLaVA, Gemma 3, Mistral 3) and Qwen2-VL's (``depth``, with
+    ``embed_dim`` and ``mlp_ratio``, or Qwen2.5-VL's gated ``intermediate_size``, and a patch merger);
+    biases and norms are left out (well under 1 %)."""
+    v = config.get("vision_config")
+    if v is None:
+        return 0
+    if not isinstance(v, dict):
+        raise FleetPlannerError(f"{source}: vision_config: expected an object, got {v!r}")
+    if "depth" in v:  # Qwen2-VL / Qwen2.5-VL
+        layers = _vision_int(v, source, "depth")
+        h = _vision_int(v, source, "embed_dim" if "embed_dim" in v else "hidden_size")
+        if "intermediate_size" in v:
+            mlp = 3 * h * _vision_int(v, source, "intermediate_size")
+        else:
+            mlp = 2 * h * h * _vision_int(v, source, "mlp_ratio", 4)
+        merged = h * _vision_int(v, source, "spatial_merge_size", 2) ** 2
+        out = int(v.get("out_hidden_size") or text_hidden)
+        patch = 3 * _vision_int(v, source, "temporal_patch_size", 2) * _vision_int(v, source, "patch_size", 14) ** 2
+        return layers * (4 * h * h + mlp) + merged * merged + merged * out + patch * h
+    defaults = VISION_DEFAULTS if v.get("model_type") in _VISION_TYPES_WITH_DEFAULTS else {}
+    layers, h, i, p = (_vision_int(v, source, k, defaults.get(k))
+                       for k in ("num_hidden_layers", "hidden_size", "intermediate_size", "patch_size"))
+    image = v.get("image_size")
+    positions = (image // p) ** 2 if isinstance(image, int) and image >= p else 0
+    # projector: one linear layer to the language model's width, or two (LLaVA's MLP with an activation)
+    projector = h * text_hidden + (text_hidden * text_hidden if "projector_hidden_act" in config else 0)
+    return layers * (4 * h * h + 2 * h * i) + (positions + 3 * p * p) * h + projector

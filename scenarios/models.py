@@ -7,7 +7,7 @@ experts (Mixtral, Qwen2/Qwen3-MoE and DeepSeek spellings) are described; a mixtu
 experts in memory but a token runs only the ``experts_per_token`` it is routed to, so a decode step
 reads only the experts its batch touches (:class:`sim.service.StepTimeModel`).  Architectures whose
 layers differ in kind (latent attention, state-space layers) are refused with the field that shows it.
-The config keys beyond the plain sizes (experts, quantization, a tied LM head) are read by
+The config keys beyond the plain sizes (experts, quantization, a tied LM head, a vision tower) are read by
 :mod:`scenarios.hfconfig`.
 """
 
@@ -27,6 +27,7 @@ from scenarios.hfconfig import (
     language_config,
     moe_fields,
     tied_embeddings,
+    vision_params,
     weight_bits,
 )
 
@@ -65,6 +66,9 @@ class ModelSpec:
     weight_bits: float = 0.0
     """Bits per weight of quantized linear layers (attention projections, MLPs, experts), their scales
     included; embeddings, LM head, norms and routers stay at ``dtype_bytes``.  0: not quantized."""
+    vision_params: int = 0
+    """Weights beside the language model that vLLM loads but text requests never run (a multimodal
+    model's vision tower and projector): they take memory, not step time."""
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -79,6 +83,8 @@ class ModelSpec:
             value = getattr(self, attr)
             if not value >= 1:
                 raise ValueError(f"{attr}(={value}) must be >= 1 for model {self.name!r}")
+        if not self.vision_params >= 0:
+            raise ValueError(f"vision_params(={self.vision_params}) must be >= 0 for model {self.name!r}")
         if not 0 <= self.weight_bits <= 8 * self.dtype_bytes:
             raise ValueError(f"weight_bits(={self.weight_bits}) must be in 0..{8 * self.dtype_bytes} for model "
                              f"{self.name!r}")
@@ -167,17 +173,20 @@ class ModelSpec:
 
     @property
     def weight_bytes(self) -> int:
+        """Bytes of every weight vLLM loads: the language model (its linear layers at ``weight_bits``
+        where quantized) and a vision tower (:attr:`vision_params`, 16-bit)."""
+        vision = self.vision_params * self.dtype_bytes
         if not self.weight_bits:
-            return self.params * self.dtype_bytes
+            return self.params * self.dtype_bytes + vision
         linear = self.linear_params
-        return int(linear * self.weight_bits / 8) + (self.params - linear) * self.dtype_bytes
+        return int(linear * self.weight_bits / 8) + (self.params - linear) * self.dtype_bytes + vision
 
     @property
     def step_weight_bytes(self) -> int:
-        """Weight bytes a decode step streams: all but the input embedding table, of which a step reads
-        only its tokens' rows (a tied table is read whole as the LM head)."""
+        """Weight bytes a decode step streams: the language model's but the input embedding table, of
+        which a step reads only its tokens' rows (a tied table is read whole as the LM head)."""
         table = 0 if self.tie_word_embeddings else self.vocab_size * self.hidden_size * self.dtype_bytes
-        return self.weight_bytes - table
+        return self.weight_bytes - table - self.vision_params * self.dtype_bytes
 
     @property
     def expert_miss(self) -> float:
@@ -287,6 +296,7 @@ def model_from_config(config: dict[str, Any], name: str = "model", source: str =
         gated_mlp=not PLAIN_MLP_ARCHITECTURES.intersection(archs),
         # a multimodal checkpoint states its quantization beside, not inside, its text_config
         weight_bits=weight_bits(cfg if "quantization_config" in cfg else config, source),
+        vision_params=vision_params(config, cfg["hidden_size"], source),
         **moe_fields(cfg, source),
         extra={"head_dim": cfg.get("head_dim"), "architectures": archs},
     )

@@ -277,3 +277,38 @@ def test_a_multimodal_checkpoint_quantized_beside_its_text_config() -> None:
     # a Qwen2 language model inside a multimodal config keeps its q/k/v biases
     qwen = model_from_config({"text_config": {**QWEN2_MOE, "architectures": [], "model_type": "qwen2_moe"}})
     assert qwen.qkv_bias
+
+
+#: vision_config fields as published: gemma-3-4b-it (SigLIP) and Qwen2.5-VL-7B-Instruct (Qwen's spelling)
+SIGLIP_GEMMA_3 = {"hidden_size": 1152, "image_size": 896, "intermediate_size": 4304,
+                  "model_type": "siglip_vision_model", "num_attention_heads": 16, "num_hidden_layers": 27,
+                  "patch_size": 14, "vision_use_head": False}
+QWEN2_5_VL_7B = {
+    "architectures": ["Qwen2_5_VLForConditionalGeneration"], "model_type": "qwen2_5_vl", "hidden_size": 3584,
+    "intermediate_size": 18944, "num_hidden_layers": 28, "num_attention_heads": 28, "num_key_value_heads": 4,
+    "vocab_size": 152064, "max_position_embeddings": 128000, "tie_word_embeddings": False,
+    "vision_config": {"depth": 32, "hidden_act": "silu", "hidden_size": 1280, "intermediate_size": 3420,
+                      "num_heads": 16, "in_chans": 3, "out_hidden_size": 3584, "patch_size": 14,
+                      "spatial_merge_size": 2, "window_size": 112, "temporal_patch_size": 2},
+}
+
+
+def test_a_vision_tower_takes_memory_but_not_step_time() -> None:
+    gemma = model_from_config({**GEMMA_3_4B, "vision_config": SIGLIP_GEMMA_3})
+    text_only = model_from_config(GEMMA_3_4B)
+    # model card: 4.3B in all, of which the SigLIP encoder 417M; safetensors 8.6 GB
+    assert gemma.vision_params / 1e6 == pytest.approx(419, abs=3)
+    assert (gemma.params + gemma.vision_params) / 1e9 == pytest.approx(4.30, abs=0.005)
+    assert gemma.weight_bytes - text_only.weight_bytes == 2 * gemma.vision_params
+    assert gemma.step_weight_bytes == text_only.step_weight_bytes
+    assert gemma.flops_per_token == text_only.flops_per_token
+    # Qwen2.5-VL-7B: 8.29B in all (a Qwen2.5-7B language model of 7.62B and its vision encoder)
+    qwen = model_from_config(QWEN2_5_VL_7B)
+    assert qwen.params / 1e9 == pytest.approx(7.62, abs=0.005)
+    assert (qwen.params + qwen.vision_params) / 1e9 == pytest.approx(8.29, abs=0.005)
+
+
+def test_a_bad_vision_size_is_named() -> None:
+    bad = {**GEMMA_3_4B, "vision_config": {**SIGLIP_GEMMA_3, "model_type": "other", "num_hidden_layers": None}}
+    with pytest.raises(FleetPlannerError, match=r"c\.json: vision_config\.num_hidden_layers: expected a positive"):
+        model_from_config(bad, source="c.json")
