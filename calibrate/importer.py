@@ -385,7 +385,7 @@ def load_runs(paths: Sequence[str | Path], *, client_seed: int | None = None, en
 
 
 def summarise(runs: Sequence[MeasuredRun]) -> list[dict[str, Any]]:
-    """Runs per (model, hardware): counts, rates, whether per-request arrays are present."""
+    """Runs per (model, hardware): counts, rates, whether per-request arrays are present, datasets."""
     groups: dict[tuple[str, str, int], list[MeasuredRun]] = {}
     for r in runs:
         groups.setdefault((r.model_id, r.gpu, r.gpu_count), []).append(r)
@@ -395,6 +395,6 @@ def summarise(runs: Sequence[MeasuredRun]) -> list[dict[str, Any]]:
             "model_id": model, "gpu": gpu, "gpu_name": rs[0].gpu_name, "gpu_count": count, "runs": len(rs),
             "rates": sorted({r.request_rate for r in rs}), "sessions": len({r.session for r in rs}),
             "per_request_arrays": all(r.input_lens is not None for r in rs),
-            "files": sorted({r.file for r in rs}),
+            "files": sorted({r.file for r in rs}), "datasets": sorted({r.dataset for r in rs}),
         })
     return out

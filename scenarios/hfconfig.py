@@ -187,7 +187,6 @@ def language_config(config: dict[str, Any], source: str) -> dict[str, Any]:
     return {**TEXT_CONFIG_DEFAULTS.get(str(text.get("model_type")), {}), **text}
 
 
-
 #: size fields of the CLIP and SigLIP vision config classes (transformers' defaults), for a saved
 #: ``vision_config`` that leaves them out
 VISION_DEFAULTS = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "patch_size": 16}

@@ -172,21 +172,25 @@ class ModelSpec:
         return self.num_layers * self._attention_linear_params + dense + moe
 
     @property
+    def _language_bytes(self) -> int:
+        # the language model's weights, its linear layers at ``weight_bits`` where quantized
+        if not self.weight_bits:
+            return self.params * self.dtype_bytes
+        linear = self.linear_params
+        return int(linear * self.weight_bits / 8) + (self.params - linear) * self.dtype_bytes
+
+    @property
     def weight_bytes(self) -> int:
         """Bytes of every weight vLLM loads: the language model (its linear layers at ``weight_bits``
         where quantized) and a vision tower (:attr:`vision_params`, 16-bit)."""
-        vision = self.vision_params * self.dtype_bytes
-        if not self.weight_bits:
-            return self.params * self.dtype_bytes + vision
-        linear = self.linear_params
-        return int(linear * self.weight_bits / 8) + (self.params - linear) * self.dtype_bytes + vision
+        return self._language_bytes + self.vision_params * self.dtype_bytes
 
     @property
     def step_weight_bytes(self) -> int:
         """Weight bytes a decode step streams: the language model's but the input embedding table, of
         which a step reads only its tokens' rows (a tied table is read whole as the LM head)."""
         table = 0 if self.tie_word_embeddings else self.vocab_size * self.hidden_size * self.dtype_bytes
-        return self.weight_bytes - table - self.vision_params * self.dtype_bytes
+        return self._language_bytes - table
 
     @property
     def expert_miss(self) -> float:
@@ -225,13 +229,8 @@ class ModelSpec:
         return 2 * self.num_layers * self.num_kv_heads * self.head_dim * self.dtype_bytes
 
 
-_CONFIG_FIELDS = (
-    ("hidden_size", "hidden_size"),
-    ("intermediate_size", "intermediate_size"),
-    ("num_layers", "num_hidden_layers"),
-    ("num_heads", "num_attention_heads"),
-    ("vocab_size", "vocab_size"),
-)
+#: config keys every language model must state (as integers)
+_REQUIRED_KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
 
 
 #: vLLM's ``--dtype`` spellings -> bytes per element
@@ -273,7 +272,7 @@ def model_from_config(config: dict[str, Any], name: str = "model", source: str =
             f"transformers with multi-head or grouped-query attention, dense or "
             f"mixture-of-experts MLPs"
         )
-    missing = [key for _, key in _CONFIG_FIELDS if not isinstance(cfg.get(key), int)]
+    missing = [key for key in _REQUIRED_KEYS if not isinstance(cfg.get(key), int)]
     if missing:
         where = "text_config: " if "text_config" in config else ""
         raise FleetPlannerError(f"{source}: {where}missing or non-integer field(s) {', '.join(missing)}")

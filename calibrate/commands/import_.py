@@ -56,10 +56,6 @@ def run_json(r: Any) -> dict[str, Any]:
     }
 
 
-def key(summary: dict[str, Any]) -> tuple[str, str, int]:
-    return summary["model_id"], summary["gpu"], summary["gpu_count"]
-
-
 def run(args: argparse.Namespace) -> int:
     overrides = hardware_overrides(args.gpu, args.gpus)
     if args.dataset:
@@ -76,7 +72,6 @@ def run(args: argparse.Namespace) -> int:
     for s in summarise(runs):
         t.add_row(s["model_id"].rstrip("/").split("/")[-1], f"{s['gpu_count']}x{s['gpu']}", str(s["runs"]),
                   ", ".join(f"{x:g}" for x in s["rates"]), str(s["sessions"]),
-                  "measured" if s["per_request_arrays"] else
-                  ", ".join(sorted({r.dataset for r in runs if (r.model_id, r.gpu, r.gpu_count) == key(s)})))
+                  "measured" if s["per_request_arrays"] else ", ".join(s["datasets"]))
     console.print(t)
     return 0
