@@ -17,8 +17,10 @@ simulation whose output is piecewise smooth in the parameters.  After a first pa
 residuals are far out (robust z-score, and a factor ~1.5 off) are flagged as outliers and refitted
 with zero weight (given :data:`MIN_RUNS_FOR_OUTLIERS` runs; fewer are only flagged); every run's
 residuals are reported.  A host launch cost that no run's steps show (every model GPU-bound) is put
-back to its prior (:func:`settle_launch_cost`).  The runtime memory reserve is then confirmed by a scan
-(:func:`confirm_reserve`): it moves the KV capacity, hence preemption and prefix-cache hits.
+back to its prior (:func:`settle_launch_cost`), and each parameter's spread and the share of it the
+runs (not the prior) set are reported (:mod:`calibrate.spread`).  The runtime memory reserve is then
+confirmed by a scan (:func:`confirm_reserve`): it moves the KV capacity, hence preemption and
+prefix-cache hits.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from scipy.optimize import least_squares
 
 from calibrate.importer import MeasuredRun
 from calibrate.replay import DEFAULT_SEEDS, LengthModel, ReplayOutcome, replay
+from calibrate.spread import parameter_spread
 from scenarios.catalog import GpuSpec
 from scenarios.models import ModelSpec
 from sim.service import DEFAULT_RUNTIME_RESERVE_GB, HardwareProfile, StepTimeModel
@@ -283,6 +286,7 @@ def fit_profile(
             pw[outliers] = 0.0
             sol = coarse_then_fine([x], pw)
             x = sol.x
+    spread = parameter_spread(sol, params, len(points) * len(weights))
     prof, unpinned = settle_launch_cost(points, _profile_from(base, params, x), params)
     rs = residuals_of(points, evaluate(points, prof, seeds, lengths), weights)
     if outlier_pass and 4 <= len(points) < MIN_RUNS_FOR_OUTLIERS:
@@ -291,6 +295,7 @@ def fit_profile(
         rs[i].outlier = True
     result = FitResult(prof, rs, float(sol.cost), evals, [p.name for p in params],
                        [rs[i].run.where for i in outliers])
+    result.extra["spread"] = spread
     if unpinned:
         result.extra["unpinned"] = unpinned
     return result

@@ -249,6 +249,7 @@ def profile_entry(result: FitResult, points: Sequence[FitPoint], options: FitOpt
         "mape_pct": {k: round(result.mape(k), 1) for k in WEIGHTS},
         "outliers": [o for o in result.outliers],
         "unpinned": result.extra.get("unpinned", []),
+        "spread": result.extra.get("spread", {}),
         "evaluations": result.evaluations,
     }
     if "reserve_scan" in result.extra:

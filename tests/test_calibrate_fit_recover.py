@@ -68,6 +68,24 @@ def test_fit_recovers_known_parameters(clean_fit: Any) -> None:
     assert clean_fit.mape("median_tpot_ms") < 2.0 and clean_fit.mape("request_throughput") < 2.0
 
 
+def test_fit_reports_how_firmly_the_runs_pin_each_parameter(clean_points: list[FitPoint], clean_fit: Any) -> None:
+    """Every parameter the runs exercise has a small spread set by the data; one they cannot see (an
+    all-reduce efficiency on one GPU) is left to its prior, with the prior's spread."""
+    spread = clean_fit.extra["spread"]
+    assert set(spread) == {p.name for p in FREE}
+    for name, v in spread.items():
+        assert v["data_share"] > 0.9 and 0 < v["pm_pct"] < 15 and "at_bound" not in v, (name, v)
+    # and a bound the truth (frontend 9 ms) lies beyond is named: there the local spread means nothing
+    blind = [Param("mem_eff", 0.3, 1.0, 0.85), Param("comm_eff", 0.02, 1.0, 0.5, prior_weight=0.1),
+             Param("frontend_s", 5e-4, 0.004, 0.002)]
+    res = fit_profile(clean_points[:3], TRUE, params=blind, seeds=(0,), max_nfev=12, multi_start=False,
+                      outlier_pass=False)
+    got = res.extra["spread"]
+    assert got["comm_eff"]["data_share"] == pytest.approx(0.0, abs=0.01) and got["mem_eff"]["data_share"] > 0.9
+    assert got["comm_eff"]["pm_pct"] > 5 * got["mem_eff"]["pm_pct"]
+    assert got["frontend_s"].get("at_bound") and not got["mem_eff"].get("at_bound"), got
+
+
 def test_fit_is_robust_to_a_wild_point(clean_points: list[FitPoint], clean_fit: Any) -> None:
     wild = list(clean_points)
     i = 4
@@ -115,6 +133,8 @@ def test_cli_fit_writes_profile_with_residuals_and_resumes(
     assert (prof.gpu, prof.gpus) == ("H100-PCIe", 1) and prof.source.startswith("calibrate fit")
     entry = yaml.safe_load(out.read_text())["profiles"][0]
     assert entry["fit"]["runs"] == 6 and len(entry["residuals"]) == 6
+    assert set(entry["fit"]["spread"]) == set(entry["fit"]["fitted"])
+    assert all({"pm_pct", "data_share"} <= set(v) for v in entry["fit"]["spread"].values())
     assert set(entry["fit"]["file_names"]) == {Path(f).name for f in files}
     assert entry["fit"]["engine"]["max_num_batched_tokens"] == 8192  # vLLM 0.8.5 default on an H100
     assert all(math.isfinite(r["median_tpot_ms"]) for r in entry["residuals"])
@@ -127,7 +147,7 @@ def test_cli_fit_writes_profile_with_residuals_and_resumes(
     assert main(["show", str(out)]) == 0
     shown = capsys.readouterr().out
     assert "mem_eff" in shown and "residuals" in shown and "Meta-Llama-3-8B-Instruct" in shown
-    assert "models' weights per GPU" in shown
+    assert "models' weights per GPU" in shown and "±1σ" in shown
 
 
 def test_cli_fit_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

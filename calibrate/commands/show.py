@@ -77,6 +77,21 @@ def _fmt(v: Any, scale: float = 1.0) -> str:
     return str(v)
 
 
+#: data share below which a parameter is reported as set by its prior (:func:`calibrate.spread.parameter_spread`)
+PRIOR_LED = 0.5
+
+
+def _spread(v: Any) -> str:
+    if not isinstance(v, dict) or not isinstance(v.get("pm_pct"), (int, float)):
+        return ""
+    if v.get("at_bound"):
+        return "bound"
+    if v.get("data_share", 1.0) < PRIOR_LED:
+        return "prior"
+    x = float(v["pm_pct"])
+    return f"{x:.2g}%" if x < 10 else f"{x:.0f}%" if x < 999 else ">999%"
+
+
 def _pct(v: Any) -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "-"
@@ -88,13 +103,15 @@ def show_entry(console: Console, entry: dict[str, Any], residuals: bool = True) 
     fit = entry.get("fit") or {}
     title = f"{entry.get('gpus', 1)}x{entry.get('gpu')}"
     console.rule(f"[bold]{title}[/]  {entry.get('source', '')}")
+    spread = fit.get("spread") or {}
     t = Table(show_header=True, header_style="bold", title="parameters")
-    for c in ("parameter", "value", "unit", "meaning"):
-        t.add_column(c, justify="right" if c == "value" else "left")
+    for c in ("parameter", "value", "±1σ", "unit", "meaning"):
+        t.add_column(c, justify="right" if c in ("value", "±1σ") else "left")
     for name, (scale, unit, meaning) in FIELDS.items():
         if name in entry:
             fitted = name in (fit.get("fitted") or [])
-            t.add_row(f"{name}{' *' if fitted else ''}", _fmt(entry[name], scale), unit, meaning)
+            t.add_row(f"{name}{' *' if fitted else ''}", _fmt(entry[name], scale), _spread(spread.get(name)),
+                      unit, meaning)
     console.print(t)
     if fit:
         console.print(f"fitted (*) on {fit.get('runs')} runs of {', '.join(fit.get('models', []))}")
@@ -106,6 +123,14 @@ def show_entry(console: Console, entry: dict[str, Any], residuals: bool = True) 
             console.print(f"derived from {fit['derived_from']}")
         if fit.get("unpinned"):
             console.print(f"not pinned by any run (prior kept): {', '.join(fit['unpinned'])}")
+        led = [k for k, v in spread.items() if isinstance(v, dict) and v.get("data_share", 1.0) < PRIOR_LED
+               and k not in (fit.get("unpinned") or [])]
+        if led:
+            console.print(f"set by their priors, not by the runs (the data remove under {PRIOR_LED:.0%} of "
+                          f"their spread; runs that exercise them would pin them): {', '.join(led)}")
+        if spread:
+            console.print("±1σ: approximate spread from the fit's Jacobian (runs' residual scatter only; "
+                          "not model error)")
         eng = fit.get("engine") or {}
         console.print("engine limits replayed: " + ", ".join(f"{k}={v}" for k, v in eng.items()))
         names = fit.get("file_names") or []

@@ -1,0 +1,57 @@
+"""How firmly a fit's runs pin each parameter of a hardware profile.
+
+A fitted value means something about the hardware only where the runs set it.  Runs of a launch-bound
+small model say nothing about memory bandwidth; runs whose prompts all hit the prefix cache say
+nothing about prefill compute; runs of one model on a tensor-parallel box pin the sum of its host costs
+over a step but not each one.  There the weak prior of :func:`calibrate.fit.default_params` decides.
+
+:func:`parameter_spread` reads this off the solution of ``scipy.optimize.least_squares``, by
+Gauss-Newton: the covariance of the fitted (log-space) parameters is ``s^2 (J^T J)^-1``, with ``J`` the
+Jacobian of the residuals (the runs' and the priors') and ``s^2`` the runs' residual variance.  The
+*data share* of a parameter is the part of its variance the runs remove, against its prior alone
+(``1 - var / var_prior``): near 1, the runs set it; near 0, the prior does.  It accounts for
+correlations: two parameters that only the same runs move, in opposite directions, share little.
+Where the share is small, the spread only echoes the prior's weight.  At a bound the local picture
+does not hold, so such parameters are named instead.  Local and approximate: a replay is piecewise
+smooth, and model error is not noise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from calibrate.fit import Param
+
+
+def parameter_spread(sol: Any, params: Sequence[Param], n_data: int) -> dict[str, dict[str, Any]]:
+    """Name -> ``pm_pct`` (approximate 1-sigma spread, %, at most 999), ``data_share`` and, for a
+    parameter the optimiser left pressed against one of its bounds, ``at_bound``; from ``sol``, whose
+    first ``n_data`` residuals are the runs' and the rest the priors' (empty if the Jacobian is not
+    finite)."""
+    jac = np.asarray(sol.jac, dtype=float)
+    res = np.asarray(sol.fun, dtype=float)[:n_data]
+    if not (np.all(np.isfinite(jac)) and np.all(np.isfinite(res))):
+        return {}
+    used = int(np.count_nonzero(np.any(jac[:n_data] != 0.0, axis=1) | (res != 0.0)))
+    s2 = float(res @ res) / max(used - len(params), 1)
+    cov = np.linalg.pinv(jac.T @ jac)
+    out: dict[str, dict[str, Any]] = {}
+    for i, p in enumerate(params):
+        sd = math.sqrt(max(float(cov[i, i]) * s2, 0.0))
+        x = float(sol.x[i])
+        pct = 100.0 * math.expm1(min(sd, 3.0)) if p.log else 100.0 * sd / max(abs(p.from_x(x)), 1e-12)
+        share = 1.0 - float(cov[i, i]) * p.prior_weight**2 if p.prior_weight > 0 else 1.0
+        entry: dict[str, Any] = {"pm_pct": round(min(pct, 999.0), 1), "data_share": round(min(max(share, 0.0), 1.0), 2)}
+        # pressed against a bound: near it, with the cost still falling beyond it (the optimiser's
+        # iterates stay strictly inside, so "on" the bound means close with the gradient pointing out)
+        lo, hi = p.bounds
+        g, near = float(sol.grad[i]), 0.05 * (hi - lo)
+        if int(sol.active_mask[i]) != 0 or (hi - x < near and g < 0) or (x - lo < near and g > 0):
+            entry["at_bound"] = True
+        out[p.name] = entry
+    return out
