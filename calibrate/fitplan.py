@@ -40,7 +40,7 @@ from calibrate.fit import (
 from calibrate.importer import MeasuredRun
 from calibrate.replay import DEFAULT_SEEDS, engine_settings
 from calibrate.workload import LengthModel
-from scenarios.catalog import GPUS, GpuSpec, find_model
+from scenarios.catalog import GPUS, GpuSpec, find_gpu, find_model
 from scenarios.errors import FleetPlannerError
 from scenarios.models import ModelSpec, load_model_config, model_from_config, served_dtype_bytes
 from sim.profiles import profile_fields
@@ -117,7 +117,7 @@ def resolve_points(runs: Sequence[MeasuredRun], configs: Sequence[str | Path] = 
     known = {**GPUS, **(hardware or {})}
     out = []
     for r in runs:
-        spec = known.get(r.gpu) or known.get(r.gpu_name)
+        spec = known.get(r.gpu) or find_gpu(r.gpu_name, known)
         if spec is None:
             raise FitInputError(f"{r.where}: gpu_name {r.gpu_name!r} is not a known GPU "
                                 f"(known: {', '.join(known)}; describe others with --hardware FILE)")

@@ -15,6 +15,7 @@ config.json files; any other model enters through its own config.json
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from scenarios.models import ModelSpec, model_from_config
@@ -89,6 +90,17 @@ def normalise_gpu_name(name: str) -> str:
     ``NVIDIAGeForceRTX4090``, ``NVIDIA H100 80GB HBM3``) to catalogue keys; others come back unchanged.
     Names are compared compacted (:func:`_compact`)."""
     return _GPU_NAMES.get(_compact(name), name)
+
+
+def find_gpu(name: str, known: Mapping[str, GpuSpec]) -> GpuSpec | None:
+    """The spec of ``known`` (the catalogue, maybe with a hardware file's entries) that ``name`` denotes:
+    by its key, by its catalogue key (:func:`normalise_gpu_name`), or by its compacted name, so that the
+    ``NVIDIA L4`` of a result file finds a hardware file's ``L4``."""
+    spec = known.get(name) or known.get(normalise_gpu_name(name))
+    if spec is None:
+        compact = _compact(name)
+        spec = next((v for k, v in known.items() if _compact(k) == compact), None)
+    return spec
 
 
 def _m(name: str, arch: str, h: int, i: int, n: int, a: int, kv: int, v: int, pos: int) -> ModelSpec:

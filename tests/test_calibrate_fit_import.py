@@ -240,6 +240,11 @@ def test_hardware_file_describes_hosts_outside_the_catalogue(tmp_path: Path) -> 
     hw.write_text("hardware:\n  - {name: My-Accel, memory_gb: 48, mem_bw_gbps: 900, fp16_tflops: 180, tdp_w: 300}\n")
     (point,) = resolve_points([run], hardware=load_hardware_file(hw))
     assert point.gpu.name == "My-Accel" and point.gpu.mem_bw_gbps == 900 and point.run.hardware_key == ("My-Accel", 1)
+    # the name as NVML (hence vLLM's result file) writes it finds the file's short name
+    hw.write_text("hardware:\n  - {name: L4, memory_gb: 24, mem_bw_gbps: 300, fp16_tflops: 121, tdp_w: 72}\n")
+    l4 = read_result_file_obj({**BASE, "gpu_name": "NVIDIA L4"})
+    (point,) = resolve_points([l4], hardware=load_hardware_file(hw))
+    assert point.gpu.name == "L4" and point.run.hardware_key == ("L4", 1)
     hw.write_text("hardware:\n  - {name: A, memory_gb: 0, mem_bw_gbps: 1, fp16_tflops: 1, tdp_w: 1, colour: red}\n"
                   "  - {name: A, memory_gb: 1, mem_bw_gbps: 1, fp16_tflops: 1, tdp_w: 1}\n")
     with pytest.raises(ScenarioError) as exc:
