@@ -111,6 +111,9 @@ def default_params(tp: int) -> list[Param]:
         Param("step_overhead_s", 2e-4, 0.03, 0.002),
         # the host's launch cost differs several-fold between boxes: a loose prior
         Param("per_layer_s", 1e-6, 1e-3, 8e-5, prior_weight=0.01),
+        # a step beyond vLLM's CUDA graphs launches each kernel (~10-15 per layer) instead of two graph
+        # pieces and the attention call: a few times the per-layer cost
+        Param("eager_factor", 1.0, 20.0, 3.0),
         Param("per_seq_s", 1e-7, 5e-4, 3e-5),
         Param("frontend_s", 5e-4, 0.05, 0.006),
     ]
@@ -303,22 +306,27 @@ def fit_profile(
 
 def settle_launch_cost(points: Sequence[FitPoint], profile: HardwareProfile,
                        params: Sequence[Param]) -> tuple[HardwareProfile, list[str]]:
-    """Put ``per_layer_s`` back to its prior where no run pins it.
+    """Put ``per_layer_s`` and ``eager_factor`` back to their priors where no run pins them.
 
     The host's launch cost shows only in steps it outlasts the GPU's work (a step lasts the longer of
-    the two).  Where that happens in no run, even for one token, every value below the GPU's time
-    fits equally well and the optimiser leaves the cost wherever it wandered (a start point, a flat
-    drift), to be extrapolated to smaller models or more GPUs.  The prior (for a tensor-parallel
-    fit: its single-GPU parent's value) then stands, provided it is not launch-bound either, so the
-    fit itself is unchanged.  Returns the profile and the names of parameters so settled."""
-    spec = next((p for p in params if p.name == "per_layer_s"), None)
-    if spec is None or profile.per_layer_s == spec.prior:
-        return profile, []
-    settled = replace(profile, per_layer_s=spec.prior)
-    for prof in (profile, settled):
-        if any(StepTimeModel(p.model, p.gpu, prof, p.run.gpu_count).launch_bound() for p in points):
-            return profile, []
-    return settled, ["per_layer_s"]
+    the two): the per-layer cost in the smallest step (one token), the eager factor in the smallest
+    step beyond CUDA graphs.  Where that happens in no run, every value below the GPU's time fits
+    equally well and the optimiser leaves the parameter wherever it wandered (a start point, a flat
+    drift), to be extrapolated to smaller models or more GPUs.  The prior (for a tensor-parallel fit:
+    its single-GPU parent's value) then stands, provided it does not show either, so the fit itself is
+    unchanged.  Returns the profile and the names of parameters so settled."""
+    settled_names: list[str] = []
+    for name, shows in (("per_layer_s", StepTimeModel.launch_bound), ("eager_factor", StepTimeModel.eager_bound)):
+        spec = next((p for p in params if p.name == name), None)
+        if spec is None or getattr(profile, name) == spec.prior:
+            continue
+        values: dict[str, Any] = {name: spec.prior}
+        settled = replace(profile, **values)
+        if not any(shows(StepTimeModel(p.model, p.gpu, prof, p.run.gpu_count)) for prof in (profile, settled)
+                   for p in points):
+            profile = settled
+            settled_names.append(name)
+    return profile, settled_names
 
 
 def _starts(params: Sequence[Param], x0: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> list[np.ndarray]:

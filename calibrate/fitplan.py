@@ -49,6 +49,8 @@ from sim.service import DEFAULT_RUNTIME_RESERVE_GB, HardwareProfile
 
 #: parameters a TP configuration keeps from the single-GPU fit of its GPU type
 GPU_LEVEL = ("mem_eff", "compute_eff", "attn_eff")
+#: host parameters a TP fit refits with the single-GPU fit's values as priors (same host, same launches)
+HOST_INHERITED = ("per_layer_s", "eager_factor")
 
 
 class FitInputError(FleetPlannerError):
@@ -162,7 +164,7 @@ def fit_config(points: Sequence[FitPoint], options: FitOptions, *, parent: Hardw
         base = replace(base, **{k: getattr(parent, k) for k in GPU_LEVEL},
                        runtime_reserve_gb=parent.runtime_reserve_gb)
         params = [p for p in params if p.name not in GPU_LEVEL]
-        params = [replace(p, prior=getattr(parent, p.name)) if p.name == "per_layer_s" else p for p in params]
+        params = [replace(p, prior=getattr(parent, p.name)) if p.name in HOST_INHERITED else p for p in params]
     result = fit_profile(points, base, params=params, seeds=options.seeds, lengths=options.lengths,
                          max_nfev=options.max_nfev, progress=progress)
     if options.reserve_grid:

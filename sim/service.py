@@ -4,7 +4,7 @@ A step runs a batch of ``n_tokens`` (prefill chunks plus one token per decoding 
 ``n_seqs`` sequences whose KV caches hold ``ctx_tokens`` tokens in total.  Its time is
 
     overhead + per_seq * n_seqs
-    + max(host launches: per_layer * layers,
+    + max(host launches: per_layer * layers (x eager_factor beyond CUDA graphs: n_tokens > 512),
           GPU: max(streamed weight bytes / (BW * mem_eff),  n_tokens * FLOPs/token / (peak * compute_eff))
                + prefill attention: causal pairs x 4 x layers x heads x head_dim / (peak * compute_eff)
                + TP all-reduce: 2 per layer x (latency + n_tokens * hidden bytes * ring / (link * comm_eff)))
@@ -33,6 +33,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from scenarios.catalog import GpuSpec
 from scenarios.models import ModelSpec
 
+#: largest step (tokens) vLLM replays from a captured CUDA graph (V1's largest default capture size)
+CUDA_GRAPH_MAX_TOKENS = 512
 #: the source of a profile nothing was fitted to (:class:`HardwareProfile`'s defaults)
 ROOFLINE_SOURCE = "roofline defaults"
 
@@ -64,6 +66,11 @@ class HardwareProfile:
     outside its piecewise CUDA graphs, so each layer costs the host a few launches.  The GPU works
     while the host launches, so a step lasts the longer of the two (small models on a slow host are
     launch-bound)."""
+    eager_factor: float = 1.0
+    """Host launch time per layer in a step of more tokens than vLLM captures CUDA graphs for
+    (:data:`CUDA_GRAPH_MAX_TOKENS`), as a multiple of ``per_layer_s``: such a step runs the model
+    kernel by kernel (big prefill chunks, full token budgets), so a small model's big steps stay
+    launch-bound where its decode steps are not."""
     frontend_s: float = 0.0
     """Request-path latency outside engine steps, added to TTFT and end-to-end time: HTTP, tokenisation,
     IPC to the engine (and its tensor-parallel workers), streaming.  The engine itself does not see it."""
@@ -91,6 +98,8 @@ class HardwareProfile:
             v = getattr(self, f)
             if not v >= 0:
                 raise ValueError(f"{f}(={v}) must be >= 0")
+        if not self.eager_factor >= 1:
+            raise ValueError(f"eager_factor(={self.eager_factor}) must be >= 1")
         if self.memory_gb is not None and not self.memory_gb > 0:
             raise ValueError(f"memory_gb(={self.memory_gb}) must be > 0")
         if self.runtime_reserve_gb is not None and not self.runtime_reserve_gb >= 0:
@@ -123,8 +132,8 @@ class HardwareProfile:
 class StepTimeModel:
     """Step time of one replica (model x GPU type x TP size) under a :class:`HardwareProfile`."""
 
-    __slots__ = ("_moe_miss", "_t_attn", "_t_comm_lat", "_t_comm_tok", "_t_experts", "_t_host", "_t_tok", "_t_weights",
-                 "kv_coef", "overhead", "per_seq", "tp")
+    __slots__ = ("_moe_miss", "_t_attn", "_t_comm_lat", "_t_comm_tok", "_t_eager", "_t_experts", "_t_host", "_t_tok",
+                 "_t_weights", "kv_coef", "overhead", "per_seq", "tp")
 
     def __init__(self, model: ModelSpec, gpu: GpuSpec, profile: HardwareProfile, tp: int) -> None:
         if tp < 1:
@@ -133,6 +142,7 @@ class StepTimeModel:
         self.tp = tp
         self.overhead = profile.step_overhead_s
         self._t_host = profile.per_layer_s * model.num_layers
+        self._t_eager = self._t_host * profile.eager_factor
         self.per_seq = profile.per_seq_s
         # a step streams every weight but the input embedding table (it gathers its tokens' rows); a
         # mixture of experts reads the weights outside its routed experts every step, and of those
@@ -166,16 +176,25 @@ class StepTimeModel:
         if t < w:
             t = w
         t += self._t_attn * attn_pairs + self._t_comm_lat + self._t_comm_tok * n_tokens
-        if t < self._t_host:
-            t = self._t_host
+        h = self._t_eager if n_tokens > CUDA_GRAPH_MAX_TOKENS else self._t_host
+        if t < h:
+            t = h
         return self.overhead + self.per_seq * n_seqs + t
+
+    def _gpu(self, n_tokens: int) -> float:
+        """GPU time of a step of ``n_tokens`` without prefill attention (:meth:`base`'s GPU term)."""
+        w = self._t_weights + self._t_experts * (1.0 - self._moe_miss**n_tokens)
+        return max(self._t_tok * n_tokens, w) + self._t_comm_lat + self._t_comm_tok * n_tokens
 
     def launch_bound(self) -> bool:
         """Whether the host's launches outlast the GPU's work in the smallest step (one token), i.e.
         whether ``per_layer_s`` shows in any step time of this replica."""
-        w = self._t_weights + self._t_experts * (1.0 - self._moe_miss)
-        gpu = max(self._t_tok, w) + self._t_comm_lat + self._t_comm_tok
-        return self._t_host >= gpu
+        return self._t_host >= self._gpu(1)
+
+    def eager_bound(self) -> bool:
+        """Whether the host's kernel-by-kernel launches outlast the GPU's work in the smallest step beyond
+        CUDA graphs, i.e. whether ``eager_factor`` shows in any step time of this replica."""
+        return self._t_eager >= self._gpu(CUDA_GRAPH_MAX_TOKENS + 1)
 
     def step(self, n_tokens: int, n_seqs: int, ctx_tokens: int, attn_pairs: float = 0.0) -> float:
         """Duration of one engine step, seconds (``attn_pairs``: causal query-key pairs of its prefill
@@ -355,6 +374,7 @@ class ConstantStepModel(StepTimeModel):
         self.tp = 1
         self.overhead = seconds
         self._t_host = 0.0
+        self._t_eager = 0.0
         self.per_seq = 0.0
         self._t_weights = 0.0
         self._t_experts = 0.0

@@ -189,3 +189,17 @@ def test_an_unpinned_launch_cost_goes_back_to_its_prior() -> None:
     assert settle_launch_cost(small, wandered, spec) == (wandered, [])
     # a prior that would itself be launch-bound changes the fit: kept as fitted
     assert settle_launch_cost(big, wandered, [Param("per_layer_s", 1e-6, 1e-3, 9e-4)]) == (wandered, [])
+
+
+def test_an_unpinned_eager_factor_goes_back_to_its_prior() -> None:
+    """Steps beyond CUDA graphs (> 512 tokens) show the host's kernel-by-kernel cost only where it
+    outlasts their GPU work: never for big models, so there the fit keeps the prior."""
+    spec = [Param("eager_factor", 1.0, 20.0, 3.0)]
+    run = _one_run()
+    big = [FitPoint(replace(run, model_id=m), MODELS[m], GPUS["H100-PCIe"])
+           for m in ("microsoft/phi-4", "meta-llama/Meta-Llama-3-8B-Instruct")]
+    wandered = replace(TRUE, per_layer_s=1e-4, eager_factor=6.0)  # 8B: 19 ms of launches < 22 ms of compute
+    settled, names = settle_launch_cost(big, wandered, spec)
+    assert settled.eager_factor == 3.0 and names == ["eager_factor"]
+    small = [*big, FitPoint(run, MODELS["deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"], GPUS["H100-PCIe"])]
+    assert settle_launch_cost(small, wandered, spec) == (wandered, [])  # the 1.5B's big steps show it

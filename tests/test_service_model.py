@@ -15,6 +15,7 @@ from sim.profiles import BUNDLED_DIR, bundled_profiles, derive_profile, read_pro
 from sim.replica import ITL_BINS, Replica
 from sim.requests import RequestTable
 from sim.service import (
+    CUDA_GRAPH_MAX_TOKENS,
     DEFAULT_RUNTIME_RESERVE_GB,
     SAMPLER_BYTES_PER_LOGIT,
     ConstantStepModel,
@@ -53,6 +54,25 @@ def test_small_model_on_slow_host_is_launch_bound() -> None:
     # a big model's GPU time hides the same host cost
     big = StepTimeModel(M14, H100, slow, 1)
     assert big.step(1, 1, 0) == pytest.approx(0.001 + 2e-5 + M14.step_weight_bytes / (2000e9 * 0.8))
+
+
+def test_steps_beyond_cuda_graphs_pay_the_eager_launch_cost() -> None:
+    """Up to vLLM's largest captured CUDA graph a step's host cost is per_layer_s per layer; beyond it
+    the model runs kernel by kernel and costs eager_factor times that, which a small model's big
+    steps show and a big model's GPU time hides."""
+    slow = replace(PROF, per_layer_s=3e-4, eager_factor=2.5)
+    m = StepTimeModel(M1, H100, slow, 1)
+    n = CUDA_GRAPH_MAX_TOKENS
+    gpu = n * M1.flops_per_token / (756e12 * 0.5)
+    assert gpu < 3e-4 * M1.num_layers  # launch-bound either side of the limit
+    assert m.step(n, 1, 0) == pytest.approx(0.001 + 2e-5 + 3e-4 * M1.num_layers)
+    assert m.step(n + 1, 1, 0) == pytest.approx(0.001 + 2e-5 + 2.5 * 3e-4 * M1.num_layers)
+    big = StepTimeModel(M14, H100, slow, 1)
+    assert big.step(4096, 1, 0) == pytest.approx(0.001 + 2e-5 + 4096 * M14.flops_per_token / (756e12 * 0.5))
+    # the default factor (1, as for profiles fitted before it existed) charges both sides alike
+    assert HardwareProfile(gpu="H100-PCIe").eager_factor == 1.0
+    plain = StepTimeModel(M1, H100, replace(slow, eager_factor=1.0), 1)
+    assert plain.step(n + 1, 1, 0) == pytest.approx(plain.step(n, 1, 0))
 
 
 def test_prefill_is_compute_bound() -> None:
@@ -126,7 +146,7 @@ def test_constant_step_model_still_constant() -> None:
 @pytest.mark.parametrize(
     ("field", "value"),
     [("per_layer_s", -1e-3), ("frontend_s", -0.5), ("memory_gb", 0.0), ("runtime_reserve_gb", -2.0),
-     ("mem_eff", 0.0), ("gpus", 0)],
+     ("mem_eff", 0.0), ("gpus", 0), ("eager_factor", 0.5)],
 )
 def test_profile_rejects_bad_values_naming_them(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=rf"{field}\(={value}"):
