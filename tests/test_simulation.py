@@ -50,7 +50,7 @@ def test_golden_values_at_fixed_seed() -> None:
 
 # Recorded from this engine and the bundled profiles (sim/profiles/) at seed 5; update deliberately
 # (and say why in the commit) when the engine or the profiles change.
-GOLDEN = {"ttft_p50_ms": 23.733139878423515, "tpot_p50_ms": 20.316044674885173, "makespan": 141.63468934479278}
+GOLDEN = {"ttft_p50_ms": 24.26518368115893, "tpot_p50_ms": 20.278556774103173, "makespan": 141.62597576054125}
 
 
 def test_latency_grows_with_load() -> None:
