@@ -82,12 +82,16 @@ def _fmt(v: Any, scale: float = 1.0) -> str:
 PRIOR_LED = 0.5
 
 
+def _set_by_prior(v: Any) -> bool:
+    return isinstance(v, dict) and v.get("data_share", 1.0) < PRIOR_LED
+
+
 def _spread(v: Any) -> str:
     if not isinstance(v, dict) or not isinstance(v.get("pm_pct"), (int, float)):
         return ""
     if v.get("at_bound"):
         return "bound"
-    if v.get("data_share", 1.0) < PRIOR_LED:
+    if _set_by_prior(v):
         return "prior"
     x = float(v["pm_pct"])
     return f"{x:.2g}%" if x < 10 else f"{x:.0f}%" if x < 999 else ">999%"
@@ -122,10 +126,10 @@ def show_entry(console: Console, entry: dict[str, Any], residuals: bool = True) 
                           f"over twice that range are extrapolations; `planner validate` says so)")
         if fit.get("derived_from"):
             console.print(f"derived from {fit['derived_from']}")
-        if fit.get("unpinned"):
-            console.print(f"not pinned by any run (prior kept): {', '.join(fit['unpinned'])}")
-        led = [k for k, v in spread.items() if isinstance(v, dict) and v.get("data_share", 1.0) < PRIOR_LED
-               and k not in (fit.get("unpinned") or [])]
+        unpinned = fit.get("unpinned") or []
+        if unpinned:
+            console.print(f"not pinned by any run (prior kept): {', '.join(unpinned)}")
+        led = [k for k, v in spread.items() if _set_by_prior(v) and k not in unpinned]
         if led:
             console.print(f"set by their priors, not by the runs (the data remove under {PRIOR_LED:.0%} of "
                           f"their spread; runs that exercise them would pin them): {', '.join(led)}")
