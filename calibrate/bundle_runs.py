@@ -1,13 +1,16 @@
 """Calibration bundles (``calibrate run`` output) as :class:`~calibrate.importer.MeasuredRun` lists.
 
 Every finished point of a bundle carries the client's result JSON; the manifest adds what the server
-reported: its command line (engine limits, tensor-parallel size, dtype, prefix caching), the KV-cache size
-and block size from its log, the GPUs' names and memory from NVML, and the model's config.json.  Those
-become the run's ``engine`` settings, so a replay uses the limits the server really ran with.
+reported: its command line (engine limits, tensor-parallel size, dtype, prefix caching, CUDA graphs), the
+KV-cache size and block size from its log, the GPUs' names and memory from NVML, and the model's
+config.json.  Those become the run's ``engine`` settings, so a replay uses the limits the server really
+ran with.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 import shlex
 from collections.abc import Sequence
 from dataclasses import replace
@@ -15,6 +18,37 @@ from pathlib import Path
 from typing import Any
 
 from calibrate.importer import ImportFailed, MeasuredRun, parse_result
+
+
+def _graph_limit(args: Sequence[str]) -> int | None:
+    """The largest step a server replays from a CUDA graph, as its command line sets it (None: the default):
+    ``--enforce-eager`` (0), ``--cuda-graph-sizes N...``, ``--max-cudagraph-capture-size N`` or the
+    ``--compilation-config`` JSON (``cudagraph_mode: NONE``, ``cudagraph_capture_sizes``, ``max_capture_size``)."""
+    limit: int | None = None
+    for i, arg in enumerate(args):
+        key, eq, value = arg.partition("=")
+        values = [value] if eq else [a for a in itertools.takewhile(lambda a: not a.startswith("-"), args[i + 1:])]
+        sizes = [int(v) for text in values for v in text.replace(",", " ").split() if v.isdigit()]
+        if key == "--enforce-eager":
+            return 0
+        if key in ("--cuda-graph-sizes", "--max-cudagraph-capture-size") and sizes:
+            limit = max(sizes)
+        if key in ("--compilation-config", "-O") and values:
+            try:
+                conf = json.loads(values[0])
+            except ValueError:
+                continue
+            if not isinstance(conf, dict):
+                continue
+            if str(conf.get("cudagraph_mode", "")).upper() == "NONE":
+                return 0
+            caps = conf.get("cudagraph_capture_sizes")
+            if isinstance(caps, list) and caps and all(isinstance(c, int) for c in caps):
+                limit = max(caps)
+            for name in ("max_cudagraph_capture_size", "max_capture_size"):
+                if isinstance(conf.get(name), int):
+                    limit = conf[name]
+    return limit
 
 
 def _server_settings(command: Sequence[str]) -> dict[str, Any]:
@@ -35,6 +69,9 @@ def _server_settings(command: Sequence[str]) -> dict[str, Any]:
             out["dtype"] = text
         if arg == "--no-enable-prefix-caching":
             out["prefix_caching"] = False
+    graphs = _graph_limit(args)
+    if graphs is not None:
+        out["cuda_graph_max_tokens"] = graphs
     return out
 
 

@@ -34,7 +34,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from calibrate.importer import MeasuredRun
-from calibrate.replay import DEFAULT_SEEDS, LengthModel, ReplayOutcome, replay
+from calibrate.replay import DEFAULT_SEEDS, LengthModel, ReplayOutcome, engine_settings, replay
 from calibrate.spread import parameter_spread
 from scenarios.catalog import GpuSpec
 from scenarios.models import ModelSpec
@@ -316,14 +316,15 @@ def settle_launch_cost(points: Sequence[FitPoint], profile: HardwareProfile,
     its single-GPU parent's value) then stands, provided it does not show either, so the fit itself is
     unchanged.  Returns the profile and the names of parameters so settled."""
     settled_names: list[str] = []
+    graphs = [engine_settings(p.run).cuda_graph_max_tokens for p in points]
     for name, shows in (("per_layer_s", StepTimeModel.launch_bound), ("eager_factor", StepTimeModel.eager_bound)):
         spec = next((p for p in params if p.name == name), None)
         if spec is None or getattr(profile, name) == spec.prior:
             continue
         values: dict[str, Any] = {name: spec.prior}
         settled = replace(profile, **values)
-        if not any(shows(StepTimeModel(p.model, p.gpu, prof, p.run.gpu_count)) for prof in (profile, settled)
-                   for p in points):
+        if not any(shows(StepTimeModel(p.model, p.gpu, prof, p.run.gpu_count, graphs[i]))
+                   for prof in (profile, settled) for i, p in enumerate(points)):
             profile = settled
             settled_names.append(name)
     return profile, settled_names

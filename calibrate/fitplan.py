@@ -45,7 +45,7 @@ from scenarios.errors import FleetPlannerError
 from scenarios.models import ModelSpec, load_model_config, model_from_config, served_dtype_bytes
 from sim.profiles import profile_fields
 from sim.profiles import read_profile_entries as profile_file_entries
-from sim.service import DEFAULT_RUNTIME_RESERVE_GB, HardwareProfile
+from sim.service import CUDA_GRAPH_MAX_TOKENS, DEFAULT_RUNTIME_RESERVE_GB, HardwareProfile
 
 #: parameters a TP configuration keeps from the single-GPU fit of its GPU type
 GPU_LEVEL = ("mem_eff", "compute_eff", "attn_eff")
@@ -230,6 +230,9 @@ def profile_entry(result: FitResult, points: Sequence[FitPoint], options: FitOpt
     models = sorted({p.run.model_id for p in points})
     files = sorted({p.run.file for p in points})
     settings = engine_settings(points[0].run)
+    # CUDA graphs where a server set them otherwise than vLLM's default (--enforce-eager: 0)
+    graphs = {"cuda_graph_max_tokens": settings.cuda_graph_max_tokens} \
+        if settings.cuda_graph_max_tokens != CUDA_GRAPH_MAX_TOKENS else {}
     source = f"calibrate fit: {len(points)} runs of {len(models)} model(s) on {prof.gpus}x{prof.gpu}"
     per_gpu = [p.model.weight_bytes / p.run.gpu_count / 1e9 for p in points]
     prof = replace(prof, source=source, fitted_weights_gb=(_round_gb(min(per_gpu)), _round_gb(max(per_gpu))))
@@ -245,7 +248,8 @@ def profile_entry(result: FitResult, points: Sequence[FitPoint], options: FitOpt
         "derived_from": f"1x{parent.gpu} (kept {', '.join(GPU_LEVEL)})" if parent is not None else None,
         "seeds": len(options.seeds),
         "engine": {"max_num_seqs": settings.max_num_seqs, "max_num_batched_tokens": settings.max_num_batched_tokens,
-                   "gpu_memory_utilization": settings.gpu_memory_utilization, "block_size": settings.block_size},
+                   "gpu_memory_utilization": settings.gpu_memory_utilization, "block_size": settings.block_size,
+                   **graphs},
         "length_model": {"prompt_sigma": options.lengths.prompt_sigma, "output_sigma": options.lengths.output_sigma,
                          "reply_ratio": options.lengths.reply_ratio, "stop_bias": options.lengths.stop_bias},
         "mape_pct": {k: round(result.mape(k), 1) for k in WEIGHTS},

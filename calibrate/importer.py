@@ -32,7 +32,6 @@ from typing import Any
 from calibrate.datasets import dataset_hint
 from scenarios.catalog import normalise_gpu_name
 from scenarios.errors import FleetPlannerError
-from scenarios.models import SERVED_DTYPES
 
 #: metric fields as vLLM's client writes them (ms, or per second for throughputs)
 METRICS = (
@@ -301,54 +300,6 @@ def assign_sessions(runs: Iterable[MeasuredRun]) -> list[MeasuredRun]:
             order += 1
             prev = r.request_rate
     return runs
-
-
-def hardware_overrides(gpu: str | None, gpus: int | None) -> dict[str, Any]:
-    """``load_runs`` overrides from the ``--gpu NAME`` / ``--gpus N`` options of the commands."""
-    out: dict[str, Any] = {}
-    if gpu:
-        out["gpu_name"] = gpu
-    if gpus is not None:
-        if gpus < 1:
-            raise ImportFailed(f"--gpus(={gpus}) must be >= 1")
-        out["gpu_count"] = gpus
-    return out
-
-
-#: server settings ``--engine KEY=VALUE`` may state for files that do not record them, with their type
-ENGINE_KEYS: dict[str, type] = {"max_num_seqs": int, "max_num_batched_tokens": int, "max_model_len": int,
-                                "gpu_memory_utilization": float, "kv_cache_tokens": int, "block_size": int,
-                                "dtype": str}
-#: the ``--engine`` option's help, shared by the commands that replay runs
-ENGINE_HELP = (f"server setting of runs whose files do not record it (repeatable): {', '.join(ENGINE_KEYS)}; "
-               "default: vLLM 0.8.5's for the GPU (calibrate bundles record their own)")
-
-
-def engine_overrides(items: Sequence[str]) -> dict[str, Any]:
-    """Parse ``--engine KEY=VALUE`` options (the server settings of runs whose files do not say)."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or key not in ENGINE_KEYS:
-            raise ImportFailed(f"--engine {item}: expected KEY=VALUE with KEY one of {', '.join(sorted(ENGINE_KEYS))}")
-        kind = ENGINE_KEYS[key]
-        if kind is str:  # the served --dtype
-            if text.strip().lower() not in ("auto", *SERVED_DTYPES):
-                raise ImportFailed(f"--engine {item}: {key} must be auto or one of {', '.join(SERVED_DTYPES)}")
-            out[key] = text.strip().lower()
-            continue
-        try:
-            value = kind(text.strip())
-        except ValueError:
-            expected = "a number" if kind is float else "an integer"
-            raise ImportFailed(f"--engine {item}: {key} must be {expected}") from None
-        if key == "gpu_memory_utilization" and not 0 < value <= 1:
-            raise ImportFailed(f"--engine {item}: gpu_memory_utilization must be in (0, 1]")
-        if key != "gpu_memory_utilization" and value < 1:
-            raise ImportFailed(f"--engine {item}: {key} must be >= 1")
-        out[key] = value
-    return out
 
 
 def load_runs(paths: Sequence[str | Path], *, client_seed: int | None = None, engine: dict[str, Any] | None = None,

@@ -34,7 +34,7 @@ from scenarios.models import ModelSpec
 from sim.replica import ITL_BINS, Replica
 from sim.requests import RequestTable
 from sim.results import itl_percentiles
-from sim.service import HardwareProfile, StepTimeModel, profile_gpu, profile_kv_tokens
+from sim.service import CUDA_GRAPH_MAX_TOKENS, HardwareProfile, StepTimeModel, profile_gpu, profile_kv_tokens
 
 #: seeds a replay averages over unless told otherwise
 DEFAULT_SEEDS = (0, 1, 2, 3)
@@ -66,8 +66,12 @@ class EngineSettings:
     block_size: int = BLOCK
     kv_cache_tokens: int | None = None
     """Reported by the server; when None the profile's memory model decides."""
+    cuda_graph_max_tokens: int = CUDA_GRAPH_MAX_TOKENS
+    """Largest step replayed from a captured CUDA graph (0: ``--enforce-eager``)."""
 
     def __post_init__(self) -> None:
+        if self.cuda_graph_max_tokens < 0:
+            raise ValueError(f"cuda_graph_max_tokens(={self.cuda_graph_max_tokens}) must be >= 0")
         if self.max_num_seqs < 1:
             raise ValueError(f"max_num_seqs(={self.max_num_seqs}) must be >= 1")
         if self.max_num_batched_tokens < self.max_num_seqs:
@@ -88,6 +92,7 @@ def engine_settings(run: MeasuredRun) -> EngineSettings:
         max_model_len=int(e["max_model_len"]) if e.get("max_model_len") else None,
         block_size=int(e.get("block_size", BLOCK)),
         kv_cache_tokens=int(e["kv_cache_tokens"]) if e.get("kv_cache_tokens") else None,
+        cuda_graph_max_tokens=int(e.get("cuda_graph_max_tokens", CUDA_GRAPH_MAX_TOKENS)),
     )
 
 
@@ -220,7 +225,7 @@ def replay(
         raise ValueError("seeds(=()) must name at least one seed")
     settings = settings or engine_settings(run)
     lengths = lengths or LengthModel()
-    step = StepTimeModel(model, gpu, profile, run.gpu_count)
+    step = StepTimeModel(model, gpu, profile, run.gpu_count, settings.cuda_graph_max_tokens)
     kv = kv_tokens_for(run, model, gpu, profile, settings)
     if kv < 4 * settings.block_size:
         per_gpu, mem = model.weight_bytes / run.gpu_count / 1e9, profile_gpu(gpu, profile).memory_gb

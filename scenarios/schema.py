@@ -64,6 +64,10 @@ class ServingConfig(Strict):
     max_model_len: int | None = Field(default=None, ge=16)
     block_size: int = Field(default=16, ge=1)
     """KV-cache block size in tokens."""
+    cuda_graph_max_tokens: int = Field(default=512, ge=0)
+    """Largest engine step (tokens) the server replays from a captured CUDA graph: vLLM V1's default 512,
+    0 for a server started with ``--enforce-eager``.  Bigger steps launch kernel by kernel and pay the
+    profile's ``eager_factor`` (a small model's host cost)."""
     activation_reserve_gb: float | None = Field(default=None, ge=0)
     """Memory per GPU kept out of the KV cache besides the weights (activations, runtime).  Default: the
     memory model, i.e. vLLM's profiling-run activation peak for this model and these limits plus the

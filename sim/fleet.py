@@ -85,7 +85,7 @@ def plan_config(
         )
     limit = cfg.max_model_len or model.max_position_embeddings
     price = gpu_cost(scenario, gpu.name, loaded.base_dir).usd_per_hour * cfg.gpus
-    step = StepTimeModel(model, gpu, profile, tp)
+    step = StepTimeModel(model, gpu, profile, tp, cfg.cuda_graph_max_tokens)
     return ReplicaPlan(cfg, gpu, profile, step, kv, min(limit, kv - cfg.block_size), price)
 
 

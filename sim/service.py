@@ -4,7 +4,7 @@ A step runs a batch of ``n_tokens`` (prefill chunks plus one token per decoding 
 ``n_seqs`` sequences whose KV caches hold ``ctx_tokens`` tokens in total.  Its time is
 
     overhead + per_seq * n_seqs
-    + max(host launches: per_layer * layers (x eager_factor beyond CUDA graphs: n_tokens > 512),
+    + max(host launches: per_layer * layers (x eager_factor beyond CUDA graphs: n_tokens > 512 by default),
           GPU: max(streamed weight bytes / (BW * mem_eff),  n_tokens * FLOPs/token / (peak * compute_eff))
                + prefill attention: causal pairs x 4 x layers x heads x head_dim / (peak * compute_eff)
                + TP all-reduce: 2 per layer x (latency + n_tokens * hidden bytes * ring / (link * comm_eff)))
@@ -33,7 +33,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from scenarios.catalog import GpuSpec
 from scenarios.models import ModelSpec
 
-#: largest step (tokens) vLLM replays from a captured CUDA graph (V1's largest default capture size)
+#: largest step (tokens) vLLM replays from a captured CUDA graph by default (V1's largest default capture
+#: size; a server's own: ``EngineSettings.cuda_graph_max_tokens``, a scenario's ``cuda_graph_max_tokens``)
 CUDA_GRAPH_MAX_TOKENS = 512
 #: the source of a profile nothing was fitted to (:class:`HardwareProfile`'s defaults)
 ROOFLINE_SOURCE = "roofline defaults"
@@ -132,14 +133,20 @@ class HardwareProfile:
 class StepTimeModel:
     """Step time of one replica (model x GPU type x TP size) under a :class:`HardwareProfile`."""
 
-    __slots__ = ("_moe_miss", "_t_attn", "_t_comm_lat", "_t_comm_tok", "_t_eager", "_t_experts", "_t_host", "_t_tok",
-                 "_t_weights", "kv_coef", "overhead", "per_seq", "tp")
+    __slots__ = ("_graph_max", "_moe_miss", "_t_attn", "_t_comm_lat", "_t_comm_tok", "_t_eager", "_t_experts",
+                 "_t_host", "_t_tok", "_t_weights", "kv_coef", "overhead", "per_seq", "tp")
 
-    def __init__(self, model: ModelSpec, gpu: GpuSpec, profile: HardwareProfile, tp: int) -> None:
+    def __init__(self, model: ModelSpec, gpu: GpuSpec, profile: HardwareProfile, tp: int,
+                 graph_max_tokens: int = CUDA_GRAPH_MAX_TOKENS) -> None:
+        """``graph_max_tokens``: the largest step the server replays from a captured CUDA graph (0: none,
+        as with ``--enforce-eager``); bigger steps pay the profile's ``eager_factor``."""
         if tp < 1:
             raise ValueError(f"tp(={tp}) must be >= 1")
+        if graph_max_tokens < 0:
+            raise ValueError(f"graph_max_tokens(={graph_max_tokens}) must be >= 0")
         bw = gpu.mem_bw_gbps * 1e9
         self.tp = tp
+        self._graph_max = graph_max_tokens
         self.overhead = profile.step_overhead_s
         self._t_host = profile.per_layer_s * model.num_layers
         self._t_eager = self._t_host * profile.eager_factor
@@ -176,7 +183,7 @@ class StepTimeModel:
         if t < w:
             t = w
         t += self._t_attn * attn_pairs + self._t_comm_lat + self._t_comm_tok * n_tokens
-        h = self._t_eager if n_tokens > CUDA_GRAPH_MAX_TOKENS else self._t_host
+        h = self._t_eager if n_tokens > self._graph_max else self._t_host
         if t < h:
             t = h
         return self.overhead + self.per_seq * n_seqs + t
@@ -189,12 +196,12 @@ class StepTimeModel:
     def launch_bound(self) -> bool:
         """Whether the host's launches outlast the GPU's work in the smallest step (one token), i.e.
         whether ``per_layer_s`` shows in any step time of this replica."""
-        return self._t_host >= self._gpu(1)
+        return (self._t_host if self._graph_max else self._t_eager) >= self._gpu(1)
 
     def eager_bound(self) -> bool:
         """Whether the host's kernel-by-kernel launches outlast the GPU's work in the smallest step beyond
         CUDA graphs, i.e. whether ``eager_factor`` shows in any step time of this replica."""
-        return self._t_eager >= self._gpu(CUDA_GRAPH_MAX_TOKENS + 1)
+        return self._t_eager >= self._gpu(self._graph_max + 1)
 
     def step(self, n_tokens: int, n_seqs: int, ctx_tokens: int, attn_pairs: float = 0.0) -> float:
         """Duration of one engine step, seconds (``attn_pairs``: causal query-key pairs of its prefill
@@ -372,6 +379,7 @@ class ConstantStepModel(StepTimeModel):
         if not seconds > 0:
             raise ValueError(f"seconds(={seconds}) must be > 0")
         self.tp = 1
+        self._graph_max = CUDA_GRAPH_MAX_TOKENS
         self.overhead = seconds
         self._t_host = 0.0
         self._t_eager = 0.0

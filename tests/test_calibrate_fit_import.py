@@ -135,7 +135,8 @@ def test_bundle_is_read_with_engine_settings(tmp_path: Path) -> None:
                                            "prefix_caching": "off", "gpu_memory_utilization": 0.85,
                                            "max_model_len": 4096})
     writer.update(server={"command": ["vllm", "serve", "m", "--tensor-parallel-size", "2", "--max-num-seqs", "128",
-                                      "--no-enable-prefix-caching"], "kv_cache": {"tokens": 123456, "block_size": 32}},
+                                      "--no-enable-prefix-caching", "--enforce-eager"],
+                          "kv_cache": {"tokens": 123456, "block_size": 32}},
                   env={"gpus": {"names": ["NVIDIA GeForce RTX 4090"] * 2, "memory_bytes": [25_757_220_864] * 2}},
                   status="complete")
     for i, rate in enumerate((1.0, 2.0)):
@@ -147,13 +148,14 @@ def test_bundle_is_read_with_engine_settings(tmp_path: Path) -> None:
     assert len(runs) == 2 and {r.gpu for r in runs} == {"RTX-4090"} and {r.gpu_count for r in runs} == {2}
     e = runs[0].engine
     assert e["max_num_seqs"] == 128 and e["kv_cache_tokens"] == 123456 and e["gpu_memory_utilization"] == 0.85
-    assert e["block_size"] == 32
+    assert e["block_size"] == 32 and e["cuda_graph_max_tokens"] == 0  # --enforce-eager: no CUDA graphs
     assert all(r.prefix_caching == "off" for r in runs) and runs[0].input_lens is not None
     assert runs[0].model_id == "meta-llama/Meta-Llama-3-8B-Instruct"
 
 
 def test_engine_settings_for_files_that_do_not_record_them(tmp_path: Path) -> None:
-    from calibrate.importer import ImportFailed, engine_overrides
+    from calibrate.importer import ImportFailed
+    from calibrate.overrides import engine_overrides
 
     engine = engine_overrides(["max_num_seqs=64", "max-num-batched-tokens=4096", "gpu_memory_utilization=0.95"])
     assert engine == {"max_num_seqs": 64, "max_num_batched_tokens": 4096, "gpu_memory_utilization": 0.95}
@@ -169,6 +171,31 @@ def test_engine_settings_for_files_that_do_not_record_them(tmp_path: Path) -> No
         with pytest.raises(ImportFailed, match=re.escape(needle)):
             engine_overrides([bad])
     assert engine_overrides(["dtype=Float32"]) == {"dtype": "float32"}
+    # CUDA graphs: 0 is a server started with --enforce-eager, a negative limit is refused
+    assert engine_overrides(["cuda_graph_max_tokens=0"]) == {"cuda_graph_max_tokens": 0}
+    with pytest.raises(ImportFailed, match=re.escape("cuda_graph_max_tokens must be >= 0")):
+        engine_overrides(["cuda-graph-max-tokens=-1"])
+
+
+@pytest.mark.parametrize(("flags", "limit"), [
+    (["--enforce-eager"], 0),
+    (["--cuda-graph-sizes", "1", "2", "4", "256", "--max-num-seqs", "64"], 256),
+    (["--cuda-graph-sizes=128"], 128),
+    (["--max-cudagraph-capture-size", "1024"], 1024),
+    (["--compilation-config", '{"cudagraph_mode": "NONE"}'], 0),
+    (["--compilation-config", '{"cudagraph_capture_sizes": [1, 2, 64]}'], 64),
+    (["-O", '{"max_capture_size": 96}'], 96),
+    (["--compilation-config", "not json"], None),
+    (["--max-num-seqs", "64"], None),
+])
+def test_cuda_graph_limit_read_from_the_servers_command_line(flags: list[str], limit: int | None) -> None:
+    from calibrate.bundle_runs import _server_settings
+    from calibrate.replay import EngineSettings
+
+    settings = _server_settings(["vllm", "serve", "m", *flags])
+    assert settings.get("cuda_graph_max_tokens") == limit
+    if limit is None:
+        assert EngineSettings(256, 2048).cuda_graph_max_tokens == 512  # vLLM V1's default capture
 
 
 def test_a_bundles_own_engine_settings_win_over_engine_options(tmp_path: Path) -> None:

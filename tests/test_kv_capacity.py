@@ -97,3 +97,13 @@ def test_scenario_capacity_follows_the_calibrated_memory_model() -> None:
     assert pools[1].replica.kv_tokens > pools[0].replica.kv_tokens
     # an explicit reserve replaces the memory model's
     assert pools[2].replica.kv_tokens == kv_capacity_tokens(model, mem, 1, 0.9, 3.0)
+
+
+def test_a_config_without_cuda_graphs_replicates_an_eager_server() -> None:
+    # the bundled RTX 4090 profile: the 1.5B's decode step is launch-bound, eagerly ~3x so
+    small = {"model": "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"}
+    graphs = build_fleet(scenario_from_dict(small_kv() | small))[0].replica.step_model
+    eager = build_fleet(scenario_from_dict(small_kv(cuda_graph_max_tokens=0) | small))[0].replica.step_model
+    assert eager.step(1, 1, 0) > 2 * graphs.step(1, 1, 0)
+    with pytest.raises(ScenarioError, match=r"configs\[0\]\.cuda_graph_max_tokens"):
+        scenario_from_dict(small_kv(cuda_graph_max_tokens=-1))

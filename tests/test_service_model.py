@@ -75,6 +75,22 @@ def test_steps_beyond_cuda_graphs_pay_the_eager_launch_cost() -> None:
     assert plain.step(n + 1, 1, 0) == pytest.approx(plain.step(n, 1, 0))
 
 
+def test_a_servers_own_cuda_graph_limit_moves_the_eager_boundary() -> None:
+    """A server started with --enforce-eager (limit 0) launches every step kernel by kernel, decode steps
+    included; one capturing graphs up to 128 tokens runs a 129-token step eagerly."""
+    slow = replace(PROF, per_layer_s=3e-4, eager_factor=2.5)
+    host, eager = 0.001 + 2e-5 + 3e-4 * M1.num_layers, 0.001 + 2e-5 + 2.5 * 3e-4 * M1.num_layers
+    never = StepTimeModel(M1, H100, slow, 1, graph_max_tokens=0)
+    assert never.step(1, 1, 0) == pytest.approx(eager)
+    assert never.launch_bound() and never.eager_bound()
+    small = StepTimeModel(M1, H100, slow, 1, graph_max_tokens=128)
+    assert small.step(128, 1, 0) == pytest.approx(host)
+    assert small.step(129, 1, 0) == pytest.approx(eager)
+    assert StepTimeModel(M1, H100, slow, 1).step(129, 1, 0) == pytest.approx(host)  # the default: 512
+    with pytest.raises(ValueError, match=r"graph_max_tokens\(=-1\) must be >= 0"):
+        StepTimeModel(M1, H100, slow, 1, graph_max_tokens=-1)
+
+
 def test_prefill_is_compute_bound() -> None:
     m = StepTimeModel(M8, H100, PROF, 1)
     t = m.step(8192, 1, 0) - 0.001 - 2e-5

@@ -137,6 +137,16 @@ def test_engine_option_changes_the_replayed_server(tmp_path: Path, capsys: pytes
     assert "KEY one of" in capsys.readouterr().err
 
 
+def test_engine_option_for_a_server_without_cuda_graphs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A small model on the RTX 4090 box is launch-bound; a server started with --enforce-eager launches
+    every step kernel by kernel, so its replay is slower by the profile's eager factor (~3)."""
+    small = {"model_id": "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", "gpu_name": "NVIDIA-GeForce-RTX-4090"}
+    path = write(tmp_path, "r.json", result(**small))
+    (graphs,) = validate_json([path], capsys)
+    (eager,) = validate_json([path, "--engine", "cuda_graph_max_tokens=0"], capsys)
+    assert eager["predicted"]["median_tpot_ms"] > 2 * graphs["predicted"]["median_tpot_ms"]
+
+
 def test_models_outside_the_profiles_fitted_weights_get_a_note(tmp_path: Path,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     import yaml

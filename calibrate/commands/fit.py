@@ -24,7 +24,8 @@ from calibrate.fitplan import (
     write_profile_file,
 )
 from calibrate.fitplan import fit_all as _fit_all
-from calibrate.importer import ENGINE_HELP, engine_overrides, hardware_overrides, load_runs
+from calibrate.importer import load_runs
+from calibrate.overrides import ENGINE_HELP, engine_overrides, hardware_overrides
 from calibrate.workload import LengthModel, run_workload
 from scenarios.catalog import GpuSpec
 from scenarios.errors import FleetPlannerError

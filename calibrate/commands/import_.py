@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from calibrate.datasets import DATASET_HELP, DATASETS
-from calibrate.importer import hardware_overrides, load_runs, summarise
+from calibrate.importer import load_runs, summarise
+from calibrate.overrides import hardware_overrides
 
 EPILOG = """\
 examples:

@@ -16,7 +16,8 @@ from rich.table import Table
 
 from calibrate.datasets import DATASET_HELP, DATASETS
 from calibrate.fitplan import resolve_points
-from calibrate.importer import ENGINE_HELP, MeasuredRun, engine_overrides, hardware_overrides, load_runs
+from calibrate.importer import MeasuredRun, load_runs
+from calibrate.overrides import ENGINE_HELP, engine_overrides, hardware_overrides
 from calibrate.validation import METRICS, ape, mape, profile_chooser, validate_points
 from scenarios.errors import FleetPlannerError
 from scenarios.loader import load_hardware_file

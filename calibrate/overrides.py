@@ -1,0 +1,66 @@
+"""Command-line overrides for runs whose files do not say: the hardware (``--gpu``, ``--gpus``) and the
+server's settings (``--engine KEY=VALUE``).
+
+A result file of ``vllm bench serve`` records the client's side only; the server's limits (how many
+sequences a step may hold, its token budget, memory share, CUDA graphs) shape every prediction, so the
+commands that replay runs (``calibrate fit``, ``planner validate``) take them as options, checked here.
+A calibration bundle records its own (its server's command line), and those win.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from calibrate.importer import ImportFailed
+from scenarios.models import SERVED_DTYPES
+
+
+def hardware_overrides(gpu: str | None, gpus: int | None) -> dict[str, Any]:
+    """``load_runs`` overrides from the ``--gpu NAME`` / ``--gpus N`` options of the commands."""
+    out: dict[str, Any] = {}
+    if gpu:
+        out["gpu_name"] = gpu
+    if gpus is not None:
+        if gpus < 1:
+            raise ImportFailed(f"--gpus(={gpus}) must be >= 1")
+        out["gpu_count"] = gpus
+    return out
+
+
+#: server settings ``--engine KEY=VALUE`` may state for files that do not record them, with their type
+ENGINE_KEYS: dict[str, type] = {"max_num_seqs": int, "max_num_batched_tokens": int, "max_model_len": int,
+                                "gpu_memory_utilization": float, "kv_cache_tokens": int, "block_size": int,
+                                "dtype": str, "cuda_graph_max_tokens": int}
+#: the ``--engine`` option's help, shared by the commands that replay runs
+ENGINE_HELP = (f"server setting of runs whose files do not record it (repeatable): {', '.join(ENGINE_KEYS)}; "
+               "default: vLLM 0.8.5's for the GPU (calibrate bundles record their own)")
+
+
+def engine_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """Parse ``--engine KEY=VALUE`` options (the server settings of runs whose files do not say)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in ENGINE_KEYS:
+            raise ImportFailed(f"--engine {item}: expected KEY=VALUE with KEY one of {', '.join(sorted(ENGINE_KEYS))}")
+        kind = ENGINE_KEYS[key]
+        if kind is str:  # the served --dtype
+            if text.strip().lower() not in ("auto", *SERVED_DTYPES):
+                raise ImportFailed(f"--engine {item}: {key} must be auto or one of {', '.join(SERVED_DTYPES)}")
+            out[key] = text.strip().lower()
+            continue
+        try:
+            value = kind(text.strip())
+        except ValueError:
+            expected = "a number" if kind is float else "an integer"
+            raise ImportFailed(f"--engine {item}: {key} must be {expected}") from None
+        if key == "gpu_memory_utilization" and not 0 < value <= 1:
+            raise ImportFailed(f"--engine {item}: gpu_memory_utilization must be in (0, 1]")
+        if key == "cuda_graph_max_tokens" and value < 0:  # 0: a server started with --enforce-eager
+            raise ImportFailed(f"--engine {item}: {key} must be >= 0")
+        if key not in ("gpu_memory_utilization", "cuda_graph_max_tokens") and value < 1:
+            raise ImportFailed(f"--engine {item}: {key} must be >= 1")
+        out[key] = value
+    return out
