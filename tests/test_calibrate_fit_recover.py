@@ -148,6 +148,12 @@ def test_cli_fit_writes_profile_with_residuals_and_resumes(
     shown = capsys.readouterr().out
     assert "mem_eff" in shown and "residuals" in shown and "Meta-Llama-3-8B-Instruct" in shown
     assert "models' weights per GPU" in shown and "±1σ" in shown
+    # the record names a server's CUDA graph limit where it is not vLLM's default
+    assert "cuda_graph_max_tokens" not in entry["fit"]["engine"]
+    eager = tmp_path / "eager.yaml"
+    assert main(["fit", *files, "-o", str(eager), "--seeds", "1", "--max-evals", "6", "--client-seed", "7",
+                 "--engine", "cuda_graph_max_tokens=0"]) == 0
+    assert yaml.safe_load(eager.read_text())["profiles"][0]["fit"]["engine"]["cuda_graph_max_tokens"] == 0
 
 
 def test_cli_fit_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -203,3 +209,6 @@ def test_an_unpinned_eager_factor_goes_back_to_its_prior() -> None:
     assert settled.eager_factor == 3.0 and names == ["eager_factor"]
     small = [*big, FitPoint(run, MODELS["deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"], GPUS["H100-PCIe"])]
     assert settle_launch_cost(small, wandered, spec) == (wandered, [])  # the 1.5B's big steps show it
+    # a server without CUDA graphs (--enforce-eager) launches even the 8B's decode steps kernel by kernel
+    eager = [replace(p, run=replace(p.run, engine={"cuda_graph_max_tokens": 0})) for p in big]
+    assert settle_launch_cost(eager, wandered, spec) == (wandered, [])
