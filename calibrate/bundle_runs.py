@@ -97,6 +97,8 @@ def read_bundle(path: Path, **overrides: Any) -> list[MeasuredRun]:
         engine["kv_cache_tokens"] = kv["tokens"]
     if isinstance(kv.get("block_size"), int) and "block_size" not in engine:
         engine["block_size"] = kv["block_size"]  # as the engine reported it (128 on vLLM's CPU build)
+    if "cuda_graph_max_tokens" not in engine and ident.get("device") == "cpu":
+        engine["cuda_graph_max_tokens"] = 0  # vLLM's CPU build captures no CUDA graphs: every step is eager
     mem = gpus.get("memory_bytes") or []
     if mem:
         engine["gpu_memory_bytes"] = int(mem[0])

@@ -153,6 +153,19 @@ def test_bundle_is_read_with_engine_settings(tmp_path: Path) -> None:
     assert runs[0].model_id == "meta-llama/Meta-Llama-3-8B-Instruct"
 
 
+@pytest.mark.parametrize(("device", "limit"), [("cpu", 0), ("cuda", None)])
+def test_a_cpu_build_bundle_replays_without_cuda_graphs(tmp_path: Path, device: str, limit: int | None) -> None:
+    writer = BundleWriter(tmp_path / "b", {"model": "meta-llama/Meta-Llama-3-8B-Instruct", "tp": 1,
+                                           "device": device})
+    writer.update(server={"command": ["vllm", "serve", "m", "--max-num-seqs", "128"]},
+                  env={"gpus": {"names": ["NVIDIA GeForce RTX 4090"]}}, status="complete")
+    result = {k: v for k, v in {**BASE, **ARRAYS}.items() if k not in ("gpu_name", "gpu_count", "model_id")}
+    writer.add_point({"index": 0, "rate": 1.0, "seed": 1000, "burstiness": 1.0, "num_prompts": 4,
+                      "result": {**result, "request_rate": 1.0}, "power": {"available": False}, "metrics": {}})
+    (run,) = load_runs([tmp_path / "b"])
+    assert run.engine.get("cuda_graph_max_tokens") == limit
+
+
 def test_engine_settings_for_files_that_do_not_record_them(tmp_path: Path) -> None:
     from calibrate.importer import ImportFailed
     from calibrate.overrides import engine_overrides
