@@ -6,8 +6,9 @@ seeds, every share reaches its target (``slo.percentile``).  The confidence inte
 class's attainment (all bounds met) is the wider of a Student-t interval over seeds and a Wilson
 interval over the pooled requests.
 
-Runs are cached in a JSON Lines state file as soon as they finish, keyed by a hash of the scenario,
-so an interrupted ``planner plan`` resumes where it stopped and nothing is recomputed.
+Runs are cached in a JSON Lines state file as soon as they finish, keyed by a hash of the scenario and
+the profiles and GPU specs it resolves to, so an interrupted ``planner plan`` resumes where it stopped
+and nothing is recomputed, while a changed profile is.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import hashlib
 import json
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from scipy import stats
 from planner.costing import fleet_economics
 from planner.variants import Candidate, candidate_scenario
 from scenarios.loader import LoadedScenario
+from sim.profiles import resolve_profile
 from sim.results import class_summary
 from sim.simulation import simulate
 
@@ -34,8 +36,15 @@ RECORD_VERSION = 2
 
 
 def scenario_hash(loaded: LoadedScenario, requests: int | None) -> str:
-    """Key of a state file's records: the scenario (all fields, defaults included), run length, model."""
-    text = (json.dumps(loaded.scenario.model_dump(mode="json"), sort_keys=True)
+    """Key of a state file's records: the scenario (all fields, defaults included), the GPU specs and
+    step-time profiles its serving configurations resolve to (so a refitted profile file, an edited
+    hardware file or upgraded bundled profiles do not reuse runs simulated under the old ones), run
+    length, model."""
+    scenario = loaded.scenario
+    gpus = scenario.gpu_catalogue()
+    resolved = [[asdict(gpus[c.gpu]), resolve_profile(c.gpu, c.gpus, c.profile, loaded.base_dir).to_dict()]
+                for c in scenario.configs]
+    text = (json.dumps([scenario.model_dump(mode="json"), resolved], sort_keys=True)
             + f"|{requests}|{loaded.model}|record-v{RECORD_VERSION}")
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

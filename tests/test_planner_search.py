@@ -141,6 +141,30 @@ def test_an_interrupted_search_resumes_from_its_state_file(tmp_path: Path) -> No
     assert resumed.recommended.economics == fresh.recommended.economics
 
 
+def test_state_file_runs_are_not_reused_under_a_refitted_profile(tmp_path: Path) -> None:
+    """The state file's key covers the profiles the configurations resolve to: rewriting a profile file
+    (a refit) starts a new key, rewriting it unchanged keeps the old one."""
+    import yaml
+
+    from planner.verify import scenario_hash
+    from sim.profiles import BUNDLED_DIR
+
+    entry = next(e for e in yaml.safe_load((BUNDLED_DIR / "h100-pcie.yaml").read_text())["profiles"]
+                 if e["gpus"] == 1)
+    prof = tmp_path / "prof.yaml"
+    data = small().scenario.model_dump(mode="json", exclude_none=True)
+    data["configs"] = [{**c, "profile": "prof.yaml"} if c["gpu"] == "H100-PCIe" else c for c in data["configs"]]
+
+    def key(fields: dict[str, Any]) -> str:
+        prof.write_text(yaml.safe_dump({"profiles": [{**entry, **fields}]}))
+        return scenario_hash(scenario_from_dict(data, path=tmp_path / "s.yaml"), 800)
+
+    first = key({})
+    assert key({}) == first
+    assert key({"mem_eff": 0.5}) != first
+    assert scenario_hash(small(), 800) != first  # the bundled profile is another profile
+
+
 def test_class_affinity_candidates_hold_a_pool_their_map_names() -> None:
     """On a fleet with none of the pools its map names, or only those, class affinity routes like the
     plain policy: only the plain policy's candidate is kept for such fleets (the planner used to
