@@ -39,7 +39,8 @@ how it works: every fleet of the menu within the caps is screened with per-confi
 measured by short simulations; survivors are verified in order of the objective by full simulations
 with several seeds.  Only simulation declares a fleet feasible.  Runs are cached in a state file as
 they finish (default .fleet-planner/plan-<scenario>-<hash>.jsonl), so an interrupted plan resumes;
---fresh ignores the cache.
+runs are reused only under the same scenario, GPU specs and step-time profiles; --fresh ignores the
+cache.
 """
 
 
