@@ -27,27 +27,29 @@ def _graph_limit(args: Sequence[str]) -> int | None:
     limit: int | None = None
     for i, arg in enumerate(args):
         key, eq, value = arg.partition("=")
-        values = [value] if eq else [a for a in itertools.takewhile(lambda a: not a.startswith("-"), args[i + 1:])]
-        sizes = [int(v) for text in values for v in text.replace(",", " ").split() if v.isdigit()]
         if key == "--enforce-eager":
             return 0
-        if key in ("--cuda-graph-sizes", "--max-cudagraph-capture-size") and sizes:
-            limit = max(sizes)
-        if key in ("--compilation-config", "-O") and values:
-            try:
-                conf = json.loads(values[0])
-            except ValueError:
-                continue
-            if not isinstance(conf, dict):
-                continue
-            if str(conf.get("cudagraph_mode", "")).upper() == "NONE":
-                return 0
-            caps = conf.get("cudagraph_capture_sizes")
-            if isinstance(caps, list) and caps and all(isinstance(c, int) for c in caps):
-                limit = max(caps)
-            for name in ("max_cudagraph_capture_size", "max_capture_size"):
-                if isinstance(conf.get(name), int):
-                    limit = conf[name]
+        if key not in ("--cuda-graph-sizes", "--max-cudagraph-capture-size", "--compilation-config", "-O"):
+            continue
+        values = [value] if eq else list(itertools.takewhile(lambda a: not a.startswith("-"), args[i + 1:]))
+        if key in ("--cuda-graph-sizes", "--max-cudagraph-capture-size"):
+            sizes = [int(v) for text in values for v in text.replace(",", " ").split() if v.isdigit()]
+            limit = max(sizes) if sizes else limit
+            continue
+        try:
+            conf = json.loads(values[0]) if values else None
+        except ValueError:
+            continue
+        if not isinstance(conf, dict):
+            continue
+        if str(conf.get("cudagraph_mode", "")).upper() == "NONE":
+            return 0
+        caps = conf.get("cudagraph_capture_sizes")
+        if isinstance(caps, list) and caps and all(isinstance(c, int) for c in caps):
+            limit = max(caps)
+        for name in ("max_cudagraph_capture_size", "max_capture_size"):
+            if isinstance(conf.get(name), int):
+                limit = conf[name]
     return limit
 
 

@@ -32,6 +32,8 @@ def hardware_overrides(gpu: str | None, gpus: int | None) -> dict[str, Any]:
 ENGINE_KEYS: dict[str, type] = {"max_num_seqs": int, "max_num_batched_tokens": int, "max_model_len": int,
                                 "gpu_memory_utilization": float, "kv_cache_tokens": int, "block_size": int,
                                 "dtype": str, "cuda_graph_max_tokens": int}
+#: smallest value of an integer setting where it is not 1 (0 CUDA-graph tokens: a server started with --enforce-eager)
+ENGINE_MINIMUM: dict[str, int] = {"cuda_graph_max_tokens": 0}
 #: the ``--engine`` option's help, shared by the commands that replay runs
 ENGINE_HELP = (f"server setting of runs whose files do not record it (repeatable): {', '.join(ENGINE_KEYS)}; "
                "default: vLLM 0.8.5's for the GPU (calibrate bundles record their own)")
@@ -58,9 +60,8 @@ def engine_overrides(items: Sequence[str]) -> dict[str, Any]:
             raise ImportFailed(f"--engine {item}: {key} must be {expected}") from None
         if key == "gpu_memory_utilization" and not 0 < value <= 1:
             raise ImportFailed(f"--engine {item}: gpu_memory_utilization must be in (0, 1]")
-        if key == "cuda_graph_max_tokens" and value < 0:  # 0: a server started with --enforce-eager
-            raise ImportFailed(f"--engine {item}: {key} must be >= 0")
-        if key not in ("gpu_memory_utilization", "cuda_graph_max_tokens") and value < 1:
-            raise ImportFailed(f"--engine {item}: {key} must be >= 1")
+        lowest = ENGINE_MINIMUM.get(key, 1)
+        if kind is int and value < lowest:
+            raise ImportFailed(f"--engine {item}: {key} must be >= {lowest}")
         out[key] = value
     return out

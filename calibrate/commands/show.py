@@ -21,7 +21,7 @@ FIELDS: dict[str, tuple[float, str, str]] = {
     "attn_eff": (100.0, "%", "achieved share of peak bandwidth reading KV cache"),
     "step_overhead_s": (1e3, "ms", "fixed cost per engine step"),
     "per_layer_s": (1e6, "us", "host launch time per layer and step (overlaps GPU work)"),
-    "eager_factor": (1.0, "x", "host launch time per layer in steps beyond CUDA graphs (> 512 tokens)"),
+    "eager_factor": (1.0, "x", "host launch time per layer in steps beyond CUDA graphs (> 512 tokens by default)"),
     "per_seq_s": (1e6, "us", "cost per sequence in a step"),
     "comm_latency_s": (1e6, "us", "latency of one tensor-parallel all-reduce"),
     "comm_eff": (100.0, "%", "achieved share of the GPU link bandwidth in all-reduce"),
