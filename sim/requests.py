@@ -11,6 +11,7 @@ turns the outcomes into one typed record per request in a pandas DataFrame.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -56,8 +57,14 @@ class RequestTable:
         self.join: list[int] = [0] * n
         self.epoch: list[int] = [0] * n
 
-    def frame(self, pool_of_replica: list[str], class_names: tuple[str, ...] | None = None) -> pd.DataFrame:
-        """One row per request: inputs, outcomes and derived latencies (seconds)."""
+    def frame(self, pool_of_replica: list[str], class_names: tuple[str, ...] | None = None,
+              latency_of_replica: Sequence[float] | None = None) -> pd.DataFrame:
+        """One row per request: inputs, outcomes and derived latencies (seconds).
+
+        ``latency_of_replica``: each replica's request-path latency outside its engine steps (HTTP,
+        tokenisation, IPC, streaming: its profile's ``frontend_s``).  The client sees the first token and
+        the last that much after the engine produced them, so ``first_token`` and ``finish`` (and with
+        them TTFT and E2E) include it, as in a replayed run (:func:`calibrate.replay.client_metrics`)."""
         names = list(class_names or self.class_names)
         replica = np.asarray(self.replica, dtype=np.int32)
         pool_names = list(dict.fromkeys(pool_of_replica))
@@ -65,6 +72,11 @@ class RequestTable:
         arrival = np.asarray(self.arrival)
         first = np.asarray(self.first)
         finish = np.asarray(self.finish)
+        if latency_of_replica is not None:
+            # a rejected request (replica -1) takes the appended 0
+            lat = np.array([*latency_of_replica, 0.0])[replica]
+            first = first + lat
+            finish = finish + lat
         output = np.asarray(self.output, dtype=np.int64)
         ttft = first - arrival
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -1,6 +1,8 @@
 """Summaries of a simulation: latency percentiles, throughput, goodput, SLO attainment, utilisation.
 
-Metric definitions follow ``vllm bench serve``: TTFT = first token - arrival; TPOT = (finish - first
+Metric definitions follow ``vllm bench serve``, as its client sees them (the first and last token reach
+it a replica's request-path latency, its profile's ``frontend_s``, after the engine made them; see
+:meth:`sim.requests.RequestTable.frame`): TTFT = first token - arrival; TPOT = (finish - first
 token) / (output tokens - 1); ITL = the gaps between successive tokens of a request, pooled over
 requests (here from the engine's step-duration histogram, weighted by the sequences in each
 step, 0.5% bin resolution); E2E = finish - arrival; request throughput = completed / duration,

@@ -161,7 +161,9 @@ def simulate(
     if stuck:
         raise SimulationError(f"the simulated fleet left {stuck} request(s) neither finished nor rejected "
                               "(an engine bug, not a property of the scenario)")
-    frame = table.frame([pools[r.pool].name for r in replicas], class_names)
+    # the client sees tokens after each replica's request-path latency (its profile's frontend_s)
+    frame = table.frame([pools[r.pool].name for r in replicas], class_names,
+                        [pools[r.pool].replica.profile.frontend_s for r in replicas])
     finished = frame["finish"].to_numpy()
     makespan = float(np.nanmax(finished) - workload.arrival[0]) if np.isfinite(finished).any() else 0.0
     end = float(env.now)

@@ -49,8 +49,32 @@ def test_golden_values_at_fixed_seed() -> None:
 
 
 # Recorded from this engine and the bundled profiles (sim/profiles/) at seed 5; update deliberately
-# (and say why in the commit) when the engine or the profiles change.
-GOLDEN = {"ttft_p50_ms": 24.26518368115893, "tpot_p50_ms": 20.278556774103173, "makespan": 141.62597576054125}
+# (and say why in the commit) when the engine or the profiles change.  (TTFT and makespan grew by the
+# profiles' request-path latency, 5.8-6.5 ms, when the simulation started adding it as replays do.)
+GOLDEN = {"ttft_p50_ms": 30.629092776662148, "tpot_p50_ms": 20.278556774103173, "makespan": 141.63244476054126}
+
+
+def test_the_client_sees_tokens_after_the_profiles_request_path_latency(tmp_path: Path) -> None:
+    """A profile's frontend_s (HTTP, tokenisation, IPC, streaming) delays what the client sees by that
+    much, as in a replayed run: TTFT and E2E grow by it, TPOT does not, the engine runs the same."""
+    import yaml
+
+    from sim.profiles import bundled_profiles
+
+    base = bundled_profiles()[("RTX-4090", 1)].to_dict()
+    runs = {}
+    for latency in (0.0, 0.05):
+        path = tmp_path / f"p{latency}.yaml"
+        path.write_text(yaml.safe_dump({"profiles": [{**base, "frontend_s": latency}]}))
+        loaded = make_scenario(configs=[{"gpu": "RTX-4090", "max_model_len": 4096, "profile": str(path)}],
+                               fleet={"pools": [{"config": "1xRTX-4090", "count": 2, "name": "rtx"}]})
+        runs[latency] = simulate(loaded, seed=4, requests=300)
+    a, b = runs[0.0].requests, runs[0.05].requests
+    np.testing.assert_allclose(b["ttft"] - a["ttft"], 0.05, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(b["e2e"] - a["e2e"], 0.05, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(b["tpot"].dropna(), a["tpot"].dropna(), rtol=1e-9)
+    assert runs[0.05].makespan == pytest.approx(runs[0.0].makespan + 0.05)
+    assert int(runs[0.05].replicas["steps"].sum()) == int(runs[0.0].replicas["steps"].sum())
 
 
 def test_latency_grows_with_load() -> None:
