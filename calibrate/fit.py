@@ -35,7 +35,7 @@ from scipy.optimize import least_squares
 
 from calibrate.importer import MeasuredRun
 from calibrate.replay import DEFAULT_SEEDS, LengthModel, ReplayOutcome, engine_settings, replay
-from calibrate.spread import parameter_spread
+from calibrate.spread import central_jacobian, parameter_spread, robust_rows
 from scenarios.catalog import GpuSpec
 from scenarios.models import ModelSpec
 from sim.service import DEFAULT_RUNTIME_RESERVE_GB, HardwareProfile, StepTimeModel
@@ -50,6 +50,9 @@ WEIGHTS: dict[str, float] = {
     "median_itl_ms": 0.6,
     "p99_itl_ms": 0.25,
 }
+
+#: residual (weighted log-ratio) beyond which the ``soft_l1`` loss weighs a run's metric less and less
+F_SCALE = 0.1
 
 #: fewest runs a fit refits without its outliers: in a handful of runs of one model each run is its
 #: own regime (a rate, a cold or warm cache), and dropping one frees the parameters only it pinned
@@ -267,7 +270,7 @@ def fit_profile(
     x0 = np.clip(x0, lo + 1e-9, hi - 1e-9)
 
     def solve(x_start: np.ndarray, pw: np.ndarray, step: float) -> Any:
-        return least_squares(resid, x_start, args=(pw,), bounds=(lo, hi), loss="soft_l1", f_scale=0.1,
+        return least_squares(resid, x_start, args=(pw,), bounds=(lo, hi), loss="soft_l1", f_scale=F_SCALE,
                              diff_step=step, x_scale=1.0, max_nfev=max_nfev, xtol=1e-4, ftol=1e-5)
 
     def coarse_then_fine(starts: list[np.ndarray], pw: np.ndarray) -> Any:
@@ -289,7 +292,9 @@ def fit_profile(
             pw[outliers] = 0.0
             sol = coarse_then_fine([x], pw)
             x = sol.x
-    spread = parameter_spread(sol, params, len(points) * len(weights))
+    final_w = pw if outliers else point_w
+    jac = central_jacobian(lambda v: resid(v, final_w), x, lo, hi) * robust_rows(sol.fun, F_SCALE)[:, None]
+    spread = parameter_spread(sol, params, len(points) * len(weights), jac)
     prof, unpinned = settle_launch_cost(points, _profile_from(base, params, x), params)
     rs = residuals_of(points, evaluate(points, prof, seeds, lengths), weights)
     if outlier_pass and 4 <= len(points) < MIN_RUNS_FOR_OUTLIERS:

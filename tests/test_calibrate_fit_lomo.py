@@ -21,7 +21,9 @@ What holds and what does not (README "Fidelity"):
   the 8B alone cannot tell it for the 1.5B (TPOT ~52 % low).  The other way round the firm prior on
   achieved weight bandwidth carries the 8B's TPOT within ~10 % below saturation, and the 1.5B's
   cold-cache runs, whose big steps run without CUDA graphs (``eager_factor``), no longer drag the
-  compute efficiency down to half (0.67 against 0.87 with both models; 0.48 before).
+  compute efficiency down to half (0.67 against 0.87 with both models; 0.48 before).  The 1.5B's runs
+  hardly pin it at all (fits with it held at 0.55 or 0.87 match them as well; ``fit.spread``: +-30 %
+  or more), and the 8B's prefills, which it sets, decide its saturation.
 """
 
 from __future__ import annotations
