@@ -75,6 +75,12 @@ def test_the_client_sees_tokens_after_the_profiles_request_path_latency(tmp_path
     np.testing.assert_allclose(b["tpot"].dropna(), a["tpot"].dropna(), rtol=1e-9)
     assert runs[0.05].makespan == pytest.approx(runs[0.0].makespan + 0.05)
     assert int(runs[0.05].replicas["steps"].sum()) == int(runs[0.0].replicas["steps"].sum())
+    # an unmeasured GPU type (roofline defaults) pays what the calibrated single-GPU boxes measured, not
+    # nothing (else it would win TTFT comparisons by ~6 ms)
+    from sim.profiles import resolve_profile
+
+    fitted = [bundled_profiles()[(g, 1)].frontend_s for g in ("H100-PCIe", "RTX-4090")]
+    assert min(fitted) <= resolve_profile("L40S", 1, None, tmp_path).frontend_s <= max(fitted)
 
 
 def test_latency_grows_with_load() -> None:
