@@ -32,7 +32,8 @@ from sim.results import class_summary
 from sim.simulation import simulate
 
 #: bumped when a run record's content changes, so state files written by older code are not reused
-RECORD_VERSION = 2
+#: (3: simulated TTFT and E2E include the profiles' request-path latency)
+RECORD_VERSION = 3
 
 
 def scenario_hash(loaded: LoadedScenario, requests: int | None) -> str:
