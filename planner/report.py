@@ -121,6 +121,18 @@ def bases(v: Verdict) -> list[str]:
     return out
 
 
+def stress_line(result: PlanResult) -> str | None:
+    """The stress test of the recommended fleet in words (None if it was not run)."""
+    v, best = result.stress, result.recommended
+    if v is None or best is None:
+        return None
+    what = (f"stress test: with every engine step {result.stress_pct:g}% slower than the profiles say, "
+            f"{best.candidate.fleet}")
+    if v.feasible:
+        return f"{what} still meets every SLO (tightest: {v.worst})"
+    return f"{what} would miss {v.worst}: a runner-up leaves more room"
+
+
 def screening_table(result: PlanResult) -> Rows:
     rows = [[name, _num(c.capacity_rps, 2), _num(c.slo_rps, 2)] for name, c in result.curves.items()]
     cols = ["configuration", "saturation req/s", "SLO-compliant req/s"]
@@ -154,6 +166,8 @@ def _sections(result: PlanResult) -> list[Rows | str]:
         out += bases(best)
         if note := result.routing_note(best):
             out.append(note)
+        if line := stress_line(result):
+            out.append(line)
     if len(result.pareto) > 1 or (result.pareto and result.objective == "pareto"):
         out.append(fleets_table("cost-carbon Pareto front (fleets that meet every SLO)", result.pareto))
     if result.closest is not None:

@@ -27,7 +27,7 @@ from planner.footprint import embodied_g_per_gpu_hour, grid_intensity, power_kin
 from planner.measured import measured_power
 from planner.pricing import gpu_cost
 from planner.screen import ConfigCurve, screen
-from planner.variants import Candidate, affinity_applies
+from planner.variants import Candidate, affinity_applies, slowed_scenario
 from planner.verify import StateFile, Verdict, pool_runs, run_once, scenario_hash
 from scenarios.errors import FleetPlannerError
 from scenarios.loader import LoadedScenario
@@ -69,6 +69,10 @@ class PlanResult:
     """Class -> its SLO (ttft_ms, tpot_ms, e2e_ms, percentile), for reports and plots."""
     confidence: float = 0.95
     """Level of the confidence intervals on SLO attainment."""
+    stress: Verdict | None = None
+    """The recommended fleet verified again with every engine step ``1 + stress_pct / 100`` times as long
+    as the profiles say (None: not run, or no fleet recommended)."""
+    stress_pct: float = 0.0
     affinity_idle: set[str] = field(default_factory=set)
     """Keys of class-affinity candidates whose map routes every class over the whole fleet (it names
     none of the fleet's pools, or all of them): kept where class affinity is the only policy asked for."""
@@ -158,8 +162,10 @@ def plan_fleet(
     state: Path | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     max_verifications: int = 60,
+    stress_pct: float = 0.0,
 ) -> PlanResult:
-    """Search the scenario's candidate space; see the module docstring."""
+    """Search the scenario's candidate space; see the module docstring.  ``stress_pct`` > 0: verify the
+    recommended fleet again with every engine step that much (%) slower than the profiles say."""
     started = time.perf_counter()
     scenario = loaded.scenario
     settings = scenario.plan
@@ -248,6 +254,12 @@ def plan_fleet(
         full = _verify(loaded, result.closest.candidate, seeds, requests, store, settings.confidence, quick=False)
         result.verified[result.verified.index(result.closest)] = full
         result.closest = full
+    if result.recommended is not None and stress_pct > 0:
+        slowed = slowed_scenario(loaded, 1.0 + stress_pct / 100.0)
+        tell(f"stress test: {result.recommended.candidate.fleet} with steps {stress_pct:g}% slower")
+        result.stress = _verify(slowed, result.recommended.candidate, seeds, requests,
+                                StateFile(state, scenario_hash(slowed, requests)), settings.confidence, quick=False)
+        result.stress_pct = stress_pct
     result.elapsed_s = time.perf_counter() - started
     return result
 
@@ -353,6 +365,11 @@ def to_dict(result: PlanResult) -> dict[str, Any]:
         "configs": {
             k: {"capacity_rps": c.capacity_rps, "slo_rps": c.slo_rps, "points": c.points}
             for k, c in result.curves.items()
+        },
+        "stress": None if result.stress is None else {
+            "step_time_pct": result.stress_pct, "feasible": result.stress.feasible, "margin": result.stress.margin,
+            "worst": result.stress.worst,
+            "attainment": {k: {"mean": a[0], "low": a[1], "high": a[2]} for k, a in result.stress.attainment.items()},
         },
         "truncated": result.truncated,
         "slos": result.slos,

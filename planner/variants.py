@@ -113,6 +113,17 @@ def scaled_traffic(loaded: LoadedScenario, factor: float) -> LoadedScenario:
     return _with(loaded, data)
 
 
+def slowed_scenario(loaded: LoadedScenario, factor: float) -> LoadedScenario:
+    """The scenario with every serving configuration's engine steps ``factor`` times as long as its
+    profile says (``step_time_scale``, at most 10): the planner's stress test of its recommendation."""
+    if not factor >= 1:
+        raise ValueError(f"factor(={factor}) must be >= 1")
+    data = loaded.scenario.model_dump(mode="json", exclude_none=True, exclude_unset=True)
+    for cfg in data["configs"]:
+        cfg["step_time_scale"] = min(cfg.get("step_time_scale", 1.0) * factor, 10.0)
+    return _with(loaded, data)
+
+
 def total_rate(scenario: Scenario) -> float:
     """Offered load of all classes, requests/s (trace classes count 0 here)."""
     return sum(scenario.traffic.rate_of(c) for c in scenario.traffic.classes)

@@ -74,6 +74,10 @@ class ServingConfig(Strict):
     profile's ``runtime_reserve_gb``."""
     profile: str | None = None
     """Calibrated profile for this hardware (file path or bundled name); default: roofline defaults."""
+    step_time_scale: float = Field(default=1.0, ge=1.0, le=10.0)
+    """What-if: every engine step (and the request-path latency) this many times as long as the profile
+    says, e.g. 1.1 for hardware 10% slower than calibrated (``planner plan --stress`` does this to the
+    recommended fleet)."""
 
     @property
     def key(self) -> str:

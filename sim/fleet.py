@@ -16,7 +16,7 @@ from scenarios.loader import LoadedScenario
 from scenarios.models import ModelSpec
 from scenarios.prices import gpu_cost
 from scenarios.schema import Scenario, ServingConfig
-from sim.profiles import resolve_profile
+from sim.profiles import resolve_profile, scale_step_times
 from sim.service import HardwareProfile, StepTimeModel, causal_pairs, kv_capacity_tokens, profile_gpu, reserve_gb
 
 
@@ -59,7 +59,7 @@ def plan_config(
 ) -> ReplicaPlan:
     gpu = scenario.gpu_catalogue()[cfg.gpu]
     tp = cfg.tp_size
-    profile = resolve_profile(cfg.gpu, cfg.gpus, cfg.profile, loaded.base_dir)
+    profile = scale_step_times(resolve_profile(cfg.gpu, cfg.gpus, cfg.profile, loaded.base_dir), cfg.step_time_scale)
     memory = profile_gpu(gpu, profile)
     reserve = cfg.activation_reserve_gb
     if reserve is None:  # the calibrated memory model: activation peak of these limits + runtime reserve

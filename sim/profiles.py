@@ -129,3 +129,22 @@ def resolve_profile(gpu: str, gpus: int, name: str | None, base: Path) -> Hardwa
     bundled = bundled_profiles()
     found = bundled.get((gpu, gpus)) or derive_profile(gpu, gpus, bundled)
     return found or HardwareProfile(gpu=gpu, gpus=gpus)
+
+
+#: profile fields a step's time goes as the inverse of (efficiencies) and as (time constants)
+_EFFICIENCIES = ("mem_eff", "compute_eff", "attn_eff", "comm_eff")
+_TIMES = ("step_overhead_s", "per_seq_s", "comm_latency_s", "per_layer_s", "frontend_s")
+
+
+def scale_step_times(profile: HardwareProfile, factor: float) -> HardwareProfile:
+    """The profile with every engine step, and the request-path latency, ``factor`` times as long: its
+    efficiencies divided by ``factor``, its time constants multiplied (every term of a step scales, so the
+    step does, whichever term dominates).  A what-if for hardware slower than calibrated, e.g. by the
+    profiles' held-out error; memory and KV capacity stay as they are."""
+    if not factor >= 1:
+        raise ValueError(f"factor(={factor}) must be >= 1")
+    if factor == 1:
+        return profile
+    values: dict[str, Any] = {f: getattr(profile, f) / factor for f in _EFFICIENCIES}
+    values.update({f: getattr(profile, f) * factor for f in _TIMES})
+    return replace(profile, **values, source=f"{profile.source}; step times x{factor:g}")

@@ -80,7 +80,9 @@ def test_cli_plan_exit_code_json_and_report(tmp_path: Path) -> None:
     for png in ("latency_vs_load.png", "cost_carbon.png", "utilisation.png"):
         assert (rep / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (rep / png).stat().st_size > 5000
     md = (rep / "report.md").read_text()
+    assert doc["stress"]["step_time_pct"] == 10 and doc["stress"]["worst"]  # the CLI's default stress test
     for part in ("**recommended: ", "### per class:", "### per pool and fleet", "kWh/Mtok", "power modelled:",
+                 "stress test: with every engine step 10% slower",
                  "![latency vs load", "![cost vs carbon", "![utilisation"):
         assert part in md, part
     lines = state.read_text().splitlines()
@@ -92,6 +94,26 @@ def test_cli_plan_exit_code_json_and_report(tmp_path: Path) -> None:
     data["traffic"]["classes"][0]["slo"]["ttft_ms"] = 1.0
     f.write_text(yaml.safe_dump(data))
     assert planner_main(["plan", str(f), "--state", str(state)]) == 3
+    assert planner_main(["plan", str(f), "--state", str(state), "--stress", "150"]) == 2
+
+
+def test_the_recommended_fleet_is_stress_tested_with_slower_steps() -> None:
+    """The stress test verifies the recommended fleet again, all seeds, with every step slower: twice as
+    slow, the fleet the search picked as cheapest (so with little to spare) must do worse and say so."""
+    loaded = small()
+    plain = plan_fleet(loaded)
+    assert plain.stress is None and to_dict(plain)["stress"] is None  # off unless asked (the CLI asks)
+    result = plan_fleet(loaded, stress_pct=100)
+    best, stressed = result.recommended, result.stress
+    assert best is not None and stressed is not None
+    assert stressed.candidate == best.candidate and len(stressed.runs) == 2
+    assert stressed.margin < best.margin and not stressed.feasible
+    doc = to_dict(result)["stress"]
+    assert doc["step_time_pct"] == 100 and doc["feasible"] is False and doc["worst"] == stressed.worst
+    from planner.report import stress_line
+
+    assert stress_line(result).startswith(f"stress test: with every engine step 100% slower than the profiles say, "
+                                          f"{best.candidate.fleet} would miss ")
 
 
 def test_caps_limit_the_search() -> None:

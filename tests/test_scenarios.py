@@ -74,6 +74,13 @@ def test_unknown_key_is_reported_with_its_path(tmp_path: Path) -> None:
     ]
 
 
+def test_a_step_time_scale_below_one_is_refused_with_its_path(tmp_path: Path) -> None:
+    data = scenario()
+    data["configs"][0]["step_time_scale"] = 0.8
+    (problem,) = problems_of(write(tmp_path, data))
+    assert "configs[0].step_time_scale" in problem and "greater than or equal to 1" in problem, problem
+
+
 def test_bad_routing_tag_names_the_known_policies(tmp_path: Path) -> None:
     path = write(tmp_path, scenario(routing={"type": "least_outstandng"}))
     assert problems_of(path) == [

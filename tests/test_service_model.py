@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -328,3 +329,25 @@ def test_quantized_weights_shorten_the_weight_bound_decode_step_and_say_so() -> 
     note = extrapolation_note(flat, awq, 1)
     assert note is not None and "quantized weights (4.12 bits" in note and "16-bit weights" in note
     assert extrapolation_note(flat, M8, 1) is None
+
+
+def test_a_step_time_scale_lengthens_every_step_by_exactly_that_factor() -> None:
+    """``step_time_scale`` (and the planner's stress test) divides the efficiencies and multiplies the time
+    constants: every term of a step scales, so the step does, whichever term dominates."""
+    from conftest import make_scenario
+
+    from sim.fleet import build_fleet
+    from sim.profiles import scale_step_times
+
+    def replica(scale: float) -> Any:
+        cfg = {"gpu": "RTX-4090", "max_model_len": 4096, "step_time_scale": scale}
+        loaded = make_scenario(configs=[cfg], fleet={"pools": [{"config": "1xRTX-4090", "count": 1}]})
+        return build_fleet(loaded)[0].replica
+
+    plain, slow = replica(1.0), replica(1.3)
+    for shape in ((1, 1, 100), (64, 64, 30_000), (2048, 8, 4000), (600, 1, 0)):
+        assert slow.step_model.step(*shape) == pytest.approx(1.3 * plain.step_model.step(*shape))
+    assert slow.profile.frontend_s == pytest.approx(1.3 * plain.profile.frontend_s)
+    assert slow.kv_tokens == plain.kv_tokens and "step times x1.3" in slow.profile.source
+    with pytest.raises(ValueError, match=r"factor\(=0.9\) must be >= 1"):
+        scale_step_times(plain.profile, 0.9)

@@ -23,8 +23,10 @@ examples:
 what it prints: the recommended fleet (replicas per serving configuration) and routing, its $/hour,
 $ and g CO2e per million tokens, per-class SLO attainment with a confidence interval over seeds and
 requests, per-pool cost/power/kWh/carbon (saying whether power was measured or modelled), the
-runners-up, the cost-carbon Pareto front and one replica's capacity per configuration.  If no fleet
-meets the SLOs: "no fleet meets the SLOs; closest is X, missing Y by Z" and exit status 3.
+runners-up, the cost-carbon Pareto front and one replica's capacity per configuration, and a stress
+test: whether the recommended fleet still meets every SLO with every engine step --stress % (10)
+slower than the profiles say.  If no fleet meets the SLOs: "no fleet meets the SLOs; closest is X,
+missing Y by Z" and exit status 3.
 
 the scenario's optional sections steer it (planner check validates them):
   plan:    {objective: cost|carbon|pareto, menu: [1xH100-PCIe, ...], max_replicas: {2xRTX-4090: 4},
@@ -43,6 +45,10 @@ runs are reused only under the same scenario, GPU specs and step-time profiles; 
 cache.
 """
 
+#: default stress test of the recommended fleet: engine steps this much slower (%) than the profiles
+#: say, about the held-out error of a calibrated profile's throughput and TPOT (README "Fidelity")
+STRESS_PCT = 10.0
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
@@ -59,6 +65,9 @@ def register(sub: Any) -> None:
     p.add_argument("--state", metavar="PATH", help="state file for resuming (default under .fleet-planner/)")
     p.add_argument("--fresh", action="store_true", help="ignore (and overwrite) cached runs")
     p.add_argument("--max-verifications", type=int, default=60, metavar="N", help="simulate at most N candidates")
+    p.add_argument("--stress", type=float, default=STRESS_PCT, metavar="PCT",
+                   help=f"verify the recommended fleet again with every engine step PCT%% slower than the profiles "
+                        f"say (default {STRESS_PCT:g}, about a calibrated profile's held-out error; 0: skip)")
     p.set_defaults(func=run)
 
 
@@ -68,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_verifications < 1:
         raise FleetPlannerError(f"--max-verifications(={args.max_verifications}) must be >= 1")
+    if not 0 <= args.stress <= 100:
+        raise FleetPlannerError(f"--stress(={args.stress}) must be between 0 and 100 (percent)")
     loaded = load_scenario(args.scenario)
     state = Path(args.state) if args.state else _default_state(Path(args.scenario))
     _check_outputs(args, state)
@@ -89,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
 
         try:
             result = plan_fleet(
-                loaded, objective=args.objective, state=state, progress=tell, max_verifications=args.max_verifications
+                loaded, objective=args.objective, state=state, progress=tell, max_verifications=args.max_verifications,
+                stress_pct=args.stress,
             )
         except KeyboardInterrupt:
             console.print(f"[yellow]interrupted; finished runs are kept in {state}: run the same command to resume[/]")
