@@ -13,12 +13,12 @@ otherwise the bundled entry for its hardware is used when there is one, else roo
 A tensor-parallel size that was never measured on a GPU type that was, at other TP sizes, gets a
 *derived* profile (:func:`derive_profile`): the GPU's efficiencies and memory model from its single-GPU
 fit, the host and link constants from the nearest measured TP size.  Holding each measured RTX 4090 TP
-size (2, 4, 8) out in turn, the derived profile predicts its runs' throughput within 3-10 % and median
-TPOT within 6-26 %, where roofline defaults miss by 16-72 % and 31-62 % (the GeForce PCIe all-reduce
+size (2, 4, 8) out in turn, the derived profile predicts its runs' throughput within 4-6 % and median
+TPOT within 4-29 %, where roofline defaults miss by 16-59 % and 31-53 % (the GeForce PCIe all-reduce
 is far slower than its link figure).  The profile's ``source`` says what it was derived from.
 
 Roofline defaults are a last resort: replaying the published runs of each calibrated configuration
-under them misses median TPOT by 15-62 % and throughput by 4-72 % (2 replay seeds), so predictions
+under them misses median TPOT by 15-53 % and throughput by 4-59 % (2 replay seeds), so predictions
 built on them carry a note (:func:`sim.service.extrapolation_note`).
 """
 

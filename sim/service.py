@@ -7,7 +7,7 @@ A step runs a batch of ``n_tokens`` (prefill chunks plus one token per decoding 
     + max(host launches: per_layer * layers (x eager_factor beyond CUDA graphs: n_tokens > 512 by default),
           GPU: max(streamed weight bytes / (BW * mem_eff),  n_tokens * FLOPs/token / (peak * compute_eff))
                + prefill attention: causal pairs x 4 x layers x heads x head_dim / (peak * compute_eff)
-               + TP all-reduce: 2 per layer x (latency + n_tokens * hidden bytes * ring / (link * comm_eff)))
+               + TP all-reduce: 2 per layer x (latency x log2(tp) + n_tokens * hidden bytes * ring / (link * comm_eff)))
     + ctx_tokens * KV bytes/token / (BW * attn_eff)
 
 all per GPU of a tensor-parallel group (ring = 2 (tp - 1) / tp).  A prefill chunk of c tokens after o tokens
@@ -57,7 +57,10 @@ class HardwareProfile:
     per_seq_s: float = 2.0e-5
     """Extra cost per sequence in the step (sampling, bookkeeping)."""
     comm_latency_s: float = 1.5e-5
-    """Latency of one all-reduce across the tensor-parallel group."""
+    """Latency of one all-reduce between two GPUs; a group of ``tp`` pays it ``log2(tp)`` times.  (Of the
+    forms tried on the RTX 4090 boxes, constant, ``tp - 1`` (a ring's hops) and ``log2(tp)``, the last
+    brings their separate fits at TP 2, 4 and 8 closest to one latency, 35-54 us (a constant: 35-92),
+    and, fitted on two of those sizes, predicts the third's TPOT best (README "Fidelity").)"""
     comm_eff: float = 0.7
     """Achieved fraction of the GPU's link bandwidth in all-reduce."""
     prefix_hit: float = 0.0
@@ -166,10 +169,10 @@ class StepTimeModel:
         self._t_attn = 4.0 * model.num_layers * model.num_heads * model.head_dim / tp / peak
         self.kv_coef = kv_bytes_per_token(model, tp) / (bw * profile.attn_eff)
         if tp > 1:
-            # ring all-reduce of the hidden state, twice per layer
+            # all-reduce of the hidden state, twice per layer: bandwidth as a ring's, latency growing as log2(tp)
             link = gpu.link_gbps * 1e9 * profile.comm_eff
             ring = 2.0 * (tp - 1) / tp
-            self._t_comm_lat = 2 * model.num_layers * profile.comm_latency_s
+            self._t_comm_lat = 2 * model.num_layers * profile.comm_latency_s * math.log2(tp)
             self._t_comm_tok = 2 * model.num_layers * ring * model.hidden_size * model.dtype_bytes / link
         else:
             self._t_comm_lat = 0.0
@@ -310,9 +313,9 @@ def _quant_note(model: ModelSpec) -> str | None:
 def _fit_note(profile: HardwareProfile, model: ModelSpec, tp: int) -> str | None:
     if profile.source == ROOFLINE_SOURCE and profile.fitted_weights_gb is None:
         # on the calibrated configurations (bundled profiles), these defaults miss the measured runs'
-        # median TPOT by 15-62 % and their throughput by 4-72 % (sim.profiles documents the comparison)
+        # median TPOT by 15-53 % and their throughput by 4-59 % (sim.profiles documents the comparison)
         return (f"no calibrated profile for {profile.gpus}x{profile.gpu}: its step times come from roofline "
-                f"defaults, which miss measured median TPOT by 15-62% on the calibrated configurations; "
+                f"defaults, which miss measured median TPOT by 15-53% on the calibrated configurations; "
                 f"calibrate it (calibrate run / fit) before trusting its latencies")
     if profile.fitted_weights_gb is None:
         return None

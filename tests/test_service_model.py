@@ -150,6 +150,12 @@ def test_tensor_parallel_splits_weights_and_pays_all_reduce() -> None:
     assert two.step(2048, 1, 0) - two.step(1024, 1, 0) == pytest.approx(
         1024 * (M14.flops_per_token / 2 / (165e12 * 0.5) + per_token)
     )
+    # the latency of an all-reduce grows as log2(tp): eight GPUs pay it three times over, a pair once
+    eight = StepTimeModel(M14, RTX, replace(prof, gpus=8), 8)
+    assert eight.step(1, 1, 0) == pytest.approx(
+        0.001 + 2e-5 + M14.step_weight_bytes / 8 / (1008e9 * 0.8) + 3 * lat
+        + 2 * M14.num_layers * 2 * 7 / 8 * M14.hidden_size * 2 / (25e9 * 0.2)
+    )
 
 
 def test_constant_step_model_still_constant() -> None:

@@ -23,7 +23,7 @@ FIELDS: dict[str, tuple[float, str, str]] = {
     "per_layer_s": (1e6, "us", "host launch time per layer and step (overlaps GPU work)"),
     "eager_factor": (1.0, "x", "host launch time per layer in steps beyond CUDA graphs (> 512 tokens by default)"),
     "per_seq_s": (1e6, "us", "cost per sequence in a step"),
-    "comm_latency_s": (1e6, "us", "latency of one tensor-parallel all-reduce"),
+    "comm_latency_s": (1e6, "us", "latency of one all-reduce between 2 GPUs (x log2 TP size)"),
     "comm_eff": (100.0, "%", "achieved share of the GPU link bandwidth in all-reduce"),
     "frontend_s": (1e3, "ms", "API-server latency added to TTFT"),
     "memory_gb": (1.0, "GB", "memory per GPU as CUDA reports it"),
