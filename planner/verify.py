@@ -32,7 +32,7 @@ from sim.results import class_summary
 from sim.simulation import simulate
 
 #: bumped when a run record's content changes, so state files written by older code are not reused
-#: (3: simulated TTFT and E2E include the profiles' request-path latency)
+#: (3: simulated TTFT and E2E include the profiles' request-path latency; all-reduce latency x log2 TP)
 RECORD_VERSION = 3
 
 

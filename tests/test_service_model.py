@@ -355,5 +355,8 @@ def test_a_step_time_scale_lengthens_every_step_by_exactly_that_factor() -> None
         assert slow.step_model.step(*shape) == pytest.approx(1.3 * plain.step_model.step(*shape))
     assert slow.profile.frontend_s == pytest.approx(1.3 * plain.profile.frontend_s)
     assert slow.kv_tokens == plain.kv_tokens and "step times x1.3" in slow.profile.source
+    # scaled roofline defaults still say they are uncalibrated
+    note = extrapolation_note(scale_step_times(HardwareProfile(gpu="L40S"), 1.1), M8, 1)
+    assert note is not None and note.startswith("no calibrated profile for 1xL40S")
     with pytest.raises(ValueError, match=r"factor\(=0.9\) must be >= 1"):
         scale_step_times(plain.profile, 0.9)
