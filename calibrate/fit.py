@@ -280,7 +280,8 @@ def fit_profile(
         fine = solve(best.x, pw, 0.03)
         return fine if fine.cost <= best.cost else best
 
-    sol = coarse_then_fine(_starts(params, x0, lo, hi) if multi_start else [x0], point_w)
+    pw = point_w  # the runs' weights in the final solve (outliers, if refitted without them, at 0)
+    sol = coarse_then_fine(_starts(params, x0, lo, hi) if multi_start else [x0], pw)
     x = sol.x
     outliers: list[int] = []
     if outlier_pass and len(points) >= MIN_RUNS_FOR_OUTLIERS:
@@ -292,8 +293,7 @@ def fit_profile(
             pw[outliers] = 0.0
             sol = coarse_then_fine([x], pw)
             x = sol.x
-    final_w = pw if outliers else point_w
-    jac = central_jacobian(lambda v: resid(v, final_w), x, lo, hi) * robust_rows(sol.fun, F_SCALE)[:, None]
+    jac = central_jacobian(lambda v: resid(v, pw), x, lo, hi) * robust_rows(sol.fun, F_SCALE)[:, None]
     spread = parameter_spread(sol, params, len(points) * len(weights), jac)
     prof, unpinned = settle_launch_cost(points, _profile_from(base, params, x), params)
     rs = residuals_of(points, evaluate(points, prof, seeds, lengths), weights)

@@ -33,7 +33,7 @@ import yaml
 
 from scenarios.catalog import normalise_gpu_name
 from scenarios.errors import FleetPlannerError
-from sim.service import HardwareProfile
+from sim.service import EFFICIENCY_FIELDS, TIME_FIELDS, HardwareProfile
 
 BUNDLED_DIR = Path(__file__).parent / "profiles"
 
@@ -131,11 +131,6 @@ def resolve_profile(gpu: str, gpus: int, name: str | None, base: Path) -> Hardwa
     return found or HardwareProfile(gpu=gpu, gpus=gpus)
 
 
-#: profile fields a step's time goes as the inverse of (efficiencies) and as (time constants)
-_EFFICIENCIES = ("mem_eff", "compute_eff", "attn_eff", "comm_eff")
-_TIMES = ("step_overhead_s", "per_seq_s", "comm_latency_s", "per_layer_s", "frontend_s")
-
-
 def scale_step_times(profile: HardwareProfile, factor: float) -> HardwareProfile:
     """The profile with every engine step, and the request-path latency, ``factor`` times as long: its
     efficiencies divided by ``factor``, its time constants multiplied (every term of a step scales, so the
@@ -145,6 +140,6 @@ def scale_step_times(profile: HardwareProfile, factor: float) -> HardwareProfile
         raise ValueError(f"factor(={factor}) must be >= 1")
     if factor == 1:
         return profile
-    values: dict[str, Any] = {f: getattr(profile, f) / factor for f in _EFFICIENCIES}
-    values.update({f: getattr(profile, f) * factor for f in _TIMES})
+    values: dict[str, Any] = {f: getattr(profile, f) / factor for f in EFFICIENCY_FIELDS}
+    values.update({f: getattr(profile, f) * factor for f in TIME_FIELDS})
     return replace(profile, **values, source=f"{profile.source}; step times x{factor:g}")

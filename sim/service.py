@@ -38,6 +38,9 @@ from scenarios.models import ModelSpec
 CUDA_GRAPH_MAX_TOKENS = 512
 #: the source of a profile nothing was fitted to (:class:`HardwareProfile`'s defaults)
 ROOFLINE_SOURCE = "roofline defaults"
+#: profile fields a step's time goes as the inverse of (efficiencies) and as (time constants)
+EFFICIENCY_FIELDS = ("mem_eff", "compute_eff", "attn_eff", "comm_eff")
+TIME_FIELDS = ("step_overhead_s", "per_seq_s", "comm_latency_s", "per_layer_s", "frontend_s")
 
 
 @dataclass(frozen=True)
@@ -57,10 +60,9 @@ class HardwareProfile:
     per_seq_s: float = 2.0e-5
     """Extra cost per sequence in the step (sampling, bookkeeping)."""
     comm_latency_s: float = 1.5e-5
-    """Latency of one all-reduce between two GPUs; a group of ``tp`` pays it ``log2(tp)`` times.  (Of the
-    forms tried on the RTX 4090 boxes, constant, ``tp - 1`` (a ring's hops) and ``log2(tp)``, the last
-    brings their separate fits at TP 2, 4 and 8 closest to one latency, 35-54 us (a constant: 35-92),
-    and, fitted on two of those sizes, predicts the third's TPOT best (README "Fidelity").)"""
+    """Latency of one all-reduce between two GPUs; a group of ``tp`` pays it ``log2(tp)`` times.  (Of constant,
+    ``tp - 1`` and ``log2(tp)``, the last brings the RTX 4090 boxes' TP 2/4/8 fits closest to one latency, 35-54
+    us (constant: 35-92), and fitted on two sizes predicts the third's TPOT best (README "Fidelity").)"""
     comm_eff: float = 0.7
     """Achieved fraction of the GPU's link bandwidth in all-reduce."""
     prefix_hit: float = 0.0
@@ -95,11 +97,11 @@ class HardwareProfile:
     def __post_init__(self) -> None:
         if self.gpus < 1:
             raise ValueError(f"gpus(={self.gpus}) must be >= 1")
-        for f in ("mem_eff", "compute_eff", "attn_eff", "comm_eff"):
+        for f in EFFICIENCY_FIELDS:
             v = getattr(self, f)
             if not 0 < v <= 1.5:
                 raise ValueError(f"{f}(={v}) must be in (0, 1.5]")
-        for f in ("step_overhead_s", "per_seq_s", "comm_latency_s", "per_layer_s", "frontend_s"):
+        for f in TIME_FIELDS:
             v = getattr(self, f)
             if not v >= 0:
                 raise ValueError(f"{f}(={v}) must be >= 0")
