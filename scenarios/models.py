@@ -228,6 +228,23 @@ class ModelSpec:
     def kv_bytes_per_token(self) -> int:
         return 2 * self.num_layers * self.num_kv_heads * self.head_dim * self.dtype_bytes
 
+    def tp_error(self, tp: int) -> str | None:
+        """Why vLLM refuses to shard this model over ``tp`` GPUs, or None: its attention heads must split
+        evenly (``ModelConfig.verify_with_parallel_config``) and its KV heads must either split evenly or
+        be replicated a whole number of times (``QKVParallelLinear``)."""
+        if self.num_heads % tp:
+            return (f"{self.name}'s {self.num_heads} attention heads do not split over tensor-parallel "
+                    f"size {tp} (vLLM requires them divisible by it)")
+        kv = self.num_kv_heads
+        if (kv % tp) if tp < kv else (tp % kv):
+            return (f"{self.name}'s {kv} KV heads neither split over nor replicate onto tensor-parallel "
+                    f"size {tp} (vLLM requires one to divide the other)")
+        return None
+
+    def tp_sizes(self, limit: int = 16) -> list[int]:
+        """Tensor-parallel sizes up to ``limit`` that vLLM can shard this model over."""
+        return [tp for tp in range(1, limit + 1) if self.tp_error(tp) is None]
+
 
 #: config keys every language model must state (as integers)
 _REQUIRED_KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "vocab_size")

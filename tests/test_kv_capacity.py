@@ -79,6 +79,17 @@ def test_weights_that_do_not_fit_are_a_clear_error_at_load_time() -> None:
     assert len(problems) == 1 and "use more GPUs" in problems[0]
 
 
+def test_a_tensor_parallel_size_vllm_refuses_is_a_clear_error_at_load_time() -> None:
+    data = make_scenario().scenario.model_dump(mode="json", exclude_none=True)
+    data["model"] = "microsoft/phi-4"  # 40 heads but 10 KV heads: 4 GPUs can neither split nor copy them
+    data["configs"] = [{"gpu": "H100-PCIe"}, {"gpu": "RTX-4090", "gpus": 4}]
+    data["fleet"] = {"pools": [{"config": "1xH100-PCIe", "count": 1}, {"config": "4xRTX-4090", "count": 1}]}
+    loaded = scenario_from_dict(data, "phi.yaml")
+    with pytest.raises(ScenarioError, match=r"configs\[1\].gpus: .*phi-4's 10 KV heads .* size 4 .*: 1, 2, 5, 10$"):
+        build_fleet(loaded)
+    assert [p.split(": ")[1] for p in check_fits(loaded)] == ["configs[1].gpus"]
+
+
 def test_scenario_capacity_follows_the_calibrated_memory_model() -> None:
     data = make_scenario().scenario.model_dump(mode="json", exclude_none=True)
     data["configs"] = [{"gpu": "H100-PCIe", "max_num_seqs": 1024, "max_num_batched_tokens": 8192},

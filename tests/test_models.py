@@ -312,3 +312,24 @@ def test_a_bad_vision_size_is_named() -> None:
     bad = {**GEMMA_3_4B, "vision_config": {**SIGLIP_GEMMA_3, "model_type": "other", "num_hidden_layers": None}}
     with pytest.raises(FleetPlannerError, match=r"c\.json: vision_config\.num_hidden_layers: expected a positive"):
         model_from_config(bad, source="c.json")
+
+
+@pytest.mark.parametrize(
+    ("name", "tp", "expected"),
+    [
+        ("meta-llama/Meta-Llama-3-8B-Instruct", 8, None),  # 32 heads, 8 KV heads: one each
+        ("meta-llama/Meta-Llama-3-8B-Instruct", 16, None),  # KV heads replicated twice (vLLM allows it)
+        ("meta-llama/Meta-Llama-3-8B-Instruct", 3, "32 attention heads do not split over tensor-parallel size 3"),
+        ("microsoft/phi-4", 4, "10 KV heads neither split over nor replicate onto tensor-parallel size 4"),
+        ("microsoft/phi-4", 8, "10 KV heads neither split over nor replicate onto tensor-parallel size 8"),
+        ("microsoft/phi-4", 2, None),
+        ("deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", 8, "12 attention heads"),  # 12 heads, 2 KV heads
+        ("deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", 4, None),  # 3 heads each, KV heads copied twice
+    ],
+)
+def test_tensor_parallel_sizes_vllm_refuses(name: str, tp: int, expected: str | None) -> None:
+    error = MODELS[name].tp_error(tp)
+    if expected is None:
+        assert error is None
+    else:
+        assert error is not None and expected in error
