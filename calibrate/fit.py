@@ -35,7 +35,7 @@ from scipy.optimize import least_squares
 
 from calibrate.importer import MeasuredRun
 from calibrate.replay import DEFAULT_SEEDS, LengthModel, ReplayOutcome, engine_settings, replay
-from calibrate.spread import central_jacobian, parameter_spread, robust_rows
+from calibrate.spread import central_jacobian, parameter_spread, principal_axes, robust_rows
 from scenarios.catalog import GpuSpec
 from scenarios.models import ModelSpec
 from sim.service import DEFAULT_RUNTIME_RESERVE_GB, HardwareProfile, StepTimeModel
@@ -295,6 +295,7 @@ def fit_profile(
             x = sol.x
     jac = central_jacobian(lambda v: resid(v, pw), x, lo, hi) * robust_rows(sol.fun, F_SCALE)[:, None]
     spread = parameter_spread(sol, params, len(points) * len(weights), jac)
+    axes = principal_axes(sol, params, len(points) * len(weights), jac)
     prof, unpinned = settle_launch_cost(points, _profile_from(base, params, x), params)
     rs = residuals_of(points, evaluate(points, prof, seeds, lengths), weights)
     if outlier_pass and 4 <= len(points) < MIN_RUNS_FOR_OUTLIERS:
@@ -304,6 +305,7 @@ def fit_profile(
     result = FitResult(prof, rs, float(sol.cost), evals, [p.name for p in params],
                        [rs[i].run.where for i in outliers])
     result.extra["spread"] = spread
+    result.extra["axes"] = axes
     if unpinned:
         result.extra["unpinned"] = unpinned
     return result

@@ -256,6 +256,7 @@ def profile_entry(result: FitResult, points: Sequence[FitPoint], options: FitOpt
         "outliers": [o for o in result.outliers],
         "unpinned": result.extra.get("unpinned", []),
         "spread": result.extra.get("spread", {}),
+        "axes": result.extra.get("axes", []),
         "evaluations": result.evaluations,
     }
     if "reserve_scan" in result.extra:

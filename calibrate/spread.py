@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 #: half-width of :func:`central_jacobian`'s differences in the fitted space (log space: about +-10%)
 SPREAD_STEP = 0.1
 
+#: shortest uncertainty axis :func:`principal_axes` keeps (fitted space: 0.02 is about 2%)
+MIN_AXIS_SD = 0.02
+
 
 def central_jacobian(fun: Callable[[np.ndarray], np.ndarray], x: np.ndarray, lo: np.ndarray, hi: np.ndarray,
                      step: float = SPREAD_STEP) -> np.ndarray:
@@ -56,19 +59,52 @@ def robust_rows(fun: np.ndarray, f_scale: float) -> np.ndarray:
     return (1.0 + (np.asarray(fun, dtype=float) / f_scale) ** 2) ** -0.75
 
 
-def parameter_spread(sol: Any, params: Sequence[Param], n_data: int,
-                     jac: np.ndarray | None = None) -> dict[str, dict[str, Any]]:
-    """Name -> ``pm_pct`` (approximate 1-sigma spread, %, at most 999), ``data_share`` and, for a
-    parameter the optimiser left pressed against one of its bounds, ``at_bound``; from ``sol``, whose
-    first ``n_data`` residuals are the runs' and the rest the priors', and ``jac`` (default: the
-    optimiser's, ``sol.jac``); empty if the Jacobian is not finite."""
+def covariance(sol: Any, params: Sequence[Param], n_data: int,
+               jac: np.ndarray | None = None) -> tuple[np.ndarray, float] | None:
+    """``((J^T J)^-1, s^2)`` of ``sol``, whose first ``n_data`` residuals are the runs' and the rest the
+    priors', with ``jac`` (default: the optimiser's, ``sol.jac``); the fitted parameters' covariance is
+    their product.  None if the Jacobian or the residuals are not finite."""
     jac = np.asarray(sol.jac if jac is None else jac, dtype=float)
     res = np.asarray(sol.fun, dtype=float)[:n_data]
     if not (np.all(np.isfinite(jac)) and np.all(np.isfinite(res))):
-        return {}
+        return None
     used = int(np.count_nonzero(np.any(jac[:n_data] != 0.0, axis=1) | (res != 0.0)))
     s2 = float(res @ res) / max(used - len(params), 1)
-    cov = np.linalg.pinv(jac.T @ jac)
+    return np.linalg.pinv(jac.T @ jac), s2
+
+
+def principal_axes(sol: Any, params: Sequence[Param], n_data: int, jac: np.ndarray | None = None,
+                   min_sd: float = MIN_AXIS_SD) -> list[dict[str, float]]:
+    """The fitted parameters' 1-sigma uncertainty as independent moves in the fitted space: the
+    covariance's eigenvectors scaled by the square roots of their eigenvalues, largest first, those
+    shorter than ``min_sd`` left out.  Each is a dict name -> displacement (log space for log
+    parameters; those it does not move, to 4 decimals, left out).  Moving a fit by plus and minus each
+    axis and replaying shows what its uncertainty does to a prediction (:mod:`calibrate.bands`).
+    Correlations are kept: where only the ratio of two parameters is pinned, the long axis moves both."""
+    got = covariance(sol, params, n_data, jac)
+    if got is None:
+        return []
+    inv, s2 = got
+    values, vectors = np.linalg.eigh((inv + inv.T) / 2 * s2)
+    axes = []
+    for k in np.argsort(values)[::-1]:
+        sd = math.sqrt(max(float(values[k]), 0.0))
+        if sd < min_sd:
+            break
+        move = {p.name: round(sd * float(vectors[i, k]), 4) for i, p in enumerate(params)}
+        axes.append({name: d for name, d in move.items() if d != 0.0})
+    return axes
+
+
+def parameter_spread(sol: Any, params: Sequence[Param], n_data: int,
+                     jac: np.ndarray | None = None) -> dict[str, dict[str, Any]]:
+    """Name -> ``pm_pct`` (approximate 1-sigma spread, %, at most 999), ``data_share`` and, for a
+    parameter the optimiser left pressed against one of its bounds, ``at_bound``; from ``sol`` and
+    ``jac`` as for :func:`covariance`; empty if the Jacobian is not finite."""
+    got = covariance(sol, params, n_data, jac)
+    if got is None:
+        return {}
+    cov, s2 = got
     out: dict[str, dict[str, Any]] = {}
     for i, p in enumerate(params):
         sd = math.sqrt(max(float(cov[i, i]) * s2, 0.0))

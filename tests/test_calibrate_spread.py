@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from calibrate.fit import Param
-from calibrate.spread import central_jacobian, parameter_spread, robust_rows
+from calibrate.spread import central_jacobian, parameter_spread, principal_axes, robust_rows
 
 PARAMS = [Param("mem_eff", 0.3, 1.0, 0.8, prior_weight=0.03), Param("comm_eff", 0.02, 1.0, 0.5, prior_weight=0.1)]
 
@@ -48,6 +48,23 @@ def test_a_parameter_pressed_against_a_bound_is_named() -> None:
 
 def test_a_failed_jacobian_gives_no_spread() -> None:
     assert parameter_spread(_sol([0.0, 0.0], jac_scale=math.nan), PARAMS, n_data=4) == {}
+    assert principal_axes(_sol([0.0, 0.0], jac_scale=math.nan), PARAMS, n_data=4) == []
+
+
+def test_the_axes_rebuild_the_covariance_and_keep_its_correlation() -> None:
+    # four runs pin the sum of the two parameters, one run their difference: its axis is twice as long
+    jac = np.array([[1.0, 1.0]] * 4 + [[1.0, -1.0], [0.03, 0.0], [0.0, 0.1]])
+    fun = np.array([0.1, -0.1, 0.1, -0.1, 0.05, 0.0, 0.0])
+    sol = SimpleNamespace(jac=jac, fun=fun, x=np.zeros(2))
+    axes = principal_axes(sol, PARAMS, n_data=5, min_sd=0.0)
+    vecs = np.array([[a["mem_eff"], a["comm_eff"]] for a in axes])
+    s2 = float(fun[:5] @ fun[:5]) / (5 - 2)
+    np.testing.assert_allclose(vecs.T @ vecs, s2 * np.linalg.inv(jac.T @ jac), atol=2e-4)  # 4-digit rounding
+    # the long axis moves both parameters in opposite directions (their difference is what is loose)
+    long, short = vecs
+    assert long[0] * long[1] < 0 and np.linalg.norm(long) == pytest.approx(2 * np.linalg.norm(short), rel=1e-2)
+    # shorter axes than min_sd are left out
+    assert len(principal_axes(sol, PARAMS, n_data=5, min_sd=np.linalg.norm(long) * 0.9)) == 1
 
 
 def test_central_jacobian_differences_across_the_step_and_stops_at_bounds() -> None:

@@ -136,6 +136,12 @@ def show_entry(console: Console, entry: dict[str, Any], residuals: bool = True) 
         if spread:
             console.print("±1σ: approximate spread from the fit's Jacobian (runs' residual scatter only; "
                           "not model error)")
+        axes = fit.get("axes") or []
+        if axes:
+            moves = sorted(axes[0].items(), key=lambda kv: -abs(kv[1]))
+            longest = ", ".join(f"{k} {math.expm1(v):+.0%}" for k, v in moves if abs(v) >= 0.02)
+            console.print(f"{len(axes)} uncertainty axes (`planner validate --band` replays along them); the longest "
+                          f"moves together (and the other way): {longest}")
         eng = fit.get("engine") or {}
         console.print("engine limits replayed: " + ", ".join(f"{k}={v}" for k, v in eng.items()))
         names = fit.get("file_names") or []

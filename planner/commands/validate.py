@@ -8,12 +8,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from calibrate.bands import Axis, add_bands, inside, profile_axes
 from calibrate.datasets import DATASET_HELP, DATASETS
 from calibrate.fitplan import resolve_points
 from calibrate.importer import MeasuredRun, load_runs
@@ -29,6 +31,7 @@ examples:
   planner validate results/my-model-*.json --model-config /models/my-model/config.json --json out.json
   planner validate run.json --profile my-profiles.yaml --gpu "NVIDIA H100 PCIe" --gpus 1
   planner validate bench-1024in-128out.json --dataset random
+  planner validate my-8b-runs/ --profile fitted-on-1.5b.yaml --band
 
 Each run is replayed with its own load (rate, burstiness, request count, token totals or per-request
 lengths, prefix-cache state) under the profile for its hardware: --profile (a file or a bundled
@@ -38,6 +41,13 @@ Files without per-request lengths are replayed with the lengths of their dataset
 spread, or one length for random).  Models outside the built-in catalogue need their
 config.json (--model-config).  APE = |predicted / measured - 1|; MAPE = its mean over runs.  --json
 writes one object per run with measured and predicted metrics under vLLM's result-file field names.
+
+--band says how sure a prediction is: each run is replayed again with the profile moved by plus and
+minus each of its fit's uncertainty axes (fit.axes in the profile file: how loosely the calibration
+runs pinned its parameters, correlations kept), and the range of each metric is reported (JSON: "band",
+metric -> [low, high]).  For a model like those the profile was fitted on the band is narrow; for one
+that leans on what the calibration runs never showed (prefill compute from a small model's runs, the
+host's launch cost from a large model's) it is wide.  It holds no model error.
 """
 
 COLUMNS = (("request_throughput", "req/s", 2), ("median_ttft_ms", "TTFT p50", 1), ("p90_ttft_ms", "TTFT p90", 1),
@@ -66,6 +76,10 @@ def register(sub: Any) -> None:
                    help="YAML file describing GPU types (or CPU hosts) outside the catalogue (see calibrate fit)")
     p.add_argument("--gpu", metavar="NAME", help="GPU name for files that do not record gpu_name")
     p.add_argument("--gpus", type=int, metavar="N", help="GPU count for files that do not record gpu_count")
+    p.add_argument("--band", action="store_true",
+                   help="also replay each run with the profile moved along its fit's uncertainty axes (fit.axes): "
+                        "the range the calibration leaves each prediction, and whether the measured value lies in it "
+                        "(about 15x the replays)")
     p.set_defaults(func=run)
 
 
@@ -78,6 +92,48 @@ def _cell(rec: dict[str, Any], metric: str, digits: int) -> str:
     e = ape(rec, metric)
     colour = "green" if e <= 10 else ("yellow" if e <= 25 else "red")
     return f"{m:,.{digits}f} / {p:,.{digits}f} [{colour}]{e:.0f}%[/]"
+
+
+def _axes_chooser(profile: str | None) -> Callable[[MeasuredRun], list[Axis]]:
+    cache: dict[tuple[str, int], list[Axis]] = {}
+
+    def axes_of(run: MeasuredRun) -> list[Axis]:
+        if run.hardware_key not in cache:
+            cache[run.hardware_key] = profile_axes(run.gpu, run.gpu_count, profile, Path.cwd())
+        return cache[run.hardware_key]
+
+    return axes_of
+
+
+def _band_cell(rec: dict[str, Any], metric: str) -> str:
+    b = (rec.get("band") or {}).get(metric)
+    if b is None:
+        return "-"
+    top = "inf" if b[1] is None else f"{b[1]:.3g}"
+    mark = {True: "[green]in[/]", False: "[red]out[/]", None: ""}[inside(rec, metric)]
+    return f"{b[0]:.3g}-{top} {mark}"
+
+
+def _print_bands(console: Console, records: list[dict[str, Any]]) -> None:
+    t = Table(title="range the fit's uncertainty leaves each prediction (measured in/out)", header_style="bold")
+    for c in ("file", "rate", *(label for _, label, _ in COLUMNS)):
+        t.add_column(c, justify="left" if c == "file" else "right", no_wrap=c != "file")
+    for rec in records:
+        rate = rec["request_rate"]
+        t.add_row(Path(rec["file"]).name[:40], "inf" if rate is None else f"{rate:g}",
+                  *(_band_cell(rec, k) for k, _, _ in COLUMNS))
+    console.print(t)
+    counts = []
+    for k, label, _ in COLUMNS:
+        marks = [m for m in (inside(r, k) for r in records) if m is not None]
+        counts.append(f"{label} {sum(marks)}/{len(marks)}")
+    console.print("measured inside the band: " + ", ".join(counts))
+    unbanded = sorted({f"{r['gpu_count']}x{r['gpu_name']}" for r in records if r.get("band") is None})
+    if unbanded:
+        console.print(f"no band for {', '.join(unbanded)}: no prediction, or the profile is derived or roofline "
+                      "defaults (no fit axes)")
+    console.print("[dim]a band holds the calibration's uncertainty only, not the model's own error "
+                  "(see calibrate fit's residuals)[/]")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -98,6 +154,10 @@ def run(args: argparse.Namespace) -> int:
         failures: dict[str, str] = {}
         records = validate_points(points, choose, seeds=tuple(range(args.seeds)), failures=failures,
                                   progress=lambda i, n: status.update(f"replaying run {i}/{n} ..."))
+        if args.band:
+            axes_of = _axes_chooser(args.profile)
+            add_bands(points, records, choose, axes_of, seeds=tuple(range(args.seeds)),
+                      progress=lambda i, n: status.update(f"replaying run {i}/{n} along the fit's axes ..."))
     if args.json:
         text = json.dumps(records, indent=1)
         if to_stdout:
@@ -119,6 +179,8 @@ def run(args: argparse.Namespace) -> int:
         v = mape(records, k)
         s.add_row(k, "-" if math.isnan(v) else f"{v:.1f}%")
     console.print(s)
+    if args.band:
+        _print_bands(console, records)
     first: dict[tuple[str, int], MeasuredRun] = {}
     for p in points:
         first.setdefault(p.run.hardware_key, p.run)

@@ -1,0 +1,119 @@
+"""Prediction bands (:mod:`calibrate.bands`): a profile moved along its fit's uncertainty axes, the range
+that leaves each prediction, and ``planner validate --band``."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from test_validate_cli import result, write
+
+from calibrate.bands import band, inside, moved, profile_axes
+from calibrate.fit import FitPoint
+from calibrate.fitplan import resolve_points
+from calibrate.importer import load_runs
+from planner.cli import main
+from sim.profiles import BUNDLED_DIR, bundled_profiles
+
+H100 = bundled_profiles()[("H100-PCIe", 1)]
+
+
+def _point(tmp_path: Path, **over: Any) -> FitPoint:
+    (point,) = resolve_points(load_runs([write(tmp_path, "phi.json", result(**over))]))
+    return point
+
+
+def test_a_move_is_made_in_the_fitted_space_and_stops_at_the_bounds() -> None:
+    up = moved(H100, {"compute_eff": math.log(1.2), "frontend_s": -math.log(2.0)}, 1.0)
+    assert up.compute_eff == pytest.approx(min(H100.compute_eff * 1.2, 1.0))
+    assert up.frontend_s == pytest.approx(H100.frontend_s / 2)
+    down = moved(H100, {"compute_eff": math.log(1.2)}, -1.0)
+    assert down.compute_eff == pytest.approx(H100.compute_eff / 1.2)
+    assert moved(H100, {"compute_eff": 5.0}, 1.0).compute_eff == 1.0  # its upper bound
+    assert moved(H100, {"comm_eff": 1.0, "no_such_field": 1.0}, 1.0) == H100  # no link terms at tp=1
+
+
+def test_the_band_brackets_the_prediction_and_widens_with_the_uncertainty(tmp_path: Path) -> None:
+    point = _point(tmp_path, request_rate=8.0, total_input_tokens=60000)  # prefill-heavy: compute matters
+    from calibrate.replay import replay
+
+    center = replay(point.run, point.model, point.gpu, H100, seeds=(0,)).metrics
+    narrow = band(point, H100, [{"compute_eff": 0.05}], center, seeds=(0,))
+    wide = band(point, H100, [{"compute_eff": 0.4}], center, seeds=(0,))
+    for k in ("median_ttft_ms", "p90_ttft_ms"):
+        assert narrow[k][0] <= center[k] <= narrow[k][1]
+        assert wide[k][0] < narrow[k][0] and wide[k][1] > narrow[k][1]
+        # asymmetric: a slower prefill lengthens TTFT more than a faster one shortens it
+        assert wide[k][1] - center[k] > center[k] - wide[k][0]
+    # an axis the run does not feel (link terms of a single GPU) leaves the prediction itself
+    assert band(point, H100, [{"comm_latency_s": 1.0}], center, seeds=(0,)) == {k: [v, v] for k, v in center.items()}
+
+
+def test_profile_axes_come_from_the_fit_record(tmp_path: Path) -> None:
+    # every bundled fitted profile records its axes; a configuration without an entry has none
+    assert profile_axes("H100-PCIe", 1) and all(isinstance(v, float) for v in profile_axes("H100-PCIe", 1)[0].values())
+    assert profile_axes("RTX-4090", 3) == [] and profile_axes("L40S", 1) == []
+    entry = yaml.safe_load((BUNDLED_DIR / "h100-pcie.yaml").read_text())["profiles"][0]
+    entry["fit"]["axes"] = [{"compute_eff": 0.3}]
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump({"profiles": [entry]}))
+    assert profile_axes("H100-PCIe", 1, str(path)) == [{"compute_eff": 0.3}]
+    assert profile_axes("H100-PCIe", 1, "mine.yaml", tmp_path) == [{"compute_eff": 0.3}]
+
+
+def test_validate_band_reports_the_range_and_whether_the_measured_value_is_in_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    entry = yaml.safe_load((BUNDLED_DIR / "h100-pcie.yaml").read_text())["profiles"][0]
+    entry["fit"]["axes"] = [{"compute_eff": 0.3, "frontend_s": 0.2}, {"mem_eff": 0.1}]
+    # an entry written by hand (no fit record) has no axes
+    plain = {k: v for k, v in entry.items() if k not in ("fit", "residuals")} | {"gpu": "L40S", "memory_gb": 47.7}
+    prof = tmp_path / "mine.yaml"
+    prof.write_text(yaml.safe_dump({"profiles": [entry, plain]}))
+    runs = write(tmp_path, "runs.jsonl", result(), result(request_rate=1.0, gpu_name="NVIDIA L40S"))
+    assert main(["validate", runs, "--profile", str(prof), "--band", "--seeds", "1", "--json",
+                 str(tmp_path / "v.json")]) == 0
+    out = capsys.readouterr().out
+    recs = json.loads((tmp_path / "v.json").read_text())
+    h100, l40s = recs
+    for k, (lo, hi) in h100["band"].items():
+        assert lo < h100["predicted"][k] < hi or (lo == h100["predicted"][k] == hi), k
+    assert inside(h100, "median_ttft_ms") == (h100["band"]["median_ttft_ms"][0] <= 38.0
+                                              <= h100["band"]["median_ttft_ms"][1])
+    assert l40s["band"] is None and inside(l40s, "median_ttft_ms") is None
+    assert "measured inside the band: req/s" in out and "no band for 1xNVIDIA L40S" in out
+    # without --band the records keep exactly the documented keys
+    main(["validate", runs, "--profile", str(prof), "--seeds", "1", "--json", str(tmp_path / "plain.json")])
+    assert all("band" not in r for r in json.loads((tmp_path / "plain.json").read_text()))
+
+
+def test_a_model_the_calibration_never_showed_gets_a_band_that_says_so(shared_measurements: Path) -> None:
+    """Fitted on the 1.5B alone, the RTX 4090 box's prefill compute is barely pinned (the 8B's saturation
+    hangs on it) and the host's launch cost is pinned firmly.  The 8B's TTFT band must be wide where it leans
+    on compute (32 req/s: long queues of prefills) and hold the measured median; a 1.5B run's stays narrow."""
+    from calibrate.fitplan import FitOptions, fit_config
+    from calibrate.validation import validate_points
+
+    points = [p for p in resolve_points(load_runs([shared_measurements], client_seed=42))
+              if p.run.hardware_key == ("RTX-4090", 1)]
+    options = FitOptions(seeds=(0,), max_nfev=20, reserve_grid=())
+    small = [p for p in points if "1.5B" in p.run.model_id]
+    fit = fit_config(small, options)
+    axes = fit.extra["axes"]
+    big = sorted((p for p in points if "8B" in p.run.model_id and p.run.request_rate in (1.0, 32.0)),
+                 key=lambda p: p.run.request_rate)
+    test = [*big, small[0]]
+    recs = validate_points(test, lambda run: fit.profile, seeds=(0,))
+    widths = []
+    for p, rec in zip(test, recs, strict=True):
+        rec["band"] = band(p, fit.profile, axes, rec["predicted"], seeds=(0,))
+        lo, hi = rec["band"]["median_ttft_ms"]
+        widths.append((p.run.model_id, p.run.request_rate, hi / lo))
+        if "8B" in p.run.model_id:
+            assert inside(rec, "median_ttft_ms"), (rec["band"], rec["measured"])
+    (_, _, slow), (_, _, busy), (_, _, own) = widths
+    assert busy > 3.0 and busy > slow and own < 1.6, widths
