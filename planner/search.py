@@ -162,13 +162,15 @@ def plan_fleet(
     state: Path | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     max_verifications: int = 60,
-    stress_pct: float = 0.0,
+    stress_pct: float | None = None,
 ) -> PlanResult:
-    """Search the scenario's candidate space; see the module docstring.  ``stress_pct`` > 0: verify the
-    recommended fleet again with every engine step that much (%) slower than the profiles say."""
+    """Search the scenario's candidate space; see the module docstring.  ``stress_pct`` > 0 (default: the
+    scenario's ``plan.stress_pct``): verify the recommended fleet again with every engine step that much
+    (%) slower than the profiles say."""
     started = time.perf_counter()
     scenario = loaded.scenario
     settings = scenario.plan
+    stress_pct = settings.stress_pct if stress_pct is None else stress_pct
     objective = objective or settings.objective
     if objective not in ("cost", "carbon", "pareto"):
         raise FleetPlannerError(f"objective(={objective!r}) must be one of cost, carbon, pareto")

@@ -96,6 +96,9 @@ class PlanSettings(_Strict):
     requests: int | None = Field(default=None, ge=100)
     """Requests per verification run (default: the scenario's, capped at 6000)."""
     confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    stress_pct: float = Field(default=10.0, ge=0, le=100)
+    """Stress test: the recommended fleet is verified again, all seeds, with every engine step this much
+    (%) slower than the profiles say; the default is about a calibrated profile's held-out error.  0 skips it."""
 
     @model_validator(mode="after")
     def _caps(self) -> PlanSettings:

@@ -80,7 +80,7 @@ def test_cli_plan_exit_code_json_and_report(tmp_path: Path) -> None:
     for png in ("latency_vs_load.png", "cost_carbon.png", "utilisation.png"):
         assert (rep / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (rep / png).stat().st_size > 5000
     md = (rep / "report.md").read_text()
-    assert doc["stress"]["step_time_pct"] == 10 and doc["stress"]["worst"]  # the CLI's default stress test
+    assert doc["stress"]["step_time_pct"] == 10 and doc["stress"]["worst"]  # the scenario's default stress test
     for part in ("**recommended: ", "### per class:", "### per pool and fleet", "kWh/Mtok", "power modelled:",
                  "stress test: with every engine step 10% slower",
                  "![latency vs load", "![cost vs carbon", "![utilisation"):
@@ -95,15 +95,21 @@ def test_cli_plan_exit_code_json_and_report(tmp_path: Path) -> None:
     f.write_text(yaml.safe_dump(data))
     assert planner_main(["plan", str(f), "--state", str(state)]) == 3
     assert planner_main(["plan", str(f), "--state", str(state), "--stress", "150"]) == 2
+    data["plan"]["stress_pct"] = 150
+    f.write_text(yaml.safe_dump(data))
+    assert planner_main(["plan", str(f), "--state", str(state)]) == 2  # the scenario's, refused with its path
 
 
 def test_the_recommended_fleet_is_stress_tested_with_slower_steps() -> None:
     """The stress test verifies the recommended fleet again, all seeds, with every step slower: twice as
     slow, the fleet the search picked as cheapest (so with little to spare) must do worse and say so."""
     loaded = small()
-    plain = plan_fleet(loaded)
-    assert plain.stress is None and to_dict(plain)["stress"] is None  # off unless asked (the CLI asks)
-    result = plan_fleet(loaded, stress_pct=100)
+    # by default the scenario's plan.stress_pct (10) is run; 0 there, or from the caller, skips it
+    assert loaded.scenario.plan.stress_pct == 10 and plan_fleet(loaded).stress_pct == 10
+    plain = plan_fleet(small(stress_pct=0))
+    assert plain.stress is None and to_dict(plain)["stress"] is None
+    assert plan_fleet(loaded, stress_pct=0).stress is None
+    result = plan_fleet(small(stress_pct=100))
     best, stressed = result.recommended, result.stress
     assert best is not None and stressed is not None
     assert stressed.candidate == best.candidate and len(stressed.runs) == 2

@@ -295,6 +295,12 @@ async def test_plan_notes_say_where_the_answer_is_less_sure(tmp_path: Path) -> N
         notes = " ".join(str(session.query_one("#plan-notes").render()).split())
         assert "routed over the whole fleet" in notes
         assert "no calibrated profile for 1xL40S" in notes
+        # the stress test of the recommended fleet (the scenario's plan.stress_pct, 10 by default)
+        outcome = session.plan_outcome
+        assert outcome is not None and outcome.result.stress is not None
+        assert "stress test: with every engine step 10% slower than the profiles say, 1xL40S:" in notes
+        verdict = "holds" if outcome.result.stress.feasible else "fails"
+        assert outcome.metrics()["plan stress test"].value == f"{verdict} at +10% step time"
 
 
 @pilot_test

@@ -231,6 +231,7 @@ def build_fields(data: Any, loaded: LoadedScenario | None) -> list[FieldSpec]:
         FieldSpec(("plan", "max_total_replicas"), "max replicas", "Plan", placeholder="16"),
         FieldSpec(("plan", "seeds"), "seeds", "Plan", placeholder="3"),
         FieldSpec(("plan", "requests"), "requests/run", "Plan", placeholder="auto"),
+        FieldSpec(("plan", "stress_pct"), "stress test %", "Plan", placeholder="10"),
     ]
     return out
 

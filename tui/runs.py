@@ -139,6 +139,9 @@ class PlanOutcome:
             out["plan $/hour"] = Metric(_num(t["usd_per_hour"]), "${:,.2f}")
             out["plan gCO2e/hour"] = Metric(_num(t["carbon_g_per_hour"] + t["embodied_g_per_hour"]), "{:,.0f}")
             out["plan SLO margin pp"] = Metric(100 * best.margin, "{:+.1f}", better="high")
+        if r.stress is not None:
+            verdict = "holds" if r.stress.feasible else "fails"
+            out["plan stress test"] = Metric(f"{verdict} at +{r.stress_pct:g}% step time", better=None)
         out["plan Pareto fleets"] = Metric(float(len(r.pareto)), "{:.0f}", better=None)
         return out
 

@@ -24,14 +24,15 @@ what it prints: the recommended fleet (replicas per serving configuration) and r
 $ and g CO2e per million tokens, per-class SLO attainment with a confidence interval over seeds and
 requests, per-pool cost/power/kWh/carbon (saying whether power was measured or modelled), the
 runners-up, the cost-carbon Pareto front and one replica's capacity per configuration, and a stress
-test: whether the recommended fleet still meets every SLO with every engine step --stress % (10)
-slower than the profiles say.  If no fleet meets the SLOs: "no fleet meets the SLOs; closest is X,
-missing Y by Z" and exit status 3.
+test: whether the recommended fleet still meets every SLO with every engine step --stress % (the
+scenario's plan.stress_pct, 10 by default) slower than the profiles say.  If no fleet meets the SLOs:
+"no fleet meets the SLOs; closest is X, missing Y by Z" and exit status 3.
 
 the scenario's optional sections steer it (planner check validates them):
   plan:    {objective: cost|carbon|pareto, menu: [1xH100-PCIe, ...], max_replicas: {2xRTX-4090: 4},
             max_gpus: {RTX-4090: 8}, max_total_replicas: 16, max_budget_usd_per_hour: 20,
-            routing: [least_outstanding, class_affinity], seeds: 3, verify_top: 6, requests: 6000}
+            routing: [least_outstanding, class_affinity], seeds: 3, verify_top: 6, requests: 6000,
+            stress_pct: 10}
   pricing: {catalogue: alternative-2025-05 | hyperscaler-2025-05 | runpod-2026-03 | FILE.yaml,
             kind: on_demand|spot, overrides: {H100-PCIe: 1.8}, owned: {RTX-4090: {purchase_usd: 1600}}}
   power:   {model: measured|linear|full_tdp, board_w: {H100-PCIe: 700}}   # full_tdp: seed 000's Table 3
@@ -44,11 +45,6 @@ they finish (default .fleet-planner/plan-<scenario>-<hash>.jsonl), so an interru
 runs are reused only under the same scenario, GPU specs and step-time profiles; --fresh ignores the
 cache.
 """
-
-#: default stress test of the recommended fleet: engine steps this much slower (%) than the profiles
-#: say, about the held-out error of a calibrated profile's throughput and TPOT (README "Fidelity")
-STRESS_PCT = 10.0
-
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
@@ -65,9 +61,10 @@ def register(sub: Any) -> None:
     p.add_argument("--state", metavar="PATH", help="state file for resuming (default under .fleet-planner/)")
     p.add_argument("--fresh", action="store_true", help="ignore (and overwrite) cached runs")
     p.add_argument("--max-verifications", type=int, default=60, metavar="N", help="simulate at most N candidates")
-    p.add_argument("--stress", type=float, default=STRESS_PCT, metavar="PCT",
-                   help=f"verify the recommended fleet again with every engine step PCT%% slower than the profiles "
-                        f"say (default {STRESS_PCT:g}, about a calibrated profile's held-out error; 0: skip)")
+    p.add_argument("--stress", type=float, metavar="PCT",
+                   help="verify the recommended fleet again with every engine step PCT%% slower than the profiles "
+                        "say (default: the scenario's plan.stress_pct, 10 unless set: about a calibrated profile's "
+                        "held-out error; 0: skip)")
     p.set_defaults(func=run)
 
 
@@ -77,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_verifications < 1:
         raise FleetPlannerError(f"--max-verifications(={args.max_verifications}) must be >= 1")
-    if not 0 <= args.stress <= 100:
+    if args.stress is not None and not 0 <= args.stress <= 100:
         raise FleetPlannerError(f"--stress(={args.stress}) must be between 0 and 100 (percent)")
     loaded = load_scenario(args.scenario)
     state = Path(args.state) if args.state else _default_state(Path(args.scenario))

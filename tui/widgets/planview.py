@@ -5,7 +5,8 @@ $/1M tokens, gCO2e/1M tokens and the lowest class's SLO attainment (its confiden
 left out to fit 80 columns); the routing policy gets a column only when the plan tried several.
 The recommended row is green; Pareto-optimal fleets are marked with ★.  Notes below say where the
 answer is less sure: a routing map that changes nothing on the fleet, step times extrapolated beyond
-a profile's fitted models or taken from uncalibrated roofline defaults.
+a profile's fitted models or taken from uncalibrated roofline defaults, and whether the recommended
+fleet survives the stress test (every engine step ``plan.stress_pct`` % slower).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class PlanView(VerticalScroll):
 
     def show(self, outcome: PlanOutcome) -> None:
         from planner.costing import service_note
-        from planner.report import verdict_row
+        from planner.report import stress_line, verdict_row
 
         self.outcome = outcome
         r = outcome.result
@@ -83,6 +84,8 @@ class PlanView(VerticalScroll):
             for pool in best.economics["pools"]:
                 if note := service_note(str(pool.get("service_basis") or "")):
                     notes.append(f"{pool['name']}: {note}")
+        if line := stress_line(r):
+            notes.append(line)
         if r.pareto:
             notes.append("★ = on the cost–carbon Pareto front (see Plots)")
         self.query_one("#plan-notes", Static).update(escape("\n".join(notes)))
