@@ -28,6 +28,7 @@ from calibrate.importer import MeasuredRun
 from calibrate.replay import DEFAULT_SEEDS, replay
 from calibrate.workload import LengthModel
 from scenarios.catalog import normalise_gpu_name
+from scenarios.errors import FleetPlannerError
 from sim.profiles import BUNDLED_DIR, profile_path, read_profile_entries
 from sim.service import HardwareProfile
 
@@ -39,11 +40,30 @@ def profile_axes(gpu: str, gpus: int, name: str | None = None, base: Path | None
     bundled stem; default: the bundled files), or [] where that hardware has no fitted entry there."""
     files = [profile_path(name, base or Path.cwd())] if name else sorted(BUNDLED_DIR.glob("*.yaml"))
     for f in files:
-        for entry, prof in read_profile_entries(f):
+        for i, (entry, prof) in enumerate(read_profile_entries(f)):
             if normalise_gpu_name(prof.gpu) == gpu and prof.gpus == gpus:
-                axes = (entry.get("fit") or {}).get("axes") or []
-                return [{str(k): float(v) for k, v in a.items()} for a in axes if isinstance(a, dict)]
+                return entry_axes(entry, f"{f}: profiles[{i}]")
     return []
+
+
+def entry_axes(entry: dict[str, Any], where: str) -> list[Axis]:
+    """The axes of a profile file's entry (``fit.axes``; [] where it has none); a malformed list is an
+    error naming ``where`` and the field."""
+    fit = entry.get("fit")
+    axes = fit.get("axes") if isinstance(fit, dict) else None
+    if axes is None:
+        return []
+    if not isinstance(axes, list):
+        raise FleetPlannerError(f"{where}.fit.axes: expected a list of parameter moves, got {axes!r}")
+    out = []
+    for j, axis in enumerate(axes):
+        if not isinstance(axis, dict):
+            raise FleetPlannerError(f"{where}.fit.axes[{j}]: expected a mapping parameter -> move, got {axis!r}")
+        for k, v in axis.items():
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                raise FleetPlannerError(f"{where}.fit.axes[{j}].{k}: expected a number, got {v!r}")
+        out.append({str(k): float(v) for k, v in axis.items()})
+    return out
 
 
 def moved(profile: HardwareProfile, axis: Axis, sign: float) -> HardwareProfile:

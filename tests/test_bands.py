@@ -117,3 +117,28 @@ def test_a_model_the_calibration_never_showed_gets_a_band_that_says_so(shared_me
             assert inside(rec, "median_ttft_ms"), (rec["band"], rec["measured"])
     (_, _, slow), (_, _, busy), (_, _, own) = widths
     assert busy > 3.0 and busy > slow and own < 1.6, widths
+
+
+@pytest.mark.parametrize(
+    ("axes", "expected"),
+    [
+        ([{"compute_eff": "abc"}], "profiles[0].fit.axes[0].compute_eff: expected a number, got 'abc'"),
+        ("nonsense", "profiles[0].fit.axes: expected a list of parameter moves, got 'nonsense'"),
+        ([0.3], "profiles[0].fit.axes[0]: expected a mapping parameter -> move, got 0.3"),
+    ],
+)
+def test_a_malformed_axes_record_is_a_one_line_error_before_any_replay(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], axes: object, expected: str
+) -> None:
+    entry = yaml.safe_load((BUNDLED_DIR / "h100-pcie.yaml").read_text())["profiles"][0]
+    entry["fit"]["axes"] = axes
+    prof = tmp_path / "bad.yaml"
+    prof.write_text(yaml.safe_dump({"profiles": [entry]}))
+    runs = write(tmp_path, "runs.json", result())
+    assert main(["validate", runs, "--profile", str(prof), "--band", "--seeds", "1"]) == 2
+    out, err = capsys.readouterr()
+    assert err.strip() == f"error: {prof}: {expected}" and "replaying" not in out
+    from calibrate.cli import main as calibrate_main
+
+    assert calibrate_main(["show", str(prof)]) == 2
+    assert capsys.readouterr().err.strip().endswith(expected.replace("profiles[0]", "1xH100-PCIe"))

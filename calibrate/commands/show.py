@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from calibrate.bands import entry_axes
 from calibrate.fitplan import read_profile_entries
 from scenarios.errors import FleetPlannerError
 from sim.profiles import BUNDLED_DIR
@@ -104,9 +105,11 @@ def _pct(v: Any) -> str:
     return f"[{colour}]{v:+.1f}%[/]"
 
 
-def show_entry(console: Console, entry: dict[str, Any], residuals: bool = True) -> None:
+def show_entry(console: Console, entry: dict[str, Any], residuals: bool = True, source: str = "profile") -> None:
+    """Print one profile entry (``source``: its file, for errors)."""
     fit = entry.get("fit") or {}
     title = f"{entry.get('gpus', 1)}x{entry.get('gpu')}"
+    axes = entry_axes(entry, f"{source}: {title}")  # a malformed record fails before anything is printed
     console.rule(f"[bold]{title}[/]  {entry.get('source', '')}")
     spread = fit.get("spread") or {}
     t = Table(show_header=True, header_style="bold", title="parameters")
@@ -136,7 +139,6 @@ def show_entry(console: Console, entry: dict[str, Any], residuals: bool = True) 
         if spread:
             console.print("±1σ: approximate spread from the fit's Jacobian (runs' residual scatter only; "
                           "not model error)")
-        axes = fit.get("axes") or []
         if axes:
             moves = sorted(axes[0].items(), key=lambda kv: -abs(kv[1]))
             longest = ", ".join(f"{k} {math.expm1(v):+.0%}" for k, v in moves if abs(v) >= 0.02)
@@ -170,5 +172,5 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     console.print(f"[bold]{path}[/]: {len(entries)} profile(s)")
     for key in sorted(entries):
-        show_entry(console, entries[key], residuals=not args.no_residuals)
+        show_entry(console, entries[key], residuals=not args.no_residuals, source=str(path))
     return 0

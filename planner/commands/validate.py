@@ -146,8 +146,11 @@ def run(args: argparse.Namespace) -> int:
     hardware = load_hardware_file(args.hardware) if args.hardware else None
     points = resolve_points(runs, args.model_config, hardware)
     choose = profile_chooser(args.profile, Path.cwd())
+    axes_of = _axes_chooser(args.profile)
     for p in points:
         choose(p.run)  # a bad --profile fails before the replays start
+        if args.band:
+            axes_of(p.run)
     to_stdout = args.json == "-"
     console = Console(stderr=to_stdout)
     with console.status("replaying ...") as status:
@@ -155,7 +158,6 @@ def run(args: argparse.Namespace) -> int:
         records = validate_points(points, choose, seeds=tuple(range(args.seeds)), failures=failures,
                                   progress=lambda i, n: status.update(f"replaying run {i}/{n} ..."))
         if args.band:
-            axes_of = _axes_chooser(args.profile)
             add_bands(points, records, choose, axes_of, seeds=tuple(range(args.seeds)),
                       progress=lambda i, n: status.update(f"replaying run {i}/{n} along the fit's axes ..."))
     if args.json:
