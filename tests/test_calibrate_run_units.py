@@ -251,6 +251,33 @@ def test_bad_option_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixt
     assert err.startswith("error: tp(=0) must be >= 1") and "Traceback" not in err
 
 
+def test_a_model_vllm_would_refuse_is_refused_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "bundle"
+    model = tmp_path / "phi"
+    model.mkdir()
+    # no config.json: not a model directory
+    assert cli.main(["run", "--model", str(model), "--out", str(out), "--dry-run"]) == 2
+    assert capsys.readouterr().err.strip() == f"error: --model {model}: no config.json in the model directory"
+    # phi-4's 10 KV heads cannot be spread over 4 GPUs: vLLM stops after loading; this stops at once
+    (model / "config.json").write_text(json.dumps({
+        "architectures": ["Phi3ForCausalLM"], "hidden_size": 5120, "intermediate_size": 17920,
+        "num_hidden_layers": 40, "num_attention_heads": 40, "num_key_value_heads": 10, "vocab_size": 100352}))
+    assert cli.main(["run", "--model", str(model), "--tp", "4", "--out", str(out), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --tp 4: phi's 10 KV heads") and err.strip().endswith("16 GPUs: 1, 2, 5, 10")
+    assert cli.main(["run", "--model", str(model), "--tp", "2", "--out", str(out), "--dry-run"]) == 0
+    capsys.readouterr()
+    # a path that is not there: an error for a real run, a note for a dry run planned elsewhere
+    gone = str(tmp_path / "gone")
+    assert cli.main(["run", "--model", gone, "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == f"error: --model {gone}: no such model directory"
+    assert cli.main(["run", "--model", gone, "--out", str(out), "--dry-run"]) == 0
+    assert f"note: --model {gone}: no such model directory on this machine" in capsys.readouterr().out
+    assert not out.exists()
+
+
 def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         cli.main(["run", "--help"])

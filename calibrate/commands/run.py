@@ -21,6 +21,7 @@ from calibrate.runner.orchestrate import RunPlan, describe_plan, execute, power_
 from calibrate.server import ServerConfig, default_engine_limits, free_port, sets_flag
 from calibrate.sweep import SweepConfig
 from scenarios.errors import FleetPlannerError
+from scenarios.models import load_model_config
 
 
 class RunArgumentError(FleetPlannerError):
@@ -246,8 +247,35 @@ def build_plan(args: argparse.Namespace) -> RunPlan:
         raise RunArgumentError(str(exc)) from None
 
 
+def check_model(model: str, tp: int, dry_run: bool = False) -> None:
+    """Refuse, before anything starts, what vLLM would refuse after loading for a minute: a local model
+    path that is not there or holds no config.json, or a model its tensor-parallel size cannot shard
+    (:meth:`scenarios.models.ModelSpec.tp_error`).  A Hugging Face id is left to vLLM; so is a local
+    config this planner cannot describe (the measurements are still worth having).  A dry run may be
+    planned away from the GPU box: a missing path is then only noted."""
+    path = Path(model).expanduser()
+    if not path.exists():
+        if model.startswith(("/", ".", "~")):
+            if dry_run:
+                print(f"note: --model {model}: no such model directory on this machine")
+                return
+            raise RunArgumentError(f"--model {model}: no such model directory")
+        return  # a Hugging Face id
+    config = path / "config.json" if path.is_dir() else path
+    if not config.is_file():
+        raise RunArgumentError(f"--model {model}: no config.json in the model directory")
+    try:
+        spec = load_model_config(config)
+    except FleetPlannerError:
+        return
+    if why := spec.tp_error(tp):
+        sizes = ", ".join(map(str, spec.tp_sizes()))
+        raise RunArgumentError(f"--tp {tp}: {why}; sizes it can use up to 16 GPUs: {sizes}")
+
+
 def run(args: argparse.Namespace) -> int:
     plan = build_plan(args)
+    check_model(args.model, args.tp, args.dry_run)
     if args.dataset_path and not Path(args.dataset_path).is_file():
         raise RunArgumentError(f"--dataset-path {args.dataset_path}: file not found")
     if args.dry_run:
