@@ -1,10 +1,10 @@
 """Calibration bundles (``calibrate run`` output) as :class:`~calibrate.importer.MeasuredRun` lists.
 
 Every finished point of a bundle carries the client's result JSON; the manifest adds what the server
-reported: its command line (engine limits, tensor-parallel size, dtype, prefix caching, CUDA graphs), the
-KV-cache size and block size from its log, the GPUs' names and memory from NVML, and the model's
-config.json.  Those become the run's ``engine`` settings, so a replay uses the limits the server really
-ran with.
+reported: its command line (engine limits, tensor-parallel size, dtype, prefix caching), from its log the
+KV-cache size, the block size and the largest step replayed from a CUDA graph (else as its command line
+implies), the GPUs' names and memory from NVML, and the model's config.json.  Those become the run's
+``engine`` settings, so a replay uses the limits the server really ran with.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from calibrate.importer import ImportFailed, MeasuredRun, parse_result
+from calibrate.server import parse_cuda_graphs
 
 
 def _graph_limit(args: Sequence[str]) -> int | None:
@@ -77,6 +78,16 @@ def _server_settings(command: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+def _logged_graphs(root: Path, server: dict[str, Any]) -> int | None:
+    # the server's CUDA-graph limit as its log reported it: recorded in the manifest by calibrate run,
+    # else read from the bundle's server.log (bundles written before the manifest recorded it)
+    logged = server.get("cuda_graph_max_tokens")
+    if isinstance(logged, int) and not isinstance(logged, bool):
+        return logged
+    log = root / "server.log"
+    return parse_cuda_graphs(log.read_text(errors="replace")) if log.is_file() else None
+
+
 def read_bundle(path: Path, **overrides: Any) -> list[MeasuredRun]:
     """All finished points of a ``calibrate run`` bundle."""
     from calibrate.bundle import load_bundle
@@ -91,6 +102,9 @@ def read_bundle(path: Path, **overrides: Any) -> list[MeasuredRun]:
     if isinstance(command, str):
         command = shlex.split(command)
     engine = _server_settings(command)
+    graphs = _logged_graphs(bundle.path, server)
+    if graphs is not None:  # what the engine resolved beats what its command line implies
+        engine["cuda_graph_max_tokens"] = graphs
     for key in ("gpu_memory_utilization", "max_model_len"):
         if ident.get(key) is not None:
             engine[key] = ident[key]

@@ -182,6 +182,32 @@ def parse_kv_cache(log_text: str) -> dict[str, Any]:
     return found
 
 
+_GRAPH_OFF = (re.compile(r"enforce_eager=True"),
+              re.compile(r"""['"]cudagraph_mode['"]\s*:\s*<?(?:CUDAGraphMode\.)?NONE\b"""),
+              re.compile(r"""['"]use_cudagraph['"]\s*:\s*(?:false|False)\b"""))
+_GRAPH_MAX = re.compile(r"""['"](?:max_cudagraph_capture_size|max_capture_size)['"]\s*:\s*(\d+)""")
+_GRAPH_SIZES = re.compile(r"""['"]cudagraph_capture_sizes['"]\s*:\s*\[([\d,\s]+)\]""")
+
+
+def parse_cuda_graphs(log_text: str) -> int | None:
+    """The largest engine step (tokens) the server replays from a captured CUDA graph, as its start-up
+    log reports its resolved compilation config (the "Initializing a V1 LLM engine ... with config:"
+    line of vLLM 0.8 to today; last report wins): 0 for ``enforce_eager`` or graphs off, else the largest
+    capture size.  None if the log does not say.  The default moved between releases (512, then
+    ``min(2 x max_num_seqs, 512)``), so the log is the authority."""
+    found: int | None = None
+    for line in log_text.splitlines():
+        if "compilation_config" not in line:
+            continue
+        if any(p.search(line) for p in _GRAPH_OFF):
+            found = 0
+        elif m := _GRAPH_MAX.search(line):
+            found = int(m.group(1))
+        elif m := _GRAPH_SIZES.search(line):
+            found = max(int(v) for v in m.group(1).replace(",", " ").split())
+    return found
+
+
 class VllmServer:
     """A running ``vllm serve`` process in its own process group; use as a context manager."""
 

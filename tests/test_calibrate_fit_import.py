@@ -166,6 +166,48 @@ def test_a_cpu_build_bundle_replays_without_cuda_graphs(tmp_path: Path, device: 
     assert run.engine.get("cuda_graph_max_tokens") == limit
 
 
+#: the engine's start-up line as vLLM 0.8.5 and a recent release print it (abridged)
+LOG_085 = ('INFO 05-10 12:00:00 [core.py:58] Initializing a V1 LLM engine (v0.8.5) with config: model=\'m\', '
+           'enforce_eager=False, compilation_config={"level":3,"use_cudagraph":true,'
+           '"cudagraph_capture_sizes":[512,504,496,8,4,2,1],"max_capture_size":512}')
+LOG_NEW = ("(EngineCore pid=1) INFO Initializing a V1 LLM engine (v0.11.0) with config: model='m', "
+           "enforce_eager=False, compilation_config={'cudagraph_mode': <CUDAGraphMode.FULL_AND_PIECEWISE: (2, 1)>, "
+           "'cudagraph_capture_sizes': [256, 248, 8, 4, 2, 1], 'max_cudagraph_capture_size': 256}")
+
+
+@pytest.mark.parametrize(("log", "limit"), [
+    (LOG_085, 512),
+    (LOG_NEW, 256),  # newer releases capture up to 2 x max_num_seqs (here 128), not 512
+    (LOG_NEW.replace(", 'max_cudagraph_capture_size': 256", ""), 256),
+    (LOG_NEW.replace("enforce_eager=False", "enforce_eager=True"), 0),
+    (LOG_NEW.replace("FULL_AND_PIECEWISE: (2, 1)", "NONE: 0"), 0),
+    (LOG_085.replace('"use_cudagraph":true', '"use_cudagraph":false'), 0),
+    (f"{LOG_085}\n===== calibrate run: resumed\n{LOG_NEW}", 256),  # a resumed run's server: the last report
+    ("INFO GPU KV cache size: 1,000 tokens", None),
+])
+def test_cuda_graph_limit_read_from_the_servers_log(log: str, limit: int | None) -> None:
+    from calibrate.server import parse_cuda_graphs
+
+    assert parse_cuda_graphs(log) == limit
+
+
+def test_a_bundles_logged_graph_limit_wins_over_its_command_line(tmp_path: Path) -> None:
+    writer = BundleWriter(tmp_path / "b", {"model": "meta-llama/Meta-Llama-3-8B-Instruct", "tp": 1})
+    writer.update(server={"command": ["vllm", "serve", "m", "--max-num-seqs", "128"]},
+                  env={"gpus": {"names": ["NVIDIA GeForce RTX 4090"]}}, status="complete")
+    result = {k: v for k, v in {**BASE, **ARRAYS}.items() if k not in ("gpu_name", "gpu_count", "model_id")}
+    writer.add_point({"index": 0, "rate": 1.0, "seed": 1000, "burstiness": 1.0, "num_prompts": 4,
+                      "result": {**result, "request_rate": 1.0}, "power": {"available": False}, "metrics": {}})
+    (run,) = load_runs([tmp_path / "b"])
+    assert "cuda_graph_max_tokens" not in run.engine  # nothing said: the replay's default (512)
+    (tmp_path / "b" / "server.log").write_text(LOG_NEW + "\n")  # a bundle of an older calibrate run
+    (run,) = load_runs([tmp_path / "b"])
+    assert run.engine["cuda_graph_max_tokens"] == 256
+    writer.update(server={**writer.manifest["server"], "cuda_graph_max_tokens": 64})  # recorded by calibrate run
+    (run,) = load_runs([tmp_path / "b"])
+    assert run.engine["cuda_graph_max_tokens"] == 64
+
+
 def test_engine_settings_for_files_that_do_not_record_them(tmp_path: Path) -> None:
     from calibrate.importer import ImportFailed
     from calibrate.overrides import engine_overrides

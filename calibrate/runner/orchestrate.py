@@ -29,7 +29,7 @@ from calibrate.envinfo import collect_env
 from calibrate.metrics import MetricsScraper
 from calibrate.power import PowerSampler
 from calibrate.runner.bench import BenchConfig, run_bench
-from calibrate.server import ServerConfig, VllmServer, parse_kv_cache
+from calibrate.server import ServerConfig, VllmServer, parse_cuda_graphs, parse_kv_cache
 from calibrate.sweep import PointOutcome, SweepConfig, estimate_seconds, next_rate, round_rate
 
 #: rough seconds a point costs beyond prompts / rate (client start-up, drain)
@@ -250,7 +250,11 @@ def _sweep(plan: RunPlan, writer: BundleWriter, server: VllmServer, state: Any, 
         server.start()
         waited = server.wait_healthy(plan.server_timeout_s)
         writer.manifest["server"]["startup_s"] = waited
-        writer.manifest["server"]["kv_cache"] = parse_kv_cache(server.log_text())
+        log = server.log_text()
+        writer.manifest["server"]["kv_cache"] = parse_kv_cache(log)
+        graphs = parse_cuda_graphs(log)
+        if graphs is not None:
+            writer.manifest["server"]["cuda_graph_max_tokens"] = graphs
         writer.save()
         console.print(f"server healthy after {waited:.0f} s")
     total = estimate(plan)["points"]
