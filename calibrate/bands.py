@@ -95,7 +95,7 @@ def band(point: FitPoint, profile: HardwareProfile, axes: Sequence[Axis], center
             except (ValueError, RuntimeError):
                 ends.append({})
         for k, c in center.items():
-            vals = [e.get(k, math.inf) for e in ends]
+            vals = [v if math.isfinite(v) else math.inf for v in (e.get(k, math.inf) for e in ends)]
             lo = min(v if math.isfinite(v) else -math.inf for v in vals)
             hi = max(vals)
             falls[k] += max(c - lo, 0.0) ** 2

@@ -229,9 +229,13 @@ class ModelSpec:
         return 2 * self.num_layers * self.num_kv_heads * self.head_dim * self.dtype_bytes
 
     def tp_error(self, tp: int) -> str | None:
-        """Why vLLM refuses to shard this model over ``tp`` GPUs, or None: its attention heads must split
-        evenly (``ModelConfig.verify_with_parallel_config``) and its KV heads must either split evenly or
-        be replicated a whole number of times (``QKVParallelLinear``)."""
+        """Why vLLM refuses to shard this model over ``tp`` GPUs, with the sizes that work, or None: its
+        attention heads must split evenly (``ModelConfig.verify_with_parallel_config``) and its KV heads
+        must either split evenly or be replicated a whole number of times (``QKVParallelLinear``)."""
+        why = self._shard_refusal(tp)
+        return None if why is None else f"{why}; sizes it can use up to 16 GPUs: {', '.join(map(str, self.tp_sizes()))}"
+
+    def _shard_refusal(self, tp: int) -> str | None:
         if self.num_heads % tp:
             return (f"{self.name}'s {self.num_heads} attention heads do not split over tensor-parallel "
                     f"size {tp} (vLLM requires them divisible by it)")
@@ -243,7 +247,7 @@ class ModelSpec:
 
     def tp_sizes(self, limit: int = 16) -> list[int]:
         """Tensor-parallel sizes up to ``limit`` that vLLM can shard this model over."""
-        return [tp for tp in range(1, limit + 1) if self.tp_error(tp) is None]
+        return [tp for tp in range(1, limit + 1) if self._shard_refusal(tp) is None]
 
 
 #: config keys every language model must state (as integers)

@@ -66,10 +66,8 @@ def plan_config(
         reserve = reserve_gb(model, tp, cfg.max_num_seqs, cfg.max_num_batched_tokens, profile)
     kv = kv_capacity_tokens(model, memory, tp, cfg.gpu_memory_utilization, reserve)
     src = str(loaded.path) if loaded.path else "<scenario>"
-    shard = model.tp_error(tp)
-    if shard:
-        sizes = ", ".join(map(str, model.tp_sizes()))
-        raise ScenarioError([f"{src}: {where}.gpus: {shard}; sizes it can use up to 16 GPUs: {sizes}"])
+    if shard := model.tp_error(tp):
+        raise ScenarioError([f"{src}: {where}.gpus: {shard}"])
     if kv < 4 * cfg.block_size:
         need = model.weight_bytes / tp / 1e9
         have = memory.memory_gb * cfg.gpu_memory_utilization - reserve

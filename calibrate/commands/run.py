@@ -269,8 +269,7 @@ def check_model(model: str, tp: int, dry_run: bool = False) -> None:
     except FleetPlannerError:
         return
     if why := spec.tp_error(tp):
-        sizes = ", ".join(map(str, spec.tp_sizes()))
-        raise RunArgumentError(f"--tp {tp}: {why}; sizes it can use up to 16 GPUs: {sizes}")
+        raise RunArgumentError(f"--tp {tp}: {why}")
 
 
 def run(args: argparse.Namespace) -> int:
