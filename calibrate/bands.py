@@ -1,8 +1,9 @@
 """Prediction bands: what a profile's own fit uncertainty does to a prediction.
 
 ``calibrate fit`` records how firmly its runs pinned the profile's parameters as independent 1-sigma
-moves in the fitted space (``fit.axes`` of the profile file, :func:`calibrate.spread.principal_axes`).
-:func:`band` replays a run with the profile moved by plus and by minus each axis; a metric's band runs
+moves in the fitted space, each cut short where its own runs rule out the far end (``fit.axes`` of the
+profile file, :func:`calibrate.spread.principal_axes`).  :func:`band` replays a run with the profile
+moved as far as each axis reaches, both ways; a metric's band runs
 from the prediction down by the root sum of squares of the axes' falls and up by that of their rises (a
 first-order propagation that keeps asymmetry: near saturation a slower step lengthens TTFT far more
 than a faster one shortens it).  A move that leaves a parameter's bounds stops at the bound.
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,15 @@ from scenarios.errors import FleetPlannerError
 from sim.profiles import BUNDLED_DIR, profile_path, read_profile_entries
 from sim.service import HardwareProfile
 
-Axis = dict[str, float]
+
+@dataclass(frozen=True)
+class Axis:
+    """One independent 1-sigma move of a fit's parameters (:func:`calibrate.spread.principal_axes`)."""
+
+    moves: dict[str, float]
+    """Parameter -> displacement in the fitted space (log space for log parameters)."""
+    reach: tuple[float, float] = (1.0, 1.0)
+    """How far along the axis the fit's runs allow, toward minus and toward plus (fractions of it)."""
 
 
 def profile_axes(gpu: str, gpus: int, name: str | None = None, base: Path | None = None) -> list[Axis]:
@@ -50,33 +59,47 @@ def entry_axes(entry: dict[str, Any], where: str) -> list[Axis]:
     """The axes of a profile file's entry (``fit.axes``; [] where it has none); a malformed list is an
     error naming ``where`` and the field."""
     fit = entry.get("fit")
-    axes = fit.get("axes") if isinstance(fit, dict) else None
+    return parse_axes(fit.get("axes") if isinstance(fit, dict) else None, f"{where}.fit.axes")
+
+
+def parse_axes(axes: object, where: str) -> list[Axis]:
+    """:class:`Axis` objects from their record (:func:`calibrate.spread.principal_axes`; None: no axes);
+    errors name ``where`` and the field."""
     if axes is None:
         return []
     if not isinstance(axes, list):
-        raise FleetPlannerError(f"{where}.fit.axes: expected a list of parameter moves, got {axes!r}")
+        raise FleetPlannerError(f"{where}: expected a list of axes, got {axes!r}")
     out = []
     for j, axis in enumerate(axes):
-        if not isinstance(axis, dict):
-            raise FleetPlannerError(f"{where}.fit.axes[{j}]: expected a mapping parameter -> move, got {axis!r}")
-        for k, v in axis.items():
-            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-                raise FleetPlannerError(f"{where}.fit.axes[{j}].{k}: expected a number, got {v!r}")
-        out.append({str(k): float(v) for k, v in axis.items()})
+        at = f"{where}[{j}]"
+        moves, reach = (axis.get("moves"), axis.get("reach", [1.0, 1.0])) if isinstance(axis, dict) else (None, None)
+        if not isinstance(moves, dict):
+            raise FleetPlannerError(f"{at}: expected {{moves: {{parameter: move}}, reach: [minus, plus]}}, "
+                                    f"got {axis!r}")
+        for k, v in moves.items():
+            if not _number(v):
+                raise FleetPlannerError(f"{at}.moves.{k}: expected a number, got {v!r}")
+        if not (isinstance(reach, list) and len(reach) == 2 and all(_number(r) and 0 <= r <= 1 for r in reach)):
+            raise FleetPlannerError(f"{at}.reach: expected [minus, plus], each between 0 and 1, got {reach!r}")
+        out.append(Axis({str(k): float(v) for k, v in moves.items()}, (float(reach[0]), float(reach[1]))))
     return out
 
 
-def moved(profile: HardwareProfile, axis: Axis, sign: float) -> HardwareProfile:
-    """``profile`` with each parameter of ``axis`` moved by ``sign`` x its displacement in the fitted
+def _number(v: object) -> bool:
+    return not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v)
+
+
+def moved(profile: HardwareProfile, moves: dict[str, float], scale: float) -> HardwareProfile:
+    """``profile`` with each parameter of ``moves`` moved by ``scale`` x its displacement in the fitted
     space, held within the parameter's bounds (unknown names are ignored)."""
     specs = {p.name: p for p in default_params(profile.gpus)}
     values: dict[str, Any] = {}
-    for name, d in axis.items():
+    for name, d in moves.items():
         spec = specs.get(name)
         if spec is None:
             continue
         lo, hi = spec.bounds
-        values[name] = spec.from_x(min(max(spec.to_x(getattr(profile, name)) + sign * d, lo), hi))
+        values[name] = spec.from_x(min(max(spec.to_x(getattr(profile, name)) + scale * d, lo), hi))
     return replace(profile, **values)
 
 
@@ -87,10 +110,13 @@ def band(point: FitPoint, profile: HardwareProfile, axes: Sequence[Axis], center
     falls: dict[str, float] = {k: 0.0 for k in center}
     rises: dict[str, float] = {k: 0.0 for k in center}
     for axis in axes:
-        ends = []
-        for sign in (1.0, -1.0):
+        ends: list[dict[str, float]] = []
+        for scale in (axis.reach[1], -axis.reach[0]):
+            if scale == 0.0:  # the runs rule out any move this way
+                ends.append(center)
+                continue
             try:
-                ends.append(replay(point.run, point.model, point.gpu, moved(profile, axis, sign), seeds=seeds,
+                ends.append(replay(point.run, point.model, point.gpu, moved(profile, axis.moves, scale), seeds=seeds,
                                    lengths=lengths).metrics)
             except (ValueError, RuntimeError):
                 ends.append({})

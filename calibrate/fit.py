@@ -293,9 +293,11 @@ def fit_profile(
             pw[outliers] = 0.0
             sol = coarse_then_fine([x], pw)
             x = sol.x
-    jac = central_jacobian(lambda v: resid(v, pw), x, lo, hi) * robust_rows(sol.fun, F_SCALE)[:, None]
+    rows = robust_rows(sol.fun, F_SCALE)
+    jac = central_jacobian(lambda v: resid(v, pw), x, lo, hi) * rows[:, None]
     spread = parameter_spread(sol, params, len(points) * len(weights), jac)
-    axes = principal_axes(sol, params, len(points) * len(weights), jac)
+    axes = principal_axes(sol, params, len(points) * len(weights), jac,
+                          sum_sq=lambda v: float(np.sum((resid(v, pw) * rows) ** 2)))
     prof, unpinned = settle_launch_cost(points, _profile_from(base, params, x), params)
     rs = residuals_of(points, evaluate(points, prof, seeds, lengths), weights)
     if outlier_pass and 4 <= len(points) < MIN_RUNS_FOR_OUTLIERS:

@@ -39,6 +39,14 @@ SPREAD_STEP = 0.1
 #: shortest uncertainty axis :func:`principal_axes` keeps (fitted space: 0.02 is about 2%)
 MIN_AXIS_SD = 0.02
 
+#: halvings :func:`axis_reach` makes of a side the runs rule out at its full length
+REACH_STEPS = 4
+
+#: rise of the sum of squares, in residual variances, at which the runs rule a move out: 4 (a 2-sigma
+#: move in a linear problem, about 95 %), so that replay noise and a gently curved valley do not cut an
+#: axis; a host cost that would outlast the GPU's work raises it by orders of magnitude
+REACH_CHI2 = 4.0
+
 
 def central_jacobian(fun: Callable[[np.ndarray], np.ndarray], x: np.ndarray, lo: np.ndarray, hi: np.ndarray,
                      step: float = SPREAD_STEP) -> np.ndarray:
@@ -74,26 +82,64 @@ def covariance(sol: Any, params: Sequence[Param], n_data: int,
 
 
 def principal_axes(sol: Any, params: Sequence[Param], n_data: int, jac: np.ndarray | None = None,
-                   min_sd: float = MIN_AXIS_SD) -> list[dict[str, float]]:
+                   min_sd: float = MIN_AXIS_SD,
+                   sum_sq: Callable[[np.ndarray], float] | None = None) -> list[dict[str, Any]]:
     """The fitted parameters' 1-sigma uncertainty as independent moves in the fitted space: the
     covariance's eigenvectors scaled by the square roots of their eigenvalues, largest first, those
-    shorter than ``min_sd`` left out.  Each is a dict name -> displacement (log space for log
-    parameters; those it does not move, to 4 decimals, left out).  Moving a fit by plus and minus each
-    axis and replaying shows what its uncertainty does to a prediction (:mod:`calibrate.bands`).
-    Correlations are kept: where only the ratio of two parameters is pinned, the long axis moves both."""
+    shorter than ``min_sd`` left out.  Each is ``{"moves": name -> displacement (log space for log
+    parameters; those it does not move, to 4 decimals, left out), "reach": [minus, plus]}``.  Moving a
+    fit by ``-minus`` and ``+plus`` times each axis and replaying shows what its uncertainty does to a
+    prediction (:mod:`calibrate.bands`).  Correlations are kept: where only the ratio of two parameters
+    is pinned, the long axis moves both.
+
+    The axes are a local (Gauss-Newton) picture, and a replay is not linear: a step lasts the longer of
+    the host's launch cost and the GPU's work, so a host cost the runs never show has no slope (and a
+    prior-wide axis) up to the point where it would outlast the GPU in their steps, beyond which they
+    rule it out.  Given ``sum_sq`` (the weighted sum of squares of all residual rows at a point of the
+    fitted space), each side's reach is cut to how far the runs allow (:func:`axis_reach`: until they
+    rule the move out at about 95 %); without it, both are 1."""
     got = covariance(sol, params, n_data, jac)
     if got is None:
         return []
     inv, s2 = got
     values, vectors = np.linalg.eigh((inv + inv.T) / 2 * s2)
-    axes = []
+    x = np.asarray(sol.x, dtype=float)
+    lo = np.array([p.bounds[0] for p in params])
+    hi = np.array([p.bounds[1] for p in params])
+    base = sum_sq(x) if sum_sq is not None else 0.0
+    axes: list[dict[str, Any]] = []
     for k in np.argsort(values)[::-1]:
         sd = math.sqrt(max(float(values[k]), 0.0))
         if sd < min_sd:
             break
-        move = {p.name: round(sd * float(vectors[i, k]), 4) for i, p in enumerate(params)}
-        axes.append({name: d for name, d in move.items() if d != 0.0})
+        vec = sd * vectors[:, k]
+        reach = [1.0, 1.0]
+        if sum_sq is not None:
+            reach = [axis_reach(sum_sq, x, sign * vec, base + REACH_CHI2 * s2, lo, hi) for sign in (-1.0, 1.0)]
+        move = {p.name: round(float(vec[i]), 4) for i, p in enumerate(params)}
+        axes.append({"moves": {name: d for name, d in move.items() if d != 0.0}, "reach": reach})
     return axes
+
+
+def axis_reach(sum_sq: Callable[[np.ndarray], float], x: np.ndarray, axis: np.ndarray, limit: float,
+               lo: np.ndarray, hi: np.ndarray, steps: int = REACH_STEPS) -> float:
+    """The largest ``t`` in [0, 1] (to 1 / 2^``steps``) with ``sum_sq(x + t * axis) <= limit`` (within the
+    bounds ``lo``, ``hi``): 1 where the local picture holds, less where the runs rule the far end out.
+    ``limit``: the sum of squares at ``x`` plus :data:`REACH_CHI2` residual variances (a 1-sigma move
+    raises it by one in a linear problem)."""
+    def fits(t: float) -> bool:  # (rounding aside: a linear problem meets the limit exactly at t = 1)
+        return sum_sq(np.clip(x + t * axis, lo, hi)) <= limit * (1 + 1e-9)
+
+    if fits(1.0):
+        return 1.0
+    ok, bad = 0.0, 1.0
+    for _ in range(steps):
+        t = (ok + bad) / 2
+        if fits(t):
+            ok = t
+        else:
+            bad = t
+    return ok
 
 
 def parameter_spread(sol: Any, params: Sequence[Param], n_data: int,

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from test_validate_cli import result, write
 
-from calibrate.bands import band, inside, moved, profile_axes
+from calibrate.bands import Axis, band, inside, moved, parse_axes, profile_axes
 from calibrate.fit import FitPoint
 from calibrate.fitplan import resolve_points
 from calibrate.importer import load_runs
@@ -42,34 +42,43 @@ def test_the_band_brackets_the_prediction_and_widens_with_the_uncertainty(tmp_pa
     from calibrate.replay import replay
 
     center = replay(point.run, point.model, point.gpu, H100, seeds=(0,)).metrics
-    narrow = band(point, H100, [{"compute_eff": 0.05}], center, seeds=(0,))
-    wide = band(point, H100, [{"compute_eff": 0.4}], center, seeds=(0,))
+    narrow = band(point, H100, [Axis({"compute_eff": 0.05})], center, seeds=(0,))
+    wide = band(point, H100, [Axis({"compute_eff": 0.4})], center, seeds=(0,))
     for k in ("median_ttft_ms", "p90_ttft_ms"):
         assert narrow[k][0] <= center[k] <= narrow[k][1]
         assert wide[k][0] < narrow[k][0] and wide[k][1] > narrow[k][1]
         # asymmetric: a slower prefill lengthens TTFT more than a faster one shortens it
         assert wide[k][1] - center[k] > center[k] - wide[k][0]
     # an axis the run does not feel (link terms of a single GPU) leaves the prediction itself
-    assert band(point, H100, [{"comm_latency_s": 1.0}], center, seeds=(0,)) == {k: [v, v] for k, v in center.items()}
+    unfelt = band(point, H100, [Axis({"comm_latency_s": 1.0})], center, seeds=(0,))
+    assert unfelt == {k: [v, v] for k, v in center.items()}
+    # an axis the runs allow no way up: the band's top is the prediction; half way down, a narrower bottom
+    cut = band(point, H100, [Axis({"compute_eff": -0.4}, (0.5, 0.0))], center, seeds=(0,))
+    for k in ("median_ttft_ms", "p90_ttft_ms"):
+        assert cut[k][1] == center[k] and wide[k][0] < cut[k][0] < center[k]
 
 
 def test_profile_axes_come_from_the_fit_record(tmp_path: Path) -> None:
     # every bundled fitted profile records its axes; a configuration without an entry has none
-    assert profile_axes("H100-PCIe", 1) and all(isinstance(v, float) for v in profile_axes("H100-PCIe", 1)[0].values())
+    axes = profile_axes("H100-PCIe", 1)
+    assert axes and all(isinstance(v, float) for v in axes[0].moves.values())
+    assert all(0.0 <= r <= 1.0 for a in axes for r in a.reach)
     assert profile_axes("RTX-4090", 3) == [] and profile_axes("L40S", 1) == []
     entry = yaml.safe_load((BUNDLED_DIR / "h100-pcie.yaml").read_text())["profiles"][0]
-    entry["fit"]["axes"] = [{"compute_eff": 0.3}]
+    entry["fit"]["axes"] = [{"moves": {"compute_eff": 0.3}, "reach": [1.0, 0.25]}, {"moves": {"mem_eff": 0.1}}]
     path = tmp_path / "mine.yaml"
     path.write_text(yaml.safe_dump({"profiles": [entry]}))
-    assert profile_axes("H100-PCIe", 1, str(path)) == [{"compute_eff": 0.3}]
-    assert profile_axes("H100-PCIe", 1, "mine.yaml", tmp_path) == [{"compute_eff": 0.3}]
+    mine = [Axis({"compute_eff": 0.3}, (1.0, 0.25)), Axis({"mem_eff": 0.1}, (1.0, 1.0))]
+    assert profile_axes("H100-PCIe", 1, str(path)) == mine
+    assert profile_axes("H100-PCIe", 1, "mine.yaml", tmp_path) == mine
 
 
 def test_validate_band_reports_the_range_and_whether_the_measured_value_is_in_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     entry = yaml.safe_load((BUNDLED_DIR / "h100-pcie.yaml").read_text())["profiles"][0]
-    entry["fit"]["axes"] = [{"compute_eff": 0.3, "frontend_s": 0.2}, {"mem_eff": 0.1}]
+    entry["fit"]["axes"] = [{"moves": {"compute_eff": 0.3, "frontend_s": 0.2}, "reach": [1.0, 1.0]},
+                            {"moves": {"mem_eff": 0.1}, "reach": [1.0, 1.0]}]
     # an entry written by hand (no fit record) has no axes
     plain = {k: v for k, v in entry.items() if k not in ("fit", "residuals")} | {"gpu": "L40S", "memory_gb": 47.7}
     prof = tmp_path / "mine.yaml"
@@ -103,7 +112,7 @@ def test_a_model_the_calibration_never_showed_gets_a_band_that_says_so(shared_me
     options = FitOptions(seeds=(0,), max_nfev=20, reserve_grid=())
     small = [p for p in points if "1.5B" in p.run.model_id]
     fit = fit_config(small, options)
-    axes = fit.extra["axes"]
+    axes = parse_axes(fit.extra["axes"], "fit")
     big = sorted((p for p in points if "8B" in p.run.model_id and p.run.request_rate in (1.0, 32.0)),
                  key=lambda p: p.run.request_rate)
     test = [*big, small[0]]
@@ -122,9 +131,12 @@ def test_a_model_the_calibration_never_showed_gets_a_band_that_says_so(shared_me
 @pytest.mark.parametrize(
     ("axes", "expected"),
     [
-        ([{"compute_eff": "abc"}], "profiles[0].fit.axes[0].compute_eff: expected a number, got 'abc'"),
-        ("nonsense", "profiles[0].fit.axes: expected a list of parameter moves, got 'nonsense'"),
-        ([0.3], "profiles[0].fit.axes[0]: expected a mapping parameter -> move, got 0.3"),
+        ([{"moves": {"compute_eff": "abc"}}],
+         "profiles[0].fit.axes[0].moves.compute_eff: expected a number, got 'abc'"),
+        ("nonsense", "profiles[0].fit.axes: expected a list of axes, got 'nonsense'"),
+        ([0.3], "profiles[0].fit.axes[0]: expected {moves: {parameter: move}, reach: [minus, plus]}, got 0.3"),
+        ([{"moves": {}, "reach": [1.0, 2.0]}],
+         "profiles[0].fit.axes[0].reach: expected [minus, plus], each between 0 and 1, got [1.0, 2.0]"),
     ],
 )
 def test_a_malformed_axes_record_is_a_one_line_error_before_any_replay(

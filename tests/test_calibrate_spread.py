@@ -57,7 +57,8 @@ def test_the_axes_rebuild_the_covariance_and_keep_its_correlation() -> None:
     fun = np.array([0.1, -0.1, 0.1, -0.1, 0.05, 0.0, 0.0])
     sol = SimpleNamespace(jac=jac, fun=fun, x=np.zeros(2))
     axes = principal_axes(sol, PARAMS, n_data=5, min_sd=0.0)
-    vecs = np.array([[a["mem_eff"], a["comm_eff"]] for a in axes])
+    assert all(a["reach"] == [1.0, 1.0] for a in axes)  # nothing to say otherwise without a sum of squares
+    vecs = np.array([[a["moves"]["mem_eff"], a["moves"]["comm_eff"]] for a in axes])
     s2 = float(fun[:5] @ fun[:5]) / (5 - 2)
     np.testing.assert_allclose(vecs.T @ vecs, s2 * np.linalg.inv(jac.T @ jac), atol=2e-4)  # 4-digit rounding
     # the long axis moves both parameters in opposite directions (their difference is what is loose)
@@ -65,6 +66,38 @@ def test_the_axes_rebuild_the_covariance_and_keep_its_correlation() -> None:
     assert long[0] * long[1] < 0 and np.linalg.norm(long) == pytest.approx(2 * np.linalg.norm(short), rel=1e-2)
     # shorter axes than min_sd are left out
     assert len(principal_axes(sol, PARAMS, n_data=5, min_sd=np.linalg.norm(long) * 0.9)) == 1
+
+
+def test_an_axis_reaches_only_as_far_as_the_runs_allow() -> None:
+    """A parameter the runs do not feel up to a threshold (a host cost hidden behind the GPU's work) and
+    then rule out: its axis is as long as its prior allows, but the far side is cut at the threshold."""
+    from calibrate.spread import axis_reach
+
+    jac = np.array([[2.0, 0.0]] * 4 + [[0.03, 0.0], [0.0, 0.1]])
+    fun = np.array([0.1, -0.1, 0.1, -0.1, 0.0, 0.0])
+    x0 = np.array([math.log(0.8), math.log(0.2)])
+    sol = SimpleNamespace(jac=jac, fun=fun, x=x0)
+    s2 = float(fun[:4] @ fun[:4]) / 2
+
+    def sum_sq(v: np.ndarray) -> float:
+        # the runs' residuals as the Jacobian has them, plus a cliff once comm_eff rises 30% above its fit
+        linear = float(np.sum((jac @ (v - x0) + fun) ** 2))
+        return linear + (100.0 if v[1] > x0[1] + math.log(1.3) else 0.0)
+
+    axes = principal_axes(sol, PARAMS, n_data=4, sum_sq=sum_sq)
+    by_param = {max(a["moves"], key=lambda k: abs(a["moves"][k])): a for a in axes}
+    comm = by_param["comm_eff"]
+    # the prior alone spans ~+-100% of log space; upward the cliff at +30% cuts it (to the halving below)
+    up = 1 if comm["moves"]["comm_eff"] > 0 else 0
+    assert comm["reach"][1 - up] == 1.0
+    length = abs(comm["moves"]["comm_eff"])
+    assert math.log(1.3) - length / 16 <= comm["reach"][up] * length <= math.log(1.3)
+    assert by_param["mem_eff"]["reach"] == [1.0, 1.0]  # where the local picture holds, the whole axis
+    # the linear rise along a whole 1-sigma axis is the residual variance: exactly the limit
+    lo, hi = np.array([p.bounds[0] for p in PARAMS]), np.array([p.bounds[1] for p in PARAMS])
+    vec = np.array([by_param["mem_eff"]["moves"].get(p.name, 0.0) for p in PARAMS])
+    assert axis_reach(sum_sq, x0, vec, sum_sq(x0) + s2 * 1.01, lo, hi) == 1.0
+    assert axis_reach(sum_sq, x0, vec, sum_sq(x0) + s2 * 0.5, lo, hi) < 1.0
 
 
 def test_central_jacobian_differences_across_the_step_and_stops_at_bounds() -> None:

@@ -140,10 +140,12 @@ def show_entry(console: Console, entry: dict[str, Any], residuals: bool = True, 
             console.print("±1σ: approximate spread from the fit's Jacobian (runs' residual scatter only; "
                           "not model error)")
         if axes:
-            moves = sorted(axes[0].items(), key=lambda kv: -abs(kv[1]))
-            longest = ", ".join(f"{k} {math.expm1(v):+.0%}" for k, v in moves if abs(v) >= 0.02)
+            moves = sorted(axes[0].moves.items(), key=lambda kv: -abs(kv[1]))
+            longest = ", ".join(f"{k} ×{math.exp(v):.3g}" for k, v in moves if abs(v) >= 0.02)  # log-space moves
+            minus, plus = axes[0].reach
             console.print(f"{len(axes)} uncertainty axes (`planner validate --band` replays along them); the longest "
-                          f"moves together (and the other way): {longest}")
+                          f"moves together (and the other way): {longest}; the runs allow {plus:.0%} of it this way, "
+                          f"{minus:.0%} the other")
         eng = fit.get("engine") or {}
         console.print("engine limits replayed: " + ", ".join(f"{k}={v}" for k, v in eng.items()))
         names = fit.get("file_names") or []
