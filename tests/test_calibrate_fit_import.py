@@ -153,15 +153,20 @@ def test_bundle_is_read_with_engine_settings(tmp_path: Path) -> None:
     assert runs[0].model_id == "meta-llama/Meta-Llama-3-8B-Instruct"
 
 
-@pytest.mark.parametrize(("device", "limit"), [("cpu", 0), ("cuda", None)])
-def test_a_cpu_build_bundle_replays_without_cuda_graphs(tmp_path: Path, device: str, limit: int | None) -> None:
-    writer = BundleWriter(tmp_path / "b", {"model": "meta-llama/Meta-Llama-3-8B-Instruct", "tp": 1,
-                                           "device": device})
-    writer.update(server={"command": ["vllm", "serve", "m", "--max-num-seqs", "128"]},
+def one_point_bundle(root: Path, *flags: str, **identity: Any) -> BundleWriter:
+    """A finished one-point bundle of Llama-3-8B on an RTX 4090 whose server ran with ``flags``."""
+    writer = BundleWriter(root, {"model": "meta-llama/Meta-Llama-3-8B-Instruct", "tp": 1, **identity})
+    writer.update(server={"command": ["vllm", "serve", "m", *flags]},
                   env={"gpus": {"names": ["NVIDIA GeForce RTX 4090"]}}, status="complete")
     result = {k: v for k, v in {**BASE, **ARRAYS}.items() if k not in ("gpu_name", "gpu_count", "model_id")}
     writer.add_point({"index": 0, "rate": 1.0, "seed": 1000, "burstiness": 1.0, "num_prompts": 4,
                       "result": {**result, "request_rate": 1.0}, "power": {"available": False}, "metrics": {}})
+    return writer
+
+
+@pytest.mark.parametrize(("device", "limit"), [("cpu", 0), ("cuda", None)])
+def test_a_cpu_build_bundle_replays_without_cuda_graphs(tmp_path: Path, device: str, limit: int | None) -> None:
+    one_point_bundle(tmp_path / "b", "--max-num-seqs", "128", device=device)
     (run,) = load_runs([tmp_path / "b"])
     assert run.engine.get("cuda_graph_max_tokens") == limit
 
@@ -192,12 +197,7 @@ def test_cuda_graph_limit_read_from_the_servers_log(log: str, limit: int | None)
 
 
 def test_a_bundles_logged_graph_limit_wins_over_its_command_line(tmp_path: Path) -> None:
-    writer = BundleWriter(tmp_path / "b", {"model": "meta-llama/Meta-Llama-3-8B-Instruct", "tp": 1})
-    writer.update(server={"command": ["vllm", "serve", "m", "--max-num-seqs", "128"]},
-                  env={"gpus": {"names": ["NVIDIA GeForce RTX 4090"]}}, status="complete")
-    result = {k: v for k, v in {**BASE, **ARRAYS}.items() if k not in ("gpu_name", "gpu_count", "model_id")}
-    writer.add_point({"index": 0, "rate": 1.0, "seed": 1000, "burstiness": 1.0, "num_prompts": 4,
-                      "result": {**result, "request_rate": 1.0}, "power": {"available": False}, "metrics": {}})
+    writer = one_point_bundle(tmp_path / "b", "--max-num-seqs", "128")
     (run,) = load_runs([tmp_path / "b"])
     assert "cuda_graph_max_tokens" not in run.engine  # nothing said: the replay's default (512)
     (tmp_path / "b" / "server.log").write_text(LOG_NEW + "\n")  # a bundle of an older calibrate run
@@ -254,12 +254,7 @@ def test_cuda_graph_limit_read_from_the_servers_command_line(flags: list[str], l
 
 
 def test_a_bundles_own_engine_settings_win_over_engine_options(tmp_path: Path) -> None:
-    writer = BundleWriter(tmp_path / "b", {"model": "meta-llama/Meta-Llama-3-8B-Instruct", "tp": 1})
-    writer.update(server={"command": ["vllm", "serve", "m", "--max-num-seqs", "128"]},
-                  env={"gpus": {"names": ["NVIDIA GeForce RTX 4090"]}}, status="complete")
-    result = {k: v for k, v in {**BASE, **ARRAYS}.items() if k not in ("gpu_name", "gpu_count", "model_id")}
-    writer.add_point({"index": 0, "rate": 1.0, "seed": 1000, "burstiness": 1.0, "num_prompts": 4,
-                      "result": {**result, "request_rate": 1.0}, "power": {"available": False}, "metrics": {}})
+    one_point_bundle(tmp_path / "b", "--max-num-seqs", "128")
     (run,) = load_runs([tmp_path / "b"], engine={"max_num_seqs": 8, "max_num_batched_tokens": 1024})
     assert run.engine["max_num_seqs"] == 128 and run.engine["max_num_batched_tokens"] == 1024
 
@@ -267,12 +262,7 @@ def test_a_bundles_own_engine_settings_win_over_engine_options(tmp_path: Path) -
 def test_the_served_dtype_a_bundle_recorded_sizes_the_model(tmp_path: Path) -> None:
     from calibrate.fitplan import resolve_points
 
-    writer = BundleWriter(tmp_path / "b", {"model": "meta-llama/Meta-Llama-3-8B-Instruct", "tp": 1})
-    writer.update(server={"command": ["vllm", "serve", "m", "--dtype=float32"]},
-                  env={"gpus": {"names": ["NVIDIA GeForce RTX 4090"]}}, status="complete")
-    result = {k: v for k, v in {**BASE, **ARRAYS}.items() if k not in ("gpu_name", "gpu_count", "model_id")}
-    writer.add_point({"index": 0, "rate": 1.0, "seed": 1000, "burstiness": 1.0, "num_prompts": 4,
-                      "result": {**result, "request_rate": 1.0}, "power": {"available": False}, "metrics": {}})
+    one_point_bundle(tmp_path / "b", "--dtype=float32")
     (run,) = load_runs([tmp_path / "b"])
     assert run.engine["dtype"] == "float32"
     (served,) = resolve_points([run])
