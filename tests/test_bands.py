@@ -154,3 +154,20 @@ def test_a_malformed_axes_record_is_a_one_line_error_before_any_replay(
 
     assert calibrate_main(["show", str(prof)]) == 2
     assert capsys.readouterr().err.strip().endswith(expected.replace("profiles[0]", "1xH100-PCIe"))
+
+
+def test_calibrate_show_names_the_longest_axis_as_factors_with_its_reach(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from calibrate.cli import main as calibrate_main
+
+    entry = yaml.safe_load((BUNDLED_DIR / "h100-pcie.yaml").read_text())["profiles"][0]
+    entry["fit"]["axes"] = [{"moves": {"per_layer_s": 25.0, "step_overhead_s": math.log(0.5)}, "reach": [1.0, 0.25]},
+                            {"moves": {"mem_eff": 0.05}, "reach": [1.0, 1.0]}]
+    prof = tmp_path / "p.yaml"
+    prof.write_text(yaml.safe_dump({"profiles": [entry]}))
+    assert calibrate_main(["show", str(prof), "--no-residuals"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert ("2 uncertainty axes (`planner validate --band` replays along them); the longest moves together (and "
+            "the other way): per_layer_s ×>1000, step_overhead_s ×0.5; the runs allow 25% of it this way, 100% "
+            "the other") in out

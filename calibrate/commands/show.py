@@ -105,6 +105,13 @@ def _pct(v: Any) -> str:
     return f"[{colour}]{v:+.1f}%[/]"
 
 
+def _factor(move: float) -> str:
+    # a log-space move as a factor; one beyond a thousandfold spans any parameter's bounds
+    if abs(move) > math.log(1000.0):
+        return "×>1000" if move > 0 else "×<1/1000"
+    return f"×{math.exp(move):.3g}"
+
+
 def show_entry(console: Console, entry: dict[str, Any], residuals: bool = True, source: str = "profile") -> None:
     """Print one profile entry (``source``: its file, for errors)."""
     fit = entry.get("fit") or {}
@@ -141,7 +148,7 @@ def show_entry(console: Console, entry: dict[str, Any], residuals: bool = True, 
                           "not model error)")
         if axes:
             moves = sorted(axes[0].moves.items(), key=lambda kv: -abs(kv[1]))
-            longest = ", ".join(f"{k} ×{math.exp(v):.3g}" for k, v in moves if abs(v) >= 0.02)  # log-space moves
+            longest = ", ".join(f"{k} {_factor(v)}" for k, v in moves if abs(v) >= 0.02)
             minus, plus = axes[0].reach
             console.print(f"{len(axes)} uncertainty axes (`planner validate --band` replays along them); the longest "
                           f"moves together (and the other way): {longest}; the runs allow {plus:.0%} of it this way, "
