@@ -29,6 +29,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from typing import Any
 
+from calibrate.bands import add_bands, inside, parse_axes
 from calibrate.fit import FitPoint
 from calibrate.fitplan import FitOptions, base_profile, fit_config, group_points
 from calibrate.importer import MeasuredRun
@@ -43,25 +44,31 @@ _THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 Fold = tuple[str, list[FitPoint], list[FitPoint], HardwareProfile | None, bool]
 
 
-def _run_fold(fold: Fold, options: FitOptions) -> list[dict[str, Any]]:
+def _run_fold(fold: Fold, options: FitOptions, band: bool = False) -> list[dict[str, Any]]:
     name, train, test, parent, _joint = fold
     # a joint (cross-TP) fold fits one profile to runs of several TP sizes: the replay takes the TP
     # size from each run, so the link and host parameters are shared across sizes
     result = fit_config(train, options, parent=parent)
     prof = result.profile
-    recs = validate_points(test, lambda run: replace(prof, gpus=run.gpu_count), seeds=options.seeds,
-                           lengths=options.lengths)
+
+    def choose(run: MeasuredRun) -> HardwareProfile:
+        return replace(prof, gpus=run.gpu_count)
+
+    recs = validate_points(test, choose, seeds=options.seeds, lengths=options.lengths)
+    if band:  # the range the fold's own fit uncertainty leaves each held-out prediction
+        axes = parse_axes(result.extra.get("axes"), f"{name}: fit.axes")
+        add_bands(test, recs, choose, lambda run: axes, seeds=options.seeds, lengths=options.lengths)
     for r in recs:
         r["check"] = name
     return recs
 
 
 def _execute(folds: Sequence[Fold], options: FitOptions, workers: int,
-             progress: Callable[[str], None] | None) -> list[dict[str, Any]]:
+             progress: Callable[[str], None] | None, band: bool = False) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     if workers <= 1 or len(folds) <= 1:
         for f in folds:
-            out += _run_fold(f, options)
+            out += _run_fold(f, options, band)
             if progress:
                 progress(f[0])
         return out
@@ -72,7 +79,7 @@ def _execute(folds: Sequence[Fold], options: FitOptions, workers: int,
     try:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = [(f[0], pool.submit(_run_fold, f, options)) for f in folds]
+            futures = [(f[0], pool.submit(_run_fold, f, options, band)) for f in folds]
             for name, fut in futures:
                 out += fut.result()
                 if progress:
@@ -117,8 +124,10 @@ def cross_tp_folds(points: Sequence[FitPoint], parents: dict[str, HardwareProfil
 
 
 def lomo(points: Sequence[FitPoint], options: FitOptions, *, workers: int = 1,
-         progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-    return _execute(lomo_folds(points), options, workers, progress)
+         progress: Callable[[str], None] | None = None, band: bool = False) -> list[dict[str, Any]]:
+    """Leave-one-model-out records; ``band``: each with the range its fold's fit uncertainty leaves
+    (:func:`calibrate.bands.add_bands`)."""
+    return _execute(lomo_folds(points), options, workers, progress, band)
 
 
 def cross_tp(points: Sequence[FitPoint], options: FitOptions, parents: dict[str, HardwareProfile], *,
@@ -167,6 +176,31 @@ def summarise(records: Sequence[dict[str, Any]], exclude: set[tuple[str, float]]
         rows.append({"check": kind, "config": "overall", "runs": len(mine),
                      "models": len({r["model_id"] for r in mine}), **{m: mape(mine, m) for m in metrics}})
     return rows
+
+
+def band_rows(records: Sequence[dict[str, Any]], metrics: Sequence[str] = TABLE_METRICS) -> list[dict[str, Any]]:
+    """Per check (fold) with bands: per metric, how many measured values lie in their band and the mean
+    width of the bands (high / low)."""
+    rows = []
+    for check in sorted({r["check"] for r in records if r.get("band")}):
+        mine = [r for r in records if r["check"] == check and r.get("band")]
+        row: dict[str, Any] = {"check": check, "runs": len(mine)}
+        for m in metrics:
+            marks = [inside(r, m) for r in mine]
+            widths = [b[1] / b[0] for b in (r["band"].get(m) for r in mine) if b and b[0] > 0 and b[1] is not None]
+            row[m] = (sum(bool(k) for k in marks), sum(k is not None for k in marks),
+                      sum(widths) / len(widths) if widths else math.nan)
+        rows.append(row)
+    return rows
+
+
+def band_markdown(rows: Sequence[dict[str, Any]], metrics: Sequence[str] = TABLE_METRICS) -> str:
+    head = ["fold", "runs", *(m.replace("_ms", "") for m in metrics)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [f"{r[m][0]}/{r[m][1]} in, {r[m][2]:.2f}×" for m in metrics]
+        lines.append("| " + " | ".join([r["check"], str(r["runs"]), *cells]) + " |")
+    return "\n".join(lines)
 
 
 def markdown(rows: Sequence[dict[str, Any]], metrics: Sequence[str] = TABLE_METRICS) -> str:

@@ -8,7 +8,7 @@ in-sample replays under the bundled profiles (the only check for configurations 
 MAPE per configuration and overall, all runs, and with the runs the all-data fit flagged as outliers
 left out.  Not needed at runtime; it reads the measurements from ../shared beside the checkout.
 
-    python scripts/fidelity_table.py [--seeds 4] [--workers 2] [--json out.json]
+    python scripts/fidelity_table.py [--seeds 4] [--workers 2] [--json out.json] [--band]
 """
 
 from __future__ import annotations
@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-evals", type=int, default=60)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--json", type=Path, help="also write all records and rows as JSON")
+    ap.add_argument("--band", action="store_true",
+                    help="also give each held-out model's runs the range its fold's fit uncertainty leaves "
+                         "(planner validate --band) and tabulate how many measured values lie in it")
     args = ap.parse_args(argv)
     started = time.time()
     points = resolve_points(load_runs([args.measurements], client_seed=CLIENT_SEED))
@@ -47,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     def note(name: str) -> None:
         print(f"  done: {name} ({time.time() - started:.0f} s)", file=sys.stderr)
 
-    records = fidelity.lomo(points, options, workers=args.workers, progress=note)
+    records = fidelity.lomo(points, options, workers=args.workers, progress=note, band=args.band)
     parents = {gpu: p for (gpu, n), p in bundled.items() if n == 1}
     records += fidelity.cross_tp(points, options, parents, workers=args.workers, progress=note)
     records += fidelity.in_sample(points, dict(bundled), options)
@@ -65,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     print(fidelity.markdown(all_rows))
     print(f"\n### Without the {len(exclude)} runs flagged as outliers by the all-data fits\n")
     print(fidelity.markdown(clean_rows))
+    if args.band:
+        print("\n### Leave-one-model-out: measured values inside the range the fold's fit uncertainty leaves\n")
+        print("(per metric: runs inside / runs, and the mean width of the range, high / low)\n")
+        print(fidelity.band_markdown(fidelity.band_rows(records)))
     print(f"\n(seeds {args.seeds}, {time.time() - started:.0f} s)")
     if args.json:
         args.json.write_text(json.dumps({"records": records, "all": all_rows, "clean": clean_rows}, indent=1))

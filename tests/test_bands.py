@@ -171,3 +171,17 @@ def test_calibrate_show_names_the_longest_axis_as_factors_with_its_reach(
     assert ("2 uncertainty axes (`planner validate --band` replays along them); the longest moves together (and "
             "the other way): per_layer_s ×>1000, step_overhead_s ×0.5; the runs allow 25% of it this way, 100% "
             "the other") in out
+
+
+def test_fold_band_rows_count_the_measured_values_inside_and_the_widths() -> None:
+    from calibrate.fidelity import band_markdown, band_rows
+
+    def rec(check: str, measured: float, low: float, high: float | None) -> dict[str, Any]:
+        return {"check": check, "measured": {"median_tpot_ms": measured}, "band": {"median_tpot_ms": [low, high]}}
+
+    records = [rec("lomo 1xRTX-4090 -8B", 30.0, 20.0, 40.0), rec("lomo 1xRTX-4090 -8B", 50.0, 20.0, 40.0),
+               rec("lomo 1xRTX-4090 -8B", 10.0, 5.0, None), {"check": "lomo 1xH100-PCIe -phi-4", "band": None}]
+    (row,) = band_rows(records, metrics=("median_tpot_ms",))
+    assert row["check"] == "lomo 1xRTX-4090 -8B" and row["runs"] == 3
+    assert row["median_tpot_ms"] == (2, 3, 2.0)  # an unbounded top counts as inside, and in no width
+    assert "| lomo 1xRTX-4090 -8B | 3 | 2/3 in, 2.00× |" in band_markdown([row], metrics=("median_tpot_ms",))
