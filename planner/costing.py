@@ -22,7 +22,8 @@ from planner.measured import measured_power
 from planner.pricing import gpu_cost
 from scenarios.loader import LoadedScenario
 from scenarios.models import ModelSpec
-from sim.service import HardwareProfile, extrapolation_note
+from sim.notes import extrapolation_note
+from sim.service import HardwareProfile
 from sim.simulation import SimResult
 
 

@@ -19,7 +19,7 @@ is far slower than its link figure).  The profile's ``source`` says what it was 
 
 Roofline defaults are a last resort: replaying the published runs of each calibrated configuration
 under them misses median TPOT by 15-53 % and throughput by 4-59 % (2 replay seeds), so predictions
-built on them carry a note (:func:`sim.service.extrapolation_note`).
+built on them carry a note (:func:`sim.notes.extrapolation_note`).
 """
 
 from __future__ import annotations

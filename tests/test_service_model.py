@@ -12,6 +12,7 @@ import simpy
 
 from scenarios.catalog import GPUS, MODELS
 from scenarios.errors import FleetPlannerError
+from sim.notes import extrapolation_note
 from sim.profiles import BUNDLED_DIR, bundled_profiles, derive_profile, read_profile_file, resolve_profile
 from sim.replica import ITL_BINS, Replica
 from sim.requests import RequestTable
@@ -23,7 +24,6 @@ from sim.service import (
     HardwareProfile,
     StepTimeModel,
     activation_peak_bytes,
-    extrapolation_note,
     kv_capacity_tokens,
     profile_kv_tokens,
 )

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from scenarios.errors import FleetPlannerError
 from scenarios.loader import LoadedScenario, load_scenario, parse_fleet_spec
-from sim.service import extrapolation_notes
+from sim.notes import extrapolation_notes
 
 EPILOG = """\
 examples:

@@ -23,7 +23,7 @@ from calibrate.overrides import ENGINE_HELP, engine_overrides, hardware_override
 from calibrate.validation import METRICS, ape, mape, profile_chooser, validate_points
 from scenarios.errors import FleetPlannerError
 from scenarios.loader import load_hardware_file
-from sim.service import extrapolation_notes
+from sim.notes import extrapolation_notes
 
 EPILOG = """\
 examples:
