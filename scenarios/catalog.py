@@ -43,27 +43,53 @@ class GpuSpec:
     price_per_hour: float
     """Default rental price, USD per GPU-hour."""
     source: str = ""
+    fp8_tflops: float = 0.0
+    """Dense FP8 tensor throughput (FP32 accumulate, as vLLM's CUTLASS kernels use it), TFLOP/s; 0: no FP8
+    tensor cores (before Ada / Hopper), where vLLM runs an FP8 checkpoint weight-only (Marlin, 16-bit math)."""
+    int8_tops: float = 0.0
+    """Dense INT8 tensor throughput, TOP/s; 0: not stated (8-bit activations then count at FP16 speed)."""
 
     def __post_init__(self) -> None:
         for attr in ("memory_gb", "mem_bw_gbps", "fp16_tflops", "tdp_w", "link_gbps"):
             value = getattr(self, attr)
             if not value > 0:
                 raise ValueError(f"{attr}(={value}) must be > 0 for GPU {self.name!r}")
+        for attr in ("fp8_tflops", "int8_tops"):
+            value = getattr(self, attr)
+            if not value >= 0:
+                raise ValueError(f"{attr}(={value}) must be >= 0 for GPU {self.name!r}")
+
+    def matmul_tflops(self, matmul8: str) -> float:
+        """Peak dense throughput (TFLOP/s) of the linear layers of a checkpoint whose ``matmul8`` is
+        ``"fp8"`` or ``"int8"`` (weights and activations in 8 bits, :attr:`ModelSpec.matmul8`) where this
+        GPU has such tensor cores; otherwise (and for ``""``) its FP16/BF16 figure."""
+        peak = {"fp8": self.fp8_tflops, "int8": self.int8_tops}.get(matmul8, 0.0)
+        return max(peak, self.fp16_tflops)
 
 
 _DS = "vendor datasheet via shared/reference/hardware.md"
+#: FP8 / INT8 dense figures: NVIDIA's H100, L40S, A100 datasheets and the Ada (RTX 4090), Ampere (RTX 3090) and
+#: Blackwell (RTX 5090) architecture whitepapers; GeForce FP8 with FP32 accumulate runs at half the FP16-accumulate rate
 GPUS: dict[str, GpuSpec] = {
     g.name: g
     for g in (
-        GpuSpec("H100-PCIe", 80, 2000, 756, 350, 60, 64, True, 2.00, _DS + "; price seed 000 Table 1"),
-        GpuSpec("H100-SXM", 80, 3350, 989, 700, 70, 450, True, 2.50, _DS + "; price seed 000 Table 1"),
-        GpuSpec("H200", 141, 4800, 989, 700, 70, 450, True, 3.50, _DS + "; price estimate"),
-        GpuSpec("A100", 80, 2040, 312, 400, 50, 300, True, 1.39, _DS + " (SXM); price seed 001 RunPod"),
-        GpuSpec("A100-PCIe", 80, 1940, 312, 300, 40, 32, True, 1.39, _DS + "; price seed 001 RunPod"),
-        GpuSpec("L40S", 48, 864, 362, 350, 35, 32, True, 0.86, _DS + "; price seed 001 CoreWeave /8"),
-        GpuSpec("RTX-4090", 24, 1008, 165, 450, 20, 25, False, 0.25, _DS + "; price seed 000 Table 1"),
-        GpuSpec("RTX-3090", 24, 936, 71, 350, 20, 25, False, 0.20, _DS + "; price estimate"),
-        GpuSpec("RTX-5090", 32, 1790, 210, 575, 25, 50, False, 0.60, _DS + "; price estimate"),
+        GpuSpec("H100-PCIe", 80, 2000, 756, 350, 60, 64, True, 2.00, _DS + "; price seed 000 Table 1",
+                fp8_tflops=1513, int8_tops=1513),
+        GpuSpec("H100-SXM", 80, 3350, 989, 700, 70, 450, True, 2.50, _DS + "; price seed 000 Table 1",
+                fp8_tflops=1979, int8_tops=1979),
+        GpuSpec("H200", 141, 4800, 989, 700, 70, 450, True, 3.50, _DS + "; price estimate",
+                fp8_tflops=1979, int8_tops=1979),
+        GpuSpec("A100", 80, 2040, 312, 400, 50, 300, True, 1.39, _DS + " (SXM); price seed 001 RunPod",
+                int8_tops=624),
+        GpuSpec("A100-PCIe", 80, 1940, 312, 300, 40, 32, True, 1.39, _DS + "; price seed 001 RunPod",
+                int8_tops=624),
+        GpuSpec("L40S", 48, 864, 362, 350, 35, 32, True, 0.86, _DS + "; price seed 001 CoreWeave /8",
+                fp8_tflops=733, int8_tops=733),
+        GpuSpec("RTX-4090", 24, 1008, 165, 450, 20, 25, False, 0.25, _DS + "; price seed 000 Table 1",
+                fp8_tflops=330, int8_tops=661),
+        GpuSpec("RTX-3090", 24, 936, 71, 350, 20, 25, False, 0.20, _DS + "; price estimate", int8_tops=284),
+        GpuSpec("RTX-5090", 32, 1790, 210, 575, 25, 50, False, 0.60, _DS + "; price estimate",
+                fp8_tflops=419, int8_tops=838),
     )
 }
 

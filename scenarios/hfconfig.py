@@ -111,6 +111,27 @@ def weight_bits(cfg: dict[str, Any], source: str) -> float:
     return bits + scales
 
 
+def matmul8(cfg: dict[str, Any]) -> str:
+    """``"fp8"`` or ``"int8"`` where ``quantization_config`` (checked by :func:`weight_bits`) quantizes the
+    linear layers' activations as well as their weights to 8 bits, so that vLLM multiplies on 8-bit tensor
+    cores: its ``fp8`` and ``fbgemm_fp8`` methods always do (on GPUs with FP8; others fall back to
+    weight-only), compressed-tensors where a group's ``input_activations`` are 8-bit like its weights;
+    ``""`` for weight-only methods (AWQ, GPTQ, bitsandbytes) and unquantized checkpoints."""
+    q = cfg.get("quantization_config")
+    if not isinstance(q, dict):
+        return ""
+    method = str(q.get("quant_method", "")).lower()
+    if method in ("fp8", "fbgemm_fp8"):
+        return "fp8"
+    groups = q.get("config_groups") if method == "compressed-tensors" else None
+    for group in groups.values() if isinstance(groups, dict) else ():
+        w = group.get("weights") if isinstance(group, dict) else None
+        a = group.get("input_activations") if isinstance(group, dict) else None
+        if isinstance(w, dict) and isinstance(a, dict) and w.get("num_bits") == 8 == a.get("num_bits"):
+            return "fp8" if str(w.get("type", "int")).lower() == "float" else "int8"
+    return ""
+
+
 #: architectures whose MLP is plain (up, activation, down) rather than gated
 PLAIN_MLP_ARCHITECTURES = frozenset({
     "GPTNeoXForCausalLM", "PhiForCausalLM", "Starcoder2ForCausalLM", "NemotronForCausalLM", "PersimmonForCausalLM",

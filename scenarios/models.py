@@ -25,6 +25,7 @@ from scenarios.hfconfig import (
     UNMODELLED,
     UNMODELLED_TYPES,
     language_config,
+    matmul8,
     moe_fields,
     tied_embeddings,
     vision_params,
@@ -66,6 +67,9 @@ class ModelSpec:
     weight_bits: float = 0.0
     """Bits per weight of quantized linear layers (attention projections, MLPs, experts), their scales
     included; embeddings, LM head, norms and routers stay at ``dtype_bytes``.  0: not quantized."""
+    matmul8: str = ""
+    """``"fp8"`` or ``"int8"`` where the checkpoint quantizes the linear layers' activations too (W8A8), so
+    that vLLM multiplies them on 8-bit tensor cores (where the GPU has them); ``""`` otherwise."""
     vision_params: int = 0
     """Weights beside the language model that vLLM loads but text requests never run (a multimodal
     model's vision tower and projector): they take memory, not step time."""
@@ -85,6 +89,8 @@ class ModelSpec:
                 raise ValueError(f"{attr}(={value}) must be >= 1 for model {self.name!r}")
         if not self.vision_params >= 0:
             raise ValueError(f"vision_params(={self.vision_params}) must be >= 0 for model {self.name!r}")
+        if self.matmul8 not in ("", "fp8", "int8"):
+            raise ValueError(f"matmul8(={self.matmul8!r}) must be '', 'fp8' or 'int8' for model {self.name!r}")
         if not 0 <= self.weight_bits <= 8 * self.dtype_bytes:
             raise ValueError(f"weight_bits(={self.weight_bits}) must be in 0..{8 * self.dtype_bytes} for model "
                              f"{self.name!r}")
@@ -162,14 +168,18 @@ class ModelSpec:
     def params(self) -> int:
         return self._all_layer_params(self.num_experts) + self.embedding_params + self.hidden_size
 
+    def _linear_params(self, experts: int) -> int:
+        # the layers' linear projections, counting ``experts`` routed experts in each mixture-of-experts layer
+        dense = (self.num_layers - self.moe_layers) * self._dense_mlp_params
+        shared = 3 * self.hidden_size * self.shared_expert_intermediate_size
+        moe = self.moe_layers * (shared + experts * self.expert_params)
+        return self.num_layers * self._attention_linear_params + dense + moe
+
     @property
     def linear_params(self) -> int:
         """Weights of the layers' linear projections (attention, MLPs, shared and routed experts): the
         ones a quantized checkpoint stores at ``weight_bits``."""
-        h = self.hidden_size
-        dense = (self.num_layers - self.moe_layers) * self._dense_mlp_params
-        moe = self.moe_layers * 3 * h * self.shared_expert_intermediate_size + self.routed_expert_params
-        return self.num_layers * self._attention_linear_params + dense + moe
+        return self._linear_params(self.num_experts)
 
     @property
     def _language_bytes(self) -> int:
@@ -208,6 +218,12 @@ class ModelSpec:
         """Dense matmul FLOPs per token (2 × parameters that multiply, the LM head included; of a mixture
         of experts, the experts the token is routed to)."""
         return 2.0 * (self._all_layer_params(self.experts_per_token) + self.vocab_size * self.hidden_size)
+
+    @property
+    def linear_flops_per_token(self) -> float:
+        """The share of :attr:`flops_per_token` in the layers' linear projections (the routed experts'
+        included), which a W8A8 checkpoint (:attr:`matmul8`) multiplies in 8 bits; the LM head stays 16-bit."""
+        return 2.0 * self._linear_params(self.experts_per_token)
 
     @property
     def mlp_activation_width(self) -> int:
@@ -316,6 +332,7 @@ def model_from_config(config: dict[str, Any], name: str = "model", source: str =
         gated_mlp=not PLAIN_MLP_ARCHITECTURES.intersection(archs),
         # a multimodal checkpoint states its quantization beside, not inside, its text_config
         weight_bits=weight_bits(cfg if "quantization_config" in cfg else config, source),
+        matmul8=matmul8(cfg if "quantization_config" in cfg else config),
         vision_params=vision_params(config, cfg["hidden_size"], source),
         **moe_fields(cfg, source),
         extra={"head_dim": cfg.get("head_dim"), "architectures": archs},

@@ -40,6 +40,11 @@ class HardwareType(Strict):
     """Effective GPU-to-GPU bandwidth per direction, GB/s."""
     p2p: bool = False
     price_per_hour: float = Field(default=1.0, ge=0)
+    fp8_tflops: float = Field(default=0.0, ge=0)
+    """Dense FP8 tensor throughput (FP32 accumulate), TFLOP/s; 0: no FP8 tensor cores (FP8 checkpoints then
+    run weight-only, in 16-bit math)."""
+    int8_tops: float = Field(default=0.0, ge=0)
+    """Dense INT8 tensor throughput, TOP/s; 0: not stated."""
 
     def spec(self) -> GpuSpec:
         return GpuSpec(**self.model_dump(), source="scenario")

@@ -38,7 +38,10 @@ def _quant_note(model: ModelSpec) -> str | None:
         return None
     return (f"{model.name} has quantized weights ({model.weight_bits:.3g} bits, scales included): weight bytes "
             f"follow the bit width, but the profile's bandwidth and compute efficiencies were measured with "
-            f"16-bit weights (dequantising kernels may reach less of the bandwidth; FP8 prefill may run faster)")
+            f"16-bit weights (dequantising kernels may reach less of the bandwidth)"
+            + (f"; its linear layers multiply in {model.matmul8.upper()} (weights and activations), taken at the "
+               f"GPU's {model.matmul8.upper()} tensor peak where it has one, at the compute efficiency fitted in "
+               f"16 bits (the activations' quantization kernels are not modelled)" if model.matmul8 else ""))
 
 
 def _fit_note(profile: HardwareProfile, model: ModelSpec, tp: int) -> str | None:

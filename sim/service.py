@@ -19,7 +19,9 @@ So a profile fitted on some models predicts another model on the same hardware. 
 weight except the input embedding table, whose rows it only gathers for its tokens.  Of a mixture of
 experts, the weight bytes are those the step reads: everything outside the routed experts, plus the
 experts its ``n_tokens`` tokens were routed to (uniform routing assumed: real routers are skewed, so
-the fraction touched is an upper bound), and the FLOPs per token count the routed experts only.
+the fraction touched is an upper bound), and the FLOPs per token count the routed experts only.  A W8A8
+checkpoint (FP8 or INT8 weights and activations) runs its linear layers' FLOPs at the GPU's 8-bit peak
+where the GPU has such tensor cores (FP8 on Ada and Hopper), at the efficiency fitted in 16 bits.
 
 The time is affine in ``ctx_tokens`` for a fixed batch, which lets the replica engine advance many
 uniform decode steps in closed form (:meth:`StepTimeModel.decode_span`).
@@ -167,6 +169,9 @@ class StepTimeModel:
         self._moe_miss = model.expert_miss
         peak = gpu.fp16_tflops * 1e12 * profile.compute_eff
         self._t_tok = model.flops_per_token / tp / peak
+        peak8 = gpu.matmul_tflops(model.matmul8)
+        if peak8 > gpu.fp16_tflops:  # a W8A8 checkpoint's linear layers on 8-bit tensor cores, same efficiency
+            self._t_tok -= model.linear_flops_per_token / tp / peak * (1.0 - gpu.fp16_tflops / peak8)
         # q.k and p.v: 2 x 2 x head_dim FLOPs per query-key pair, per head and layer (heads split across TP)
         self._t_attn = 4.0 * model.num_layers * model.num_heads * model.head_dim / tp / peak
         self.kv_coef = kv_bytes_per_token(model, tp) / (bw * profile.attn_eff)

@@ -313,10 +313,12 @@ def test_hardware_file_describes_hosts_outside_the_catalogue(tmp_path: Path) -> 
     (point,) = resolve_points([run], hardware=load_hardware_file(hw))
     assert point.gpu.name == "My-Accel" and point.gpu.mem_bw_gbps == 900 and point.run.hardware_key == ("My-Accel", 1)
     # the name as NVML (hence vLLM's result file) writes it finds the file's short name
-    hw.write_text("hardware:\n  - {name: L4, memory_gb: 24, mem_bw_gbps: 300, fp16_tflops: 121, tdp_w: 72}\n")
+    hw.write_text("hardware:\n  - {name: L4, memory_gb: 24, mem_bw_gbps: 300, fp16_tflops: 121, tdp_w: 72, "
+                  "fp8_tflops: 242}\n")
     l4 = read_result_file_obj({**BASE, "gpu_name": "NVIDIA L4"})
     (point,) = resolve_points([l4], hardware=load_hardware_file(hw))
     assert point.gpu.name == "L4" and point.run.hardware_key == ("L4", 1)
+    assert point.gpu.matmul_tflops("fp8") == 242 and point.gpu.matmul_tflops("int8") == 121  # int8 not stated
     hw.write_text("hardware:\n  - {name: A, memory_gb: 0, mem_bw_gbps: 1, fp16_tflops: 1, tdp_w: 1, colour: red}\n"
                   "  - {name: A, memory_gb: 1, mem_bw_gbps: 1, fp16_tflops: 1, tdp_w: 1}\n")
     with pytest.raises(ScenarioError) as exc:

@@ -145,6 +145,41 @@ def test_quantized_checkpoint_sizes_match_published_ones() -> None:
     assert fp8.weight_bytes / 1e9 == pytest.approx(9.1, abs=0.05)
 
 
+def _ct(weights: dict[str, object], acts: dict[str, object] | None) -> dict[str, object]:
+    # a compressed-tensors quantization_config of one group (llm-compressor's layout)
+    group = {"weights": weights, "input_activations": acts, "targets": ["Linear"]}
+    return {"quant_method": "compressed-tensors", "config_groups": {"group_0": group}}
+
+
+@pytest.mark.parametrize(
+    ("quant", "kind"),
+    [
+        ({"quant_method": "fp8", "activation_scheme": "dynamic"}, "fp8"),
+        ({"quant_method": "fp8", "activation_scheme": "static"}, "fp8"),
+        ({"quant_method": "fbgemm_fp8"}, "fp8"),
+        (_ct({"num_bits": 8, "type": "float"}, {"num_bits": 8, "type": "float", "dynamic": True}), "fp8"),
+        (_ct({"num_bits": 8, "type": "int"}, {"num_bits": 8, "type": "int", "dynamic": True}), "int8"),
+        (_ct({"num_bits": 8, "type": "float"}, None), ""),  # W8A16: weight-only
+        (_ct({"num_bits": 4, "type": "int", "group_size": 128}, None), ""),
+        ({"quant_method": "gptq", "bits": 8, "group_size": -1}, ""),
+        ({"quant_method": "awq", "bits": 4, "group_size": 128}, ""),
+    ],
+)
+def test_w8a8_checkpoints_are_told_from_weight_only_ones(quant: dict[str, object], kind: str) -> None:
+    m = model_from_config({**LLAMA3_8B, "quantization_config": quant})
+    assert m.matmul8 == kind
+    assert model_from_config(LLAMA3_8B).matmul8 == ""
+
+
+def test_linear_flops_leave_out_the_lm_head_and_count_routed_experts_only() -> None:
+    dense = model_from_config(LLAMA3_8B)
+    # the LM head and the norms' 2 x hidden weights a layer
+    assert dense.flops_per_token - dense.linear_flops_per_token == 2.0 * (128256 * 4096 + 32 * 2 * 4096)
+    moe = MODELS["mistralai/Mixtral-8x7B-Instruct-v0.1"]
+    attn = 2 * 4096 * (32 + 8) * 128
+    assert moe.linear_flops_per_token == 2.0 * 32 * (attn + 2 * 3 * 4096 * 14336)
+
+
 @pytest.mark.parametrize(
     ("quant", "expected"),
     [

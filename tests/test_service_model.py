@@ -337,6 +337,34 @@ def test_quantized_weights_shorten_the_weight_bound_decode_step_and_say_so() -> 
     assert extrapolation_note(flat, M8, 1) is None
 
 
+def test_w8a8_prefill_runs_at_the_gpus_8bit_peak_where_it_has_one() -> None:
+    """An FP8 checkpoint with FP8 activations multiplies its linear layers at the FP8 peak on an H100 (twice
+    FP16), only its LM head at FP16; an A100 has no FP8 tensor cores, so vLLM runs it weight-only, in 16 bits.
+    Decode steps stay weight-bound either way."""
+    from scenarios.models import model_from_config
+
+    cfg = {"architectures": ["LlamaForCausalLM"], "hidden_size": 4096, "intermediate_size": 14336,
+           "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256}
+    ct = {"quant_method": "compressed-tensors", "config_groups": {"g": {
+        "weights": {"num_bits": 8, "type": "float"}, "input_activations": {"num_bits": 8, "type": "float"}}}}
+    w8a8 = model_from_config({**cfg, "quantization_config": ct})
+    w8a16 = model_from_config({**cfg, "quantization_config": {**ct, "config_groups": {"g": {
+        "weights": {"num_bits": 8, "type": "float"}}}}})
+    flat = replace(PROF, step_overhead_s=0.0, per_seq_s=0.0, per_layer_s=0.0)
+    n = 8192  # compute-bound
+    peak, fp8 = 756e12 * flat.compute_eff, 1513e12 * flat.compute_eff  # the H100 PCIe's dense FP16 and FP8
+    lin, head = w8a8.linear_flops_per_token, w8a8.flops_per_token - w8a8.linear_flops_per_token
+    assert StepTimeModel(w8a8, H100, flat, 1).base(n, 1) == pytest.approx(n * (lin / fp8 + head / peak))
+    assert StepTimeModel(w8a16, H100, flat, 1).base(n, 1) == pytest.approx(n * w8a8.flops_per_token / peak)
+    a100 = GPUS["A100"]
+    a100_peak = 312e12 * flat.compute_eff
+    assert StepTimeModel(w8a8, a100, flat, 1).base(n, 1) == pytest.approx(n * w8a8.flops_per_token / a100_peak)
+    assert StepTimeModel(w8a8, H100, flat, 1).step(1, 1, 0) == StepTimeModel(w8a16, H100, flat, 1).step(1, 1, 0)
+    note = extrapolation_note(flat, w8a8, 1)
+    assert note is not None and "multiply in FP8" in note
+    assert "multiply in" not in (extrapolation_note(flat, w8a16, 1) or "")
+
+
 def test_a_step_time_scale_lengthens_every_step_by_exactly_that_factor() -> None:
     """``step_time_scale`` (and the planner's stress test) divides the efficiencies and multiplies the time
     constants: every term of a step scales, so the step does, whichever term dominates."""
