@@ -70,6 +70,8 @@ def _server_settings(command: Sequence[str]) -> dict[str, Any]:
                 continue
         if key == "--dtype" and text:
             out["dtype"] = text
+        if key in ("--quantization", "-q") and text:
+            out["quantization"] = text.lower()
         if arg == "--no-enable-prefix-caching":
             out["prefix_caching"] = False
     graphs = _graph_limit(args)

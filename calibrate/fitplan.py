@@ -79,7 +79,8 @@ def model_resolver(configs: Sequence[str | Path] = ()) -> Callable[[MeasuredRun]
     """How a run's model is found: a given config.json whose name matches the run's ``model_id`` (a
     single one applies to every run), the built-in catalogue, or the config fields a bundle carries;
     served in the ``--dtype`` of the run's server command where a bundle recorded one (else vLLM's
-    ``auto``: 16-bit)."""
+    ``auto``: 16-bit), and quantized as it loads where the server was started with ``--quantization fp8``
+    (FP8 weights and activations; a checkpoint quantized already keeps its own)."""
     specs = [load_model_config(p) for p in configs]
 
     def find(run: MeasuredRun) -> ModelSpec:
@@ -87,6 +88,12 @@ def model_resolver(configs: Sequence[str | Path] = ()) -> Callable[[MeasuredRun]
         served = str(run.engine.get("dtype") or "auto")
         if served != "auto":
             spec = replace(spec, dtype_bytes=served_dtype_bytes(served, f"{run.where}: server --dtype"))
+        quant = run.engine.get("quantization")
+        if quant is not None and not spec.weight_bits:
+            if quant != "fp8":
+                raise FitInputError(f"{run.where}: server --quantization {quant!r}: only fp8 (quantized as the "
+                                    "model loads) is modelled; give a quantized checkpoint's config.json instead")
+            spec = replace(spec, weight_bits=8.0, matmul8="fp8")
         return spec
 
     def _find(run: MeasuredRun) -> ModelSpec:

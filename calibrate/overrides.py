@@ -31,7 +31,10 @@ def hardware_overrides(gpu: str | None, gpus: int | None) -> dict[str, Any]:
 #: server settings ``--engine KEY=VALUE`` may state for files that do not record them, with their type
 ENGINE_KEYS: dict[str, type] = {"max_num_seqs": int, "max_num_batched_tokens": int, "max_model_len": int,
                                 "gpu_memory_utilization": float, "kv_cache_tokens": int, "block_size": int,
-                                "dtype": str, "cuda_graph_max_tokens": int}
+                                "dtype": str, "cuda_graph_max_tokens": int, "quantization": str}
+#: vLLM ``--quantization`` methods that quantize a 16-bit checkpoint as it loads (FP8: weights per tensor,
+#: activations per token at run time, so W8A8 on GPUs with FP8 tensor cores)
+ONLINE_QUANTIZATION = ("fp8",)
 #: smallest value of an integer setting where it is not 1 (0 CUDA-graph tokens: a server started with --enforce-eager)
 ENGINE_MINIMUM: dict[str, int] = {"cuda_graph_max_tokens": 0}
 #: the ``--engine`` option's help, shared by the commands that replay runs
@@ -48,6 +51,13 @@ def engine_overrides(items: Sequence[str]) -> dict[str, Any]:
         if not sep or key not in ENGINE_KEYS:
             raise ImportFailed(f"--engine {item}: expected KEY=VALUE with KEY one of {', '.join(sorted(ENGINE_KEYS))}")
         kind = ENGINE_KEYS[key]
+        if key == "quantization":  # the server's --quantization of a 16-bit checkpoint
+            if text.strip().lower() not in ONLINE_QUANTIZATION:
+                raise ImportFailed(f"--engine {item}: {key} must be one of {', '.join(ONLINE_QUANTIZATION)} "
+                                   "(vLLM's quantization at load time; a quantized checkpoint's config.json "
+                                   "says its own)")
+            out[key] = text.strip().lower()
+            continue
         if kind is str:  # the served --dtype
             if text.strip().lower() not in ("auto", *SERVED_DTYPES):
                 raise ImportFailed(f"--engine {item}: {key} must be auto or one of {', '.join(SERVED_DTYPES)}")

@@ -226,6 +226,9 @@ def test_engine_settings_for_files_that_do_not_record_them(tmp_path: Path) -> No
         with pytest.raises(ImportFailed, match=re.escape(needle)):
             engine_overrides([bad])
     assert engine_overrides(["dtype=Float32"]) == {"dtype": "float32"}
+    assert engine_overrides(["quantization=FP8"]) == {"quantization": "fp8"}
+    with pytest.raises(ImportFailed, match=re.escape("quantization must be one of fp8")):
+        engine_overrides(["quantization=awq"])
     # CUDA graphs: 0 is a server started with --enforce-eager, a negative limit is refused
     assert engine_overrides(["cuda_graph_max_tokens=0"]) == {"cuda_graph_max_tokens": 0}
     with pytest.raises(ImportFailed, match=re.escape("cuda_graph_max_tokens must be >= 0")):
@@ -269,6 +272,24 @@ def test_the_served_dtype_a_bundle_recorded_sizes_the_model(tmp_path: Path) -> N
     (auto,) = resolve_points(load_runs([write(tmp_path / "r.json", BASE)]))  # no dtype recorded: vLLM's auto
     assert (served.model.dtype_bytes, auto.model.dtype_bytes) == (4, 2)
     assert served.model.weight_bytes == 2 * auto.model.weight_bytes
+
+
+def test_a_server_quantizing_fp8_as_it_loads_serves_8bit_weights_and_activations(tmp_path: Path) -> None:
+    """``vllm serve --quantization fp8`` of a 16-bit checkpoint: a bundle's command line says so, other files
+    through ``--engine quantization=fp8``; the model then holds 8-bit linear layers multiplied in FP8."""
+    from calibrate.fitplan import FitInputError, resolve_points
+
+    one_point_bundle(tmp_path / "b", "--quantization", "fp8")
+    (run,) = load_runs([tmp_path / "b"])
+    assert run.engine["quantization"] == "fp8"
+    (fp8,) = resolve_points([run])
+    (plain,) = resolve_points(load_runs([write(tmp_path / "r.json", BASE)]))
+    assert (fp8.model.weight_bits, fp8.model.matmul8, plain.model.weight_bits, plain.model.matmul8) == (8, "fp8", 0, "")
+    assert fp8.model.weight_bytes < 0.6 * plain.model.weight_bytes
+    (told,) = resolve_points(load_runs([tmp_path / "r.json"], engine={"quantization": "fp8"}))
+    assert told.model == fp8.model
+    with pytest.raises(FitInputError, match=re.escape("server --quantization 'awq': only fp8")):
+        resolve_points(load_runs([tmp_path / "r.json"], engine={"quantization": "awq"}))
 
 
 def test_broken_bundle_names_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
