@@ -7,8 +7,9 @@ alternative providers, May 2025 unless noted).
 
 The model catalogue holds :class:`~scenarios.models.ModelSpec` entries built from the config fields
 of the models in ``shared/reference/models.md``, of the seed paper's other benchmark models
-(DeepSeek-R1-Distill-Qwen-7B and -Llama-8B, with the Llama-70B distill) and of two widely served
-mixtures of experts (Mixtral-8x7B-Instruct, Qwen3-30B-A3B), all from their public Hugging Face
+(DeepSeek-R1-Distill-Qwen-7B and -Llama-8B, with the Llama-70B distill), of widely served dense models
+(Llama-3.1-8B/70B-Instruct, Qwen2.5-7B-Instruct, Mistral-7B-Instruct-v0.3, gemma-2-9b-it) and of two widely
+served mixtures of experts (Mixtral-8x7B-Instruct, Qwen3-30B-A3B), all from their public Hugging Face
 config.json files; any other model enters through its own config.json
 (:func:`scenarios.models.load_model_config`).
 """
@@ -191,6 +192,28 @@ MODELS: dict[str, ModelSpec] = {
         _m("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "Qwen2ForCausalLM", 3584, 18944, 28, 28, 4, 152064, 131072),
         _m("deepseek-ai/DeepSeek-R1-Distill-Llama-8B", "LlamaForCausalLM", 4096, 14336, 32, 32, 8, 128256, 131072),
         _m("deepseek-ai/DeepSeek-R1-Distill-Llama-70B", "LlamaForCausalLM", 8192, 28672, 80, 64, 8, 128256, 131072),
+        _m("meta-llama/Llama-3.1-8B-Instruct", "LlamaForCausalLM", 4096, 14336, 32, 32, 8, 128256, 131072),
+        _m("meta-llama/Llama-3.1-70B-Instruct", "LlamaForCausalLM", 8192, 28672, 80, 64, 8, 128256, 131072),
+        _m("Qwen/Qwen2.5-7B-Instruct", "Qwen2ForCausalLM", 3584, 18944, 28, 28, 4, 152064, 32768),
+        _m("mistralai/Mistral-7B-Instruct-v0.3", "MistralForCausalLM", 4096, 14336, 32, 32, 8, 32768, 32768),
+        model_from_config(
+            {
+                # one embedding table shared with the LM head (Gemma's default); half the layers attend over a
+                # 4096-token sliding window, served with a full-length cache as vLLM 0.8's V1 engine does
+                "_name_or_path": "google/gemma-2-9b-it",
+                "architectures": ["Gemma2ForCausalLM"],
+                "model_type": "gemma2",
+                "hidden_size": 3584,
+                "intermediate_size": 14336,
+                "num_hidden_layers": 42,
+                "num_attention_heads": 16,
+                "num_key_value_heads": 8,
+                "head_dim": 256,
+                "vocab_size": 256000,
+                "max_position_embeddings": 8192,
+                "sliding_window": 4096,
+            }
+        ),
         model_from_config(
             {
                 "_name_or_path": "mistralai/Mixtral-8x7B-Instruct-v0.1",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scenarios.catalog import MODELS
+from scenarios.catalog import MODELS, find_model
 from scenarios.errors import FleetPlannerError
 from scenarios.models import load_model_config, model_from_config
 
@@ -256,6 +256,17 @@ def test_a_missing_tie_key_takes_the_config_class_default() -> None:
     assert not model_from_config({**GEMMA_2_9B, "model_type": "llama"}).tie_word_embeddings
     assert not model_from_config({"model_type": "mistral3", "tie_word_embeddings": True,
                                   "text_config": {**GEMMA_2_9B, "model_type": "mistral"}}).tie_word_embeddings
+
+
+@pytest.mark.parametrize(("name", "billions"), [
+    ("gemma-2-9b-it", 9.24), ("Qwen2.5-7B-Instruct", 7.62), ("Llama-3.1-8B-Instruct", 8.03),
+    ("Llama-3.1-70B-Instruct", 70.55), ("Mistral-7B-Instruct-v0.3", 7.25),
+])
+def test_catalogued_models_have_their_model_cards_sizes(name: str, billions: float) -> None:
+    m = find_model(name)
+    assert m is not None and m.params / 1e9 == pytest.approx(billions, abs=0.01)
+    gemma = model_from_config({**GEMMA_2_9B, "_name_or_path": "google/gemma-2-9b-it"})
+    assert find_model("google/gemma-2-9b-it") == gemma
 
 
 def test_a_bad_tie_value_is_named() -> None:
