@@ -81,11 +81,11 @@ def test_model_outside_the_catalogue_via_config_json(tmp_path: Path, capsys: pyt
            "max_position_embeddings": 32768, "torch_dtype": "bfloat16"}
     (tmp_path / "mistral").mkdir()
     (tmp_path / "mistral" / "config.json").write_text(json.dumps(cfg))
-    path = write(tmp_path, "m.jsonl", result(model_id="mistralai/Mistral-7B-Instruct-v0.3",
+    path = write(tmp_path, "m.jsonl", result(model_id="acme/Mistral-7B-support-tuned",
                                              gpu_name="NVIDIA GeForce RTX 4090"))
     code = main(["validate", path, "--json", "-", "--seeds", "1"])
     err = capsys.readouterr().err
-    assert code == 2 and "Mistral-7B-Instruct-v0.3" in err and "--model-config" in err and path in err
+    assert code == 2 and "Mistral-7B-support-tuned" in err and "--model-config" in err and path in err
     data = validate_json([path, "--model-config", str(tmp_path / "mistral" / "config.json")], capsys)
     (rec,) = data
     assert rec["gpu_name"] == "NVIDIA GeForce RTX 4090" and rec["predicted"]["median_tpot_ms"] > 10.0
