@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -300,6 +301,14 @@ def assign_sessions(runs: Iterable[MeasuredRun]) -> list[MeasuredRun]:
             order += 1
             prev = r.request_rate
     return runs
+
+
+def lone_cached_runs(runs: Sequence[MeasuredRun]) -> list[MeasuredRun]:
+    """Runs served with vLLM's prefix caching on (its default) that are the only run of their server
+    session among ``runs`` (:func:`assign_sessions`): they are replayed with a cold prefix cache, which
+    holds only if that server had not served their prompts before."""
+    sizes = Counter(r.session for r in runs)
+    return [r for r in runs if r.prefix_caching == "auto" and sizes[r.session] == 1]
 
 
 def load_runs(paths: Sequence[str | Path], *, client_seed: int | None = None, engine: dict[str, Any] | None = None,

@@ -75,6 +75,29 @@ def test_json_to_file_and_table(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert set(rec) == KEYS
 
 
+def test_a_run_alone_in_its_server_session_is_said_to_meet_a_cold_cache(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A sweep of the published kind warmed vLLM's prefix cache for every run after its first; a run given
+    without the runs its server served before is replayed cold, and the output says so."""
+    sweep = [result(request_rate=8.0, date="20250610-140000"), result(request_rate=4.0, date="20250610-141000")]
+    together = write(tmp_path, "sweep.jsonl", *sweep)
+    assert main(["validate", together, "--seeds", "1"]) == 0
+    assert "cold prefix cache" not in capsys.readouterr().out
+    alone = write(tmp_path, "second.jsonl", sweep[1])
+    assert main(["validate", alone, "--seeds", "1"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "1 run(s) are the only one of their server session among the files given (second.jsonl at 4 req/s)" in out
+    assert "give a sweep's files together" in out
+    # prefix caching off (a calibrate bundle's default): nothing to say
+    from calibrate.importer import lone_cached_runs
+
+    (run,) = load_runs([alone])
+    assert lone_cached_runs([run]) == [run]
+    from dataclasses import replace
+
+    assert lone_cached_runs([replace(run, prefix_caching="off")]) == []
+
+
 def test_model_outside_the_catalogue_via_config_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cfg = {"architectures": ["MistralForCausalLM"], "hidden_size": 4096, "intermediate_size": 14336,
            "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 32768,
