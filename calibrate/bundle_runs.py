@@ -72,6 +72,8 @@ def _server_settings(command: Sequence[str]) -> dict[str, Any]:
             out["dtype"] = text
         if key in ("--quantization", "-q") and text:
             out["quantization"] = text.lower()
+        if key == "--kv-cache-dtype" and text:
+            out["kv_cache_dtype"] = text.lower()
         if arg == "--no-enable-prefix-caching":
             out["prefix_caching"] = False
     graphs = _graph_limit(args)

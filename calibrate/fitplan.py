@@ -42,7 +42,7 @@ from calibrate.replay import DEFAULT_SEEDS, engine_settings
 from calibrate.workload import LengthModel
 from scenarios.catalog import GPUS, GpuSpec, find_gpu, find_model
 from scenarios.errors import FleetPlannerError
-from scenarios.models import ModelSpec, load_model_config, model_from_config, served_dtype_bytes
+from scenarios.models import KV_CACHE_DTYPES, ModelSpec, load_model_config, model_from_config, served_dtype_bytes
 from sim.profiles import profile_fields
 from sim.profiles import read_profile_entries as profile_file_entries
 from sim.service import CUDA_GRAPH_MAX_TOKENS, DEFAULT_RUNTIME_RESERVE_GB, HardwareProfile
@@ -80,7 +80,8 @@ def model_resolver(configs: Sequence[str | Path] = ()) -> Callable[[MeasuredRun]
     single one applies to every run), the built-in catalogue, or the config fields a bundle carries;
     served in the ``--dtype`` of the run's server command where a bundle recorded one (else vLLM's
     ``auto``: 16-bit), and quantized as it loads where the server was started with ``--quantization fp8``
-    (FP8 weights and activations; a checkpoint quantized already keeps its own)."""
+    (FP8 weights and activations; a checkpoint quantized already keeps its own), with the KV cache in the
+    server's ``--kv-cache-dtype``."""
     specs = [load_model_config(p) for p in configs]
 
     def find(run: MeasuredRun) -> ModelSpec:
@@ -94,6 +95,12 @@ def model_resolver(configs: Sequence[str | Path] = ()) -> Callable[[MeasuredRun]
                 raise FitInputError(f"{run.where}: server --quantization {quant!r}: only fp8 (quantized as the "
                                     "model loads) is modelled; give a quantized checkpoint's config.json instead")
             spec = replace(spec, weight_bits=8.0, matmul8="fp8")
+        kv = str(run.engine.get("kv_cache_dtype") or "auto")
+        if kv != "auto":
+            if kv not in KV_CACHE_DTYPES:
+                raise FitInputError(f"{run.where}: server --kv-cache-dtype {kv!r}: expected one of "
+                                    f"{', '.join(KV_CACHE_DTYPES)}")
+            spec = replace(spec, kv_dtype_bytes=KV_CACHE_DTYPES[kv])
         return spec
 
     def _find(run: MeasuredRun) -> ModelSpec:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from calibrate.importer import ImportFailed
-from scenarios.models import SERVED_DTYPES
+from scenarios.models import KV_CACHE_DTYPES, SERVED_DTYPES
 
 
 def hardware_overrides(gpu: str | None, gpus: int | None) -> dict[str, Any]:
@@ -31,7 +31,8 @@ def hardware_overrides(gpu: str | None, gpus: int | None) -> dict[str, Any]:
 #: server settings ``--engine KEY=VALUE`` may state for files that do not record them, with their type
 ENGINE_KEYS: dict[str, type] = {"max_num_seqs": int, "max_num_batched_tokens": int, "max_model_len": int,
                                 "gpu_memory_utilization": float, "kv_cache_tokens": int, "block_size": int,
-                                "dtype": str, "cuda_graph_max_tokens": int, "quantization": str}
+                                "dtype": str, "cuda_graph_max_tokens": int, "quantization": str,
+                                "kv_cache_dtype": str}
 #: vLLM ``--quantization`` methods that quantize a 16-bit checkpoint as it loads (FP8: weights per tensor,
 #: activations per token at run time, so W8A8 on GPUs with FP8 tensor cores)
 ONLINE_QUANTIZATION = ("fp8",)
@@ -56,6 +57,11 @@ def engine_overrides(items: Sequence[str]) -> dict[str, Any]:
                 raise ImportFailed(f"--engine {item}: {key} must be one of {', '.join(ONLINE_QUANTIZATION)} "
                                    "(vLLM's quantization at load time; a quantized checkpoint's config.json "
                                    "says its own)")
+            out[key] = text.strip().lower()
+            continue
+        if key == "kv_cache_dtype":  # the server's --kv-cache-dtype
+            if text.strip().lower() not in KV_CACHE_DTYPES:
+                raise ImportFailed(f"--engine {item}: {key} must be one of {', '.join(KV_CACHE_DTYPES)}")
             out[key] = text.strip().lower()
             continue
         if kind is str:  # the served --dtype

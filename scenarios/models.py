@@ -67,6 +67,9 @@ class ModelSpec:
     weight_bits: float = 0.0
     """Bits per weight of quantized linear layers (attention projections, MLPs, experts), their scales
     included; embeddings, LM head, norms and routers stay at ``dtype_bytes``.  0: not quantized."""
+    kv_dtype_bytes: int = 0
+    """Bytes per KV-cache element where the server's ``--kv-cache-dtype`` is not ``auto`` (1 for ``fp8``);
+    0: the served dtype's (:attr:`dtype_bytes`)."""
     matmul8: str = ""
     """``"fp8"`` or ``"int8"`` where the checkpoint quantizes the linear layers' activations too (W8A8), so
     that vLLM multiplies them on 8-bit tensor cores (where the GPU has them); ``""`` otherwise."""
@@ -89,6 +92,8 @@ class ModelSpec:
                 raise ValueError(f"{attr}(={value}) must be >= 1 for model {self.name!r}")
         if not self.vision_params >= 0:
             raise ValueError(f"vision_params(={self.vision_params}) must be >= 0 for model {self.name!r}")
+        if self.kv_dtype_bytes not in (0, 1, 2, 4):
+            raise ValueError(f"kv_dtype_bytes(={self.kv_dtype_bytes}) must be 0, 1, 2 or 4 for model {self.name!r}")
         if self.matmul8 not in ("", "fp8", "int8"):
             raise ValueError(f"matmul8(={self.matmul8!r}) must be '', 'fp8' or 'int8' for model {self.name!r}")
         if not 0 <= self.weight_bits <= 8 * self.dtype_bytes:
@@ -242,7 +247,12 @@ class ModelSpec:
 
     @property
     def kv_bytes_per_token(self) -> int:
-        return 2 * self.num_layers * self.num_kv_heads * self.head_dim * self.dtype_bytes
+        return 2 * self.num_layers * self.num_kv_heads * self.head_dim * self.kv_element_bytes
+
+    @property
+    def kv_element_bytes(self) -> int:
+        """Bytes per KV-cache element: :attr:`kv_dtype_bytes` where set, else the served dtype's."""
+        return self.kv_dtype_bytes or self.dtype_bytes
 
     def tp_error(self, tp: int) -> str | None:
         """Why vLLM refuses to shard this model over ``tp`` GPUs, with the sizes that work, or None: its
@@ -272,6 +282,8 @@ _REQUIRED_KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_
 
 #: vLLM's ``--dtype`` spellings -> bytes per element
 SERVED_DTYPES = {"half": 2, "float16": 2, "bfloat16": 2, "float": 4, "float32": 4}
+#: vLLM's ``--kv-cache-dtype`` spellings -> bytes per element (``auto``: the served dtype's)
+KV_CACHE_DTYPES = {"auto": 0, "fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1}
 
 
 def served_dtype_bytes(dtype: str = "auto", source: str = "config.json") -> int:

@@ -73,6 +73,9 @@ class ServingConfig(Strict):
     """Largest engine step (tokens) the server replays from a captured CUDA graph: vLLM V1's default 512,
     0 for a server started with ``--enforce-eager``.  Bigger steps launch kernel by kernel and pay the
     profile's ``eager_factor`` (a small model's host cost)."""
+    kv_cache_dtype: Literal["auto", "fp8", "fp8_e4m3", "fp8_e5m2"] = "auto"
+    """vLLM --kv-cache-dtype: ``auto`` keeps the KV cache in the model's dtype; an FP8 cache holds twice the
+    tokens and halves the bytes a decode step reads from it."""
     activation_reserve_gb: float | None = Field(default=None, ge=0)
     """Memory per GPU kept out of the KV cache besides the weights (activations, runtime).  Default: the
     memory model, i.e. vLLM's profiling-run activation peak for this model and these limits plus the

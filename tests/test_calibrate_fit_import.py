@@ -292,6 +292,22 @@ def test_a_server_quantizing_fp8_as_it_loads_serves_8bit_weights_and_activations
         resolve_points(load_runs([tmp_path / "r.json"], engine={"quantization": "awq"}))
 
 
+def test_a_servers_fp8_kv_cache_halves_the_replayed_kv_bytes(tmp_path: Path) -> None:
+    from calibrate.fitplan import resolve_points
+    from calibrate.overrides import engine_overrides
+
+    one_point_bundle(tmp_path / "b", "--kv-cache-dtype", "fp8_e4m3")
+    (run,) = load_runs([tmp_path / "b"])
+    (fp8,) = resolve_points([run])
+    (plain,) = resolve_points(load_runs([write(tmp_path / "r.json", BASE)]))
+    assert fp8.model.kv_bytes_per_token * 2 == plain.model.kv_bytes_per_token
+    assert fp8.model.weight_bytes == plain.model.weight_bytes
+    (told,) = resolve_points(load_runs([tmp_path / "r.json"], engine=engine_overrides(["kv-cache-dtype=fp8"])))
+    assert told.model == fp8.model
+    with pytest.raises(ImportFailed, match=re.escape("kv_cache_dtype must be one of auto, fp8")):
+        engine_overrides(["kv_cache_dtype=int4"])
+
+
 def test_broken_bundle_names_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "manifest.json").write_text(json.dumps({"format": "nope"}))

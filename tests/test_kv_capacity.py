@@ -118,3 +118,15 @@ def test_a_config_without_cuda_graphs_replicates_an_eager_server() -> None:
     assert eager.step(1, 1, 0) > 2 * graphs.step(1, 1, 0)
     with pytest.raises(ScenarioError, match=r"configs\[0\]\.cuda_graph_max_tokens"):
         scenario_from_dict(small_kv(cuda_graph_max_tokens=-1))
+
+
+def test_an_fp8_kv_cache_holds_twice_the_tokens_and_is_read_in_half_the_time() -> None:
+    """vLLM's ``--kv-cache-dtype fp8``: one byte per element instead of the model's two."""
+    plain = build_fleet(scenario_from_dict(small_kv()))[0].replica
+    fp8 = build_fleet(scenario_from_dict(small_kv(kv_cache_dtype="fp8")))[0].replica
+    assert fp8.kv_tokens in (2 * plain.kv_tokens, 2 * plain.kv_tokens + 1)
+    assert fp8.step_model.kv_coef == pytest.approx(plain.step_model.kv_coef / 2)
+    m = MODELS["meta-llama/Meta-Llama-3-8B-Instruct"]
+    assert replace(m, kv_dtype_bytes=1).kv_bytes_per_token == m.kv_bytes_per_token // 2
+    with pytest.raises(ScenarioError, match=r"configs\[0\]\.kv_cache_dtype: .*'auto', 'fp8'"):
+        scenario_from_dict(small_kv(kv_cache_dtype="fp16"))
