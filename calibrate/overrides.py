@@ -36,6 +36,9 @@ ENGINE_KEYS: dict[str, type] = {"max_num_seqs": int, "max_num_batched_tokens": i
 #: vLLM ``--quantization`` methods that quantize a 16-bit checkpoint as it loads (FP8: weights per tensor,
 #: activations per token at run time, so W8A8 on GPUs with FP8 tensor cores)
 ONLINE_QUANTIZATION = ("fp8",)
+#: the settings that take a word, with the words vLLM accepts
+ENGINE_CHOICES: dict[str, tuple[str, ...]] = {"dtype": ("auto", *SERVED_DTYPES), "quantization": ONLINE_QUANTIZATION,
+                                              "kv_cache_dtype": tuple(KV_CACHE_DTYPES)}
 #: smallest value of an integer setting where it is not 1 (0 CUDA-graph tokens: a server started with --enforce-eager)
 ENGINE_MINIMUM: dict[str, int] = {"cuda_graph_max_tokens": 0}
 #: the ``--engine`` option's help, shared by the commands that replay runs
@@ -52,22 +55,13 @@ def engine_overrides(items: Sequence[str]) -> dict[str, Any]:
         if not sep or key not in ENGINE_KEYS:
             raise ImportFailed(f"--engine {item}: expected KEY=VALUE with KEY one of {', '.join(sorted(ENGINE_KEYS))}")
         kind = ENGINE_KEYS[key]
-        if key == "quantization":  # the server's --quantization of a 16-bit checkpoint
-            if text.strip().lower() not in ONLINE_QUANTIZATION:
-                raise ImportFailed(f"--engine {item}: {key} must be one of {', '.join(ONLINE_QUANTIZATION)} "
-                                   "(vLLM's quantization at load time; a quantized checkpoint's config.json "
-                                   "says its own)")
-            out[key] = text.strip().lower()
-            continue
-        if key == "kv_cache_dtype":  # the server's --kv-cache-dtype
-            if text.strip().lower() not in KV_CACHE_DTYPES:
-                raise ImportFailed(f"--engine {item}: {key} must be one of {', '.join(KV_CACHE_DTYPES)}")
-            out[key] = text.strip().lower()
-            continue
-        if kind is str:  # the served --dtype
-            if text.strip().lower() not in ("auto", *SERVED_DTYPES):
-                raise ImportFailed(f"--engine {item}: {key} must be auto or one of {', '.join(SERVED_DTYPES)}")
-            out[key] = text.strip().lower()
+        if key in ENGINE_CHOICES:  # the server's --dtype, --quantization, --kv-cache-dtype
+            word, choices = text.strip().lower(), ENGINE_CHOICES[key]
+            if word not in choices:
+                hint = (" (vLLM's quantization at load time; a quantized checkpoint's config.json says its own)"
+                        if key == "quantization" else "")
+                raise ImportFailed(f"--engine {item}: {key} must be one of {', '.join(choices)}{hint}")
+            out[key] = word
             continue
         try:
             value = kind(text.strip())

@@ -222,7 +222,7 @@ def test_engine_settings_for_files_that_do_not_record_them(tmp_path: Path) -> No
     assert (settings.max_num_seqs, settings.max_num_batched_tokens, settings.gpu_memory_utilization) == (64, 4096, 0.95)
     for bad, needle in (("max_num_seq=64", "KEY one of"), ("max_num_seqs", "KEY=VALUE"),
                         ("max_num_seqs=6.5", "must be an integer"), ("gpu_memory_utilization=1.5", "(0, 1]"),
-                        ("max_model_len=0", "must be >= 1"), ("dtype=fp64", "dtype must be auto or one of half")):
+                        ("max_model_len=0", "must be >= 1"), ("dtype=fp64", "dtype must be one of auto, half")):
         with pytest.raises(ImportFailed, match=re.escape(needle)):
             engine_overrides([bad])
     assert engine_overrides(["dtype=Float32"]) == {"dtype": "float32"}
