@@ -42,7 +42,7 @@ from calibrate.replay import DEFAULT_SEEDS, engine_settings
 from calibrate.workload import LengthModel
 from scenarios.catalog import GPUS, GpuSpec, find_gpu, find_model
 from scenarios.errors import FleetPlannerError
-from scenarios.models import KV_CACHE_DTYPES, ModelSpec, load_model_config, model_from_config, served_dtype_bytes
+from scenarios.models import ModelSpec, load_model_config, model_from_config, served_as, served_dtype_bytes
 from sim.profiles import profile_fields
 from sim.profiles import read_profile_entries as profile_file_entries
 from sim.service import CUDA_GRAPH_MAX_TOKENS, DEFAULT_RUNTIME_RESERVE_GB, HardwareProfile
@@ -89,19 +89,10 @@ def model_resolver(configs: Sequence[str | Path] = ()) -> Callable[[MeasuredRun]
         served = str(run.engine.get("dtype") or "auto")
         if served != "auto":
             spec = replace(spec, dtype_bytes=served_dtype_bytes(served, f"{run.where}: server --dtype"))
-        quant = run.engine.get("quantization")
-        if quant is not None and not spec.weight_bits:
-            if quant != "fp8":
-                raise FitInputError(f"{run.where}: server --quantization {quant!r}: only fp8 (quantized as the "
-                                    "model loads) is modelled; give a quantized checkpoint's config.json instead")
-            spec = replace(spec, weight_bits=8.0, matmul8="fp8")
-        kv = str(run.engine.get("kv_cache_dtype") or "auto")
-        if kv != "auto":
-            if kv not in KV_CACHE_DTYPES:
-                raise FitInputError(f"{run.where}: server --kv-cache-dtype {kv!r}: expected one of "
-                                    f"{', '.join(KV_CACHE_DTYPES)}")
-            spec = replace(spec, kv_dtype_bytes=KV_CACHE_DTYPES[kv])
-        return spec
+        try:
+            return served_as(spec, run.engine.get("quantization"), str(run.engine.get("kv_cache_dtype") or "auto"))
+        except ValueError as exc:
+            raise FitInputError(f"{run.where}: server {exc}") from None
 
     def _find(run: MeasuredRun) -> ModelSpec:
         short = run.short_model.lower()

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from calibrate.importer import ImportFailed
-from scenarios.models import KV_CACHE_DTYPES, SERVED_DTYPES
+from scenarios.models import KV_CACHE_DTYPES, ONLINE_QUANTIZATION, SERVED_DTYPES
 
 
 def hardware_overrides(gpu: str | None, gpus: int | None) -> dict[str, Any]:
@@ -33,9 +33,6 @@ ENGINE_KEYS: dict[str, type] = {"max_num_seqs": int, "max_num_batched_tokens": i
                                 "gpu_memory_utilization": float, "kv_cache_tokens": int, "block_size": int,
                                 "dtype": str, "cuda_graph_max_tokens": int, "quantization": str,
                                 "kv_cache_dtype": str}
-#: vLLM ``--quantization`` methods that quantize a 16-bit checkpoint as it loads (FP8: weights per tensor,
-#: activations per token at run time, so W8A8 on GPUs with FP8 tensor cores)
-ONLINE_QUANTIZATION = ("fp8",)
 #: the settings that take a word, with the words vLLM accepts
 ENGINE_CHOICES: dict[str, tuple[str, ...]] = {"dtype": ("auto", *SERVED_DTYPES), "quantization": ONLINE_QUANTIZATION,
                                               "kv_cache_dtype": tuple(KV_CACHE_DTYPES)}

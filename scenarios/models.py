@@ -14,7 +14,7 @@ The config keys beyond the plain sizes (experts, quantization, a tied LM head, a
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -284,6 +284,9 @@ _REQUIRED_KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_
 SERVED_DTYPES = {"half": 2, "float16": 2, "bfloat16": 2, "float": 4, "float32": 4}
 #: vLLM's ``--kv-cache-dtype`` spellings -> bytes per element (``auto``: the served dtype's)
 KV_CACHE_DTYPES = {"auto": 0, "fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1}
+#: vLLM ``--quantization`` methods that quantize a 16-bit checkpoint as it loads (FP8: weights per tensor,
+#: activations per token at run time, so W8A8 on GPUs with FP8 tensor cores)
+ONLINE_QUANTIZATION = ("fp8",)
 
 
 def served_dtype_bytes(dtype: str = "auto", source: str = "config.json") -> int:
@@ -349,6 +352,23 @@ def model_from_config(config: dict[str, Any], name: str = "model", source: str =
         **moe_fields(cfg, source),
         extra={"head_dim": cfg.get("head_dim"), "architectures": archs},
     )
+
+
+def served_as(model: ModelSpec, quantization: str | None = None, kv_cache_dtype: str = "auto") -> ModelSpec:
+    """``model`` as a vLLM server started with ``--quantization`` and ``--kv-cache-dtype`` serves it: ``fp8``
+    quantizes a 16-bit checkpoint's linear layers as it loads (FP8 weights and activations; a checkpoint
+    quantized already keeps its own), an FP8 KV cache takes one byte per element.  ValueError names the
+    choices of a value it does not model."""
+    if quantization and not model.weight_bits:
+        if quantization not in ONLINE_QUANTIZATION:
+            raise ValueError(f"--quantization {quantization!r}: only {', '.join(ONLINE_QUANTIZATION)} (quantized as "
+                             "the model loads) is modelled; give a quantized checkpoint's config.json instead")
+        model = replace(model, weight_bits=8.0, matmul8="fp8")
+    if kv_cache_dtype not in KV_CACHE_DTYPES:
+        raise ValueError(f"--kv-cache-dtype {kv_cache_dtype!r}: expected one of {', '.join(KV_CACHE_DTYPES)}")
+    if KV_CACHE_DTYPES[kv_cache_dtype]:
+        model = replace(model, kv_dtype_bytes=KV_CACHE_DTYPES[kv_cache_dtype])
+    return model
 
 
 def load_model_config(path: str | Path, dtype: str = "auto") -> ModelSpec:

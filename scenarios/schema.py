@@ -73,6 +73,10 @@ class ServingConfig(Strict):
     """Largest engine step (tokens) the server replays from a captured CUDA graph: vLLM V1's default 512,
     0 for a server started with ``--enforce-eager``.  Bigger steps launch kernel by kernel and pay the
     profile's ``eager_factor`` (a small model's host cost)."""
+    quantization: Literal["fp8"] | None = None
+    """vLLM --quantization: ``fp8`` quantizes a 16-bit checkpoint as it loads (FP8 weights, activations
+    quantized per token: half the weight memory and, on GPUs with FP8 tensor cores, twice the prefill
+    peak); a quantized checkpoint keeps its own."""
     kv_cache_dtype: Literal["auto", "fp8", "fp8_e4m3", "fp8_e5m2"] = "auto"
     """vLLM --kv-cache-dtype: ``auto`` keeps the KV cache in the model's dtype; an FP8 cache holds twice the
     tokens and halves the bytes a decode step reads from it."""

@@ -8,12 +8,12 @@ when it starts): a configuration whose weights leave no room for KV cache is a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from scenarios.catalog import GpuSpec
 from scenarios.errors import FleetPlannerError, ScenarioError
 from scenarios.loader import LoadedScenario
-from scenarios.models import KV_CACHE_DTYPES, ModelSpec
+from scenarios.models import ModelSpec, served_as
 from scenarios.prices import gpu_cost
 from scenarios.schema import Scenario, ServingConfig
 from sim.profiles import resolve_profile, scale_step_times
@@ -59,8 +59,7 @@ def plan_config(
 ) -> ReplicaPlan:
     gpu = scenario.gpu_catalogue()[cfg.gpu]
     tp = cfg.tp_size
-    if cfg.kv_cache_dtype != "auto":
-        model = replace(model, kv_dtype_bytes=KV_CACHE_DTYPES[cfg.kv_cache_dtype])
+    model = served_as(model, cfg.quantization, cfg.kv_cache_dtype)
     profile = scale_step_times(resolve_profile(cfg.gpu, cfg.gpus, cfg.profile, loaded.base_dir), cfg.step_time_scale)
     memory = profile_gpu(gpu, profile)
     reserve = cfg.activation_reserve_gb

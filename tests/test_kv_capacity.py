@@ -130,3 +130,16 @@ def test_an_fp8_kv_cache_holds_twice_the_tokens_and_is_read_in_half_the_time() -
     assert replace(m, kv_dtype_bytes=1).kv_bytes_per_token == m.kv_bytes_per_token // 2
     with pytest.raises(ScenarioError, match=r"configs\[0\]\.kv_cache_dtype: .*'auto', 'fp8'"):
         scenario_from_dict(small_kv(kv_cache_dtype="fp16"))
+
+
+def test_a_config_quantizing_fp8_as_it_loads_frees_memory_and_runs_prefill_at_the_fp8_peak() -> None:
+    """A serving config's ``quantization: fp8`` (vLLM ``--quantization fp8`` of the 16-bit 8B): half the
+    linear layers' bytes, so more KV cache; its linear layers run at the RTX 4090's FP8 peak."""
+    plain = build_fleet(scenario_from_dict(small_kv()))[0].replica
+    fp8 = build_fleet(scenario_from_dict(small_kv(quantization="fp8")))[0].replica
+    m = MODELS["meta-llama/Meta-Llama-3-8B-Instruct"]
+    freed = m.linear_params  # bytes: one per linear weight instead of two
+    assert fp8.kv_tokens == pytest.approx(plain.kv_tokens + freed / m.kv_bytes_per_token, abs=2)
+    assert fp8.step_model.step(2048, 1, 0) < 0.7 * plain.step_model.step(2048, 1, 0)
+    with pytest.raises(ScenarioError, match=r"configs\[0\]\.quantization"):
+        scenario_from_dict(small_kv(quantization="awq"))
