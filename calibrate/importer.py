@@ -311,6 +311,19 @@ def lone_cached_runs(runs: Sequence[MeasuredRun]) -> list[MeasuredRun]:
     return [r for r in runs if r.prefix_caching == "auto" and sizes[r.session] == 1]
 
 
+def lone_runs_note(runs: Sequence[MeasuredRun]) -> str | None:
+    """What ``calibrate fit`` and ``planner validate`` say about :func:`lone_cached_runs`, or None."""
+    lone = lone_cached_runs(runs)
+    if not lone:
+        return None
+    named = ", ".join(f"{Path(r.file).name} at {r.request_rate:g} req/s" for r in lone[:3])
+    named += f" (+{len(lone) - 3} more)" if len(lone) > 3 else ""
+    return (f"{len(lone)} run(s) are the only one of their server session among the files given ({named}), so "
+            f"they are replayed with a cold prefix cache. A sweep that ran its rates in turn against one server "
+            f"with the same prompts (as the published ones did, 32 down to 1 req/s) warmed the cache for all but "
+            f"its first run: give a sweep's files together.")
+
+
 def load_runs(paths: Sequence[str | Path], *, client_seed: int | None = None, engine: dict[str, Any] | None = None,
               **overrides: Any) -> list[MeasuredRun]:
     """Read result files and bundle directories (a directory without a manifest: its *.json/*.jsonl).

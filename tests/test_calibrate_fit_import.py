@@ -367,3 +367,10 @@ def test_hardware_file_describes_hosts_outside_the_catalogue(tmp_path: Path) -> 
     hw.write_text("- {name: A}\n")
     with pytest.raises(ScenarioError, match="expected a mapping with one key 'hardware'"):
         load_hardware_file(hw)
+
+
+def test_fit_says_when_a_run_meets_a_cold_prefix_cache(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lone = write(tmp_path / "second.json", {**BASE, "request_rate": 1.0})
+    assert main(["fit", lone, "-o", str(tmp_path / "p.yaml"), "--seeds", "1", "--max-evals", "2"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "1 run(s) are the only one of their server session among the files given (second.json at 1 req/s)" in err

@@ -24,7 +24,7 @@ from calibrate.fitplan import (
     write_profile_file,
 )
 from calibrate.fitplan import fit_all as _fit_all
-from calibrate.importer import load_runs
+from calibrate.importer import load_runs, lone_runs_note
 from calibrate.overrides import ENGINE_HELP, engine_overrides, hardware_overrides
 from calibrate.workload import LengthModel, run_workload
 from scenarios.catalog import GpuSpec
@@ -94,6 +94,9 @@ def fit_files(
     """Load, fit, write (as it goes); returns the entries written."""
     console = console or Console(stderr=True)
     runs = load_runs(list(files), client_seed=client_seed, **(overrides or {}))
+    lone = lone_runs_note(runs)
+    if lone:
+        console.print(f"[yellow]note: {lone}[/]", highlight=False)
     points = resolve_points(runs, model_configs, hardware)
     for p in points:  # lengths a run's dataset cannot have fail here, named, not as a far-off fit
         try:

@@ -18,7 +18,7 @@ from rich.table import Table
 from calibrate.bands import Axis, add_bands, inside, profile_axes
 from calibrate.datasets import DATASET_HELP, DATASETS
 from calibrate.fitplan import resolve_points
-from calibrate.importer import MeasuredRun, load_runs, lone_cached_runs
+from calibrate.importer import MeasuredRun, load_runs, lone_runs_note
 from calibrate.overrides import ENGINE_HELP, engine_overrides, hardware_overrides
 from calibrate.validation import METRICS, ape, mape, profile_chooser, validate_points
 from scenarios.errors import FleetPlannerError
@@ -191,15 +191,9 @@ def run(args: argparse.Namespace) -> int:
     notes = dict.fromkeys(n for p in points for n in extrapolation_notes(choose(p.run), p.model, p.run.gpu_count))
     for note in notes:
         console.print(f"[yellow]note: {note}[/]")
-    lone = lone_cached_runs([p.run for p in points])
+    lone = lone_runs_note([p.run for p in points])
     if lone:
-        named = ", ".join(f"{Path(r.file).name} at {r.request_rate:g} req/s" for r in lone[:3])
-        named += f" (+{len(lone) - 3} more)" if len(lone) > 3 else ""
-        console.print(f"[yellow]note: {len(lone)} run(s) are the only one of their server session among the files "
-                      f"given ({named}), so they are replayed with a cold prefix cache. A sweep that ran its rates in "
-                      f"turn against one server with the same prompts (as the published ones did, 32 down to 1 "
-                      f"req/s) warmed the cache for all but its first run: give a sweep's files together.[/]",
-                      highlight=False)
+        console.print(f"[yellow]note: {lone}[/]", highlight=False)
     if failures:
         console.print(f"[yellow]{len(failures)} run(s) could not be replayed (no prediction):[/]")
         for where, why in list(failures.items())[:5]:
