@@ -94,15 +94,15 @@ def fit_files(
     """Load, fit, write (as it goes); returns the entries written."""
     console = console or Console(stderr=True)
     runs = load_runs(list(files), client_seed=client_seed, **(overrides or {}))
-    lone = lone_runs_note(runs)
-    if lone:
-        console.print(f"[yellow]note: {lone}[/]", highlight=False)
     points = resolve_points(runs, model_configs, hardware)
     for p in points:  # lengths a run's dataset cannot have fail here, named, not as a far-off fit
         try:
             run_workload(p.run, options.seeds[0], options.lengths)
         except ValueError as exc:
             raise FleetPlannerError(f"{p.run.where}: {exc}") from None
+    lone = lone_runs_note(runs)  # once the inputs stand, so that an input error stays one line
+    if lone:
+        console.print(f"[yellow]note: {lone}[/]", highlight=False)
     if only:
         wanted = {s.lower() for s in only}
         points = [p for p in points if f"{p.run.gpu_count}x{p.run.gpu}".lower() in wanted]
