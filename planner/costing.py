@@ -140,7 +140,7 @@ def fleet_economics(result: SimResult, loaded: LoadedScenario) -> FleetEconomics
                 cost_basis=cost.basis,
                 power_basis=pm.basis,
                 carbon_basis=f"{grid:.0f} g/kWh x PUE {pricing.pue:g}; embodied {emb_basis}",
-                service_basis=service_basis(plan.profile, loaded.model, plan.config.tp_size),
+                service_basis=service_basis(plan.profile, plan.model, plan.config.tp_size),
             )
         )
     total = Economics(

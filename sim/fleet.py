@@ -32,6 +32,8 @@ class ReplicaPlan:
     max_model_len: int
     price_per_hour: float
     """USD per replica-hour under the scenario's pricing (rent, or owned capex + overhead)."""
+    model: ModelSpec
+    """The scenario's model as this configuration serves it (its ``quantization``, ``kv_cache_dtype``)."""
 
     def nominal_capacity(self, mean_prompt: float, mean_output: float) -> float:
         """Rough saturated throughput, requests/s, for ranking pools (not for SLO decisions)."""
@@ -89,7 +91,7 @@ def plan_config(
     limit = cfg.max_model_len or model.max_position_embeddings
     price = gpu_cost(scenario, gpu.name, loaded.base_dir).usd_per_hour * cfg.gpus
     step = StepTimeModel(model, gpu, profile, tp, cfg.cuda_graph_max_tokens)
-    return ReplicaPlan(cfg, gpu, profile, step, kv, min(limit, kv - cfg.block_size), price)
+    return ReplicaPlan(cfg, gpu, profile, step, kv, min(limit, kv - cfg.block_size), price, model)
 
 
 def build_fleet(loaded: LoadedScenario) -> list[PoolPlan]:

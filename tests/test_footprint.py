@@ -158,3 +158,10 @@ def test_step_time_basis_names_the_profile_and_warns_outside_its_fit(tmp_path) -
     basis = economics([40.0, 65.0])
     assert basis.startswith("calibrate fit: test; note: meta-llama/Meta-Llama-3-8B-Instruct holds 16.1 GB")
     assert "host" in basis
+    # a configuration that serves the model FP8 says so; the basis follows the model as it is served
+    data = make_scenario().scenario.model_dump(mode="json", exclude_none=True, exclude_unset=True)
+    data["configs"] = [{"gpu": "H100-PCIe", "quantization": "fp8"}]
+    data["fleet"] = {"pools": [{"config": "1xH100-PCIe", "count": 1}]}
+    loaded = scenario_from_dict(data, path=tmp_path / "s.yaml")
+    fp8 = fleet_economics(simulate(loaded, requests=100), loaded).pools[0].service_basis
+    assert "quantized weights (8 bits" in fp8 and "multiply in FP8" in fp8

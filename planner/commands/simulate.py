@@ -85,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
             Path(args.json).write_text(text + "\n")
     if not args.quiet and args.json != "-":
         _print(console, result, class_summary(result), pool_summary(result))
-        notes = (extrapolation_notes(p.replica.profile, loaded.model, p.replica.config.tp_size) for p in result.pools)
+        replicas = (p.replica for p in result.pools)
+        notes = (extrapolation_notes(r.profile, r.model, r.config.tp_size) for r in replicas)
         for note in dict.fromkeys(n for pool_notes in notes for n in pool_notes):
             console.print(f"[yellow]note: {note}[/]")
     return 0
