@@ -92,9 +92,7 @@ def weight_bits(cfg: dict[str, Any], source: str) -> float:
     elif method == "bitsandbytes":
         bits = 4 if q.get("load_in_4bit") else 8 if q.get("load_in_8bit") else None
     elif method == "compressed-tensors":
-        groups = q.get("config_groups")
-        weights = [g["weights"] for g in (groups.values() if isinstance(groups, dict) else ())
-                   if isinstance(g, dict) and isinstance(g.get("weights"), dict)]
+        weights = [g["weights"] for g in _tensor_groups(q)]
         bits = weights[0].get("num_bits") if weights else None
         group = weights[0].get("group_size") if weights else None
         where = "quantization_config.config_groups.*.weights.num_bits"
@@ -123,13 +121,18 @@ def matmul8(cfg: dict[str, Any]) -> str:
     method = str(q.get("quant_method", "")).lower()
     if method in ("fp8", "fbgemm_fp8"):
         return "fp8"
-    groups = q.get("config_groups") if method == "compressed-tensors" else None
-    for group in groups.values() if isinstance(groups, dict) else ():
-        w = group.get("weights") if isinstance(group, dict) else None
-        a = group.get("input_activations") if isinstance(group, dict) else None
-        if isinstance(w, dict) and isinstance(a, dict) and w.get("num_bits") == 8 == a.get("num_bits"):
+    for group in _tensor_groups(q) if method == "compressed-tensors" else ():
+        w, a = group["weights"], group.get("input_activations")
+        if isinstance(a, dict) and w.get("num_bits") == 8 == a.get("num_bits"):
             return "fp8" if str(w.get("type", "int")).lower() == "float" else "int8"
     return ""
+
+
+def _tensor_groups(q: dict[str, Any]) -> list[dict[str, Any]]:
+    # a compressed-tensors quantization_config's config_groups that state their weights' scheme
+    groups = q.get("config_groups")
+    return [g for g in (groups.values() if isinstance(groups, dict) else ())
+            if isinstance(g, dict) and isinstance(g.get("weights"), dict)]
 
 
 #: architectures whose MLP is plain (up, activation, down) rather than gated
