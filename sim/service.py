@@ -43,6 +43,8 @@ ROOFLINE_SOURCE = "roofline defaults"
 #: profile fields a step's time goes as the inverse of (efficiencies) and as (time constants)
 EFFICIENCY_FIELDS = ("mem_eff", "compute_eff", "attn_eff", "comm_eff")
 TIME_FIELDS = ("step_overhead_s", "per_seq_s", "comm_latency_s", "per_layer_s", "frontend_s")
+#: fields a profile may leave unset (null: the GPU catalogue's memory, the default reserve)
+OPTIONAL_FIELDS = ("memory_gb", "runtime_reserve_gb")
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,16 @@ class HardwareProfile:
         if unknown:
             raise ValueError(f"unknown profile field(s) {unknown}; known: {sorted(names)}")
         data = dict(data)
+        for name, v in data.items():  # a YAML typo ("0,8", "fast") is named here, not by a failed comparison
+            if name in ("gpu", "source"):
+                if not isinstance(v, str):
+                    raise ValueError(f"{name}(={v!r}) must be text")
+            elif name == "gpus":
+                if isinstance(v, bool) or not isinstance(v, int):
+                    raise ValueError(f"gpus(={v!r}) must be a whole number")
+            elif name != "fitted_weights_gb" and not (v is None and name in OPTIONAL_FIELDS) and (
+                    isinstance(v, bool) or not isinstance(v, (int, float))):
+                raise ValueError(f"{name}(={v!r}) must be a number")
         w = data.get("fitted_weights_gb")
         if w is not None:
             if not isinstance(w, (list, tuple)) or not all(isinstance(x, (int, float)) for x in w):

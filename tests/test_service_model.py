@@ -212,6 +212,12 @@ def test_profile_round_trip_through_dict() -> None:
             HardwareProfile.from_dict({"gpu": "H100-PCIe", "fitted_weights_gb": bad})
     with pytest.raises(ValueError, match="unknown profile field"):
         HardwareProfile.from_dict({"gpu": "H100-PCIe", "bogus": 1})
+    # a hand-edited file's typo is named with the field, not left to a failed comparison
+    for field, bad, expected in (("mem_eff", "0,8", "a number"), ("frontend_s", True, "a number"),
+                                 ("gpus", 2.0, "a whole number"), ("gpu", 4090, "text")):
+        with pytest.raises(ValueError, match=rf"^{field}\(={bad!r}\) must be {expected}$"):
+            HardwareProfile.from_dict({"gpu": "H100-PCIe", field: bad})
+    assert HardwareProfile.from_dict({"gpu": "H100-PCIe", "memory_gb": None, "gpus": 2}).gpus == 2
 
 
 def test_extrapolation_note_outside_the_fitted_weights() -> None:
