@@ -187,6 +187,8 @@ def build_plan(args: argparse.Namespace) -> RunPlan:
     device = args.device
     if device == "auto":
         device = "cpu" if is_cpu_build() else "cuda"
+    if args.tp < 1:  # before the GPU lookup, which indexes the TP group's devices
+        raise RunArgumentError(f"tp(={args.tp}) must be >= 1")
     extra = _split(args.server_arg, "--server-arg")
     max_num_seqs, max_num_batched_tokens = engine_limits(args, device, extra)
     backend = None if args.attention_backend.lower() in ("auto", "none", "") else args.attention_backend
