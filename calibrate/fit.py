@@ -121,7 +121,11 @@ def default_params(tp: int) -> list[Param]:
         Param("frontend_s", 5e-4, 0.05, 0.006),
     ]
     if tp > 1:
-        ps += [Param("comm_latency_s", 1e-6, 1e-3, 2e-5), Param("comm_eff", 0.02, 1.0, 0.5)]
+        ps += [Param("comm_latency_s", 1e-6, 1e-3, 2e-5), Param("comm_eff", 0.02, 1.0, 0.5),
+               # a TP server's worker processes busy-poll the host beside the API server: the request path's
+               # latency varies from request to request (one process on a single GPU keeps it steady).
+               # Fitted last (calibrate.fitplan.LATE_PARAMS), once the engine's constants and KV reserve stand.
+               Param("frontend_spread", 0.02, 2.0, 0.5)]
     return ps
 
 

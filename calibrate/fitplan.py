@@ -51,6 +51,13 @@ from sim.service import CUDA_GRAPH_MAX_TOKENS, DEFAULT_RUNTIME_RESERVE_GB, Hardw
 GPU_LEVEL = ("mem_eff", "compute_eff", "attn_eff")
 #: host parameters a TP fit refits with the single-GPU fit's values as priors (same host, same launches)
 HOST_INHERITED = ("per_layer_s", "eager_factor")
+#: parameters fitted only after the engine's (:func:`fit_config`): a spread of the request path's latency
+#: can explain any TTFT, and fitted from the start it pulls the KV reserve (hence the prefix-cache hits of a
+#: box whose cache barely holds a sweep's prompts, 2xRTX-4090) toward a slow, jittery request path
+LATE_PARAMS = ("frontend_spread",)
+#: upper bound of ``frontend_s`` (the median) once the spread is fitted: a jittery request path's median may
+#: reach tens of ms (4xRTX-4090: ~80); a steady one stays under the 50 ms its parameter allows
+SPREAD_FRONTEND_MAX = 0.25
 
 
 class FitInputError(FleetPlannerError):
@@ -170,15 +177,27 @@ def fit_config(points: Sequence[FitPoint], options: FitOptions, *, parent: Hardw
                        runtime_reserve_gb=parent.runtime_reserve_gb)
         params = [p for p in params if p.name not in GPU_LEVEL]
         params = [replace(p, prior=getattr(parent, p.name)) if p.name in HOST_INHERITED else p for p in params]
-    result = fit_profile(points, base, params=params, seeds=options.seeds, lengths=options.lengths,
+    late = [p for p in params if p.name in LATE_PARAMS]
+    early = [p for p in params if p.name not in LATE_PARAMS]
+    steady: dict[str, Any] = {p.name: 0.0 for p in late}
+    base = replace(base, **steady)  # the engine's fit sees a steady request path
+    result = fit_profile(points, base, params=early, seeds=options.seeds, lengths=options.lengths,
                          max_nfev=options.max_nfev, progress=progress)
+    scores: dict[float, float] = {}
     if options.reserve_grid:
         prof, scores = confirm_reserve(points, result.profile, options.reserve_grid, seeds=options.seeds,
                                        lengths=options.lengths)
         if prof.runtime_reserve_gb != result.profile.runtime_reserve_gb:
-            result = fit_profile(points, prof, params=params, seeds=options.seeds,
+            result = fit_profile(points, prof, params=early, seeds=options.seeds,
                                  lengths=options.lengths, max_nfev=max(options.max_nfev // 2, 4),
                                  progress=progress, multi_start=False)
+    if late:  # then all parameters together from there, the request path's spread with them
+        spread: dict[str, Any] = {p.name: p.prior for p in late}
+        start = replace(result.profile, **spread)
+        params = [replace(p, hi=SPREAD_FRONTEND_MAX) if p.name == "frontend_s" else p for p in params]
+        result = fit_profile(points, start, params=params, seeds=options.seeds, lengths=options.lengths,
+                             max_nfev=max(options.max_nfev // 2, 4), progress=progress, multi_start=False)
+    if scores:
         result.extra["reserve_scan"] = {float(k): round(v, 4) for k, v in scores.items()}
     hits = [r.cache_hit for r in result.residuals]
     result.profile = replace(result.profile, prefix_hit=round(sum(hits) / max(len(hits), 1), 3))

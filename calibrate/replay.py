@@ -13,9 +13,10 @@ What the replay takes from the measurement besides the load:
   bundle's command line) or vLLM 0.8.5's OpenAI-server defaults (:func:`vllm_default_limits`).
 * KV capacity: reported by the server (bundles), else from the profile's memory model
   (:func:`sim.service.profile_kv_tokens`).
-* the client's view: TTFT and end-to-end latencies include the profile's ``frontend_s`` (HTTP,
-  tokenisation, streaming); request throughput = completed / (first send to last completion); a
-  client concurrency limit (``--max-concurrency``) holds requests back until a slot frees.
+* the client's view: TTFT and end-to-end latencies include the request-path latency (HTTP,
+  tokenisation, streaming: the profile's ``frontend_s``, spread by its ``frontend_spread``); request
+  throughput = completed / (first send to last completion); a client concurrency limit
+  (``--max-concurrency``) holds requests back until a slot frees.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from calibrate.workload import BLOCK, LengthModel, cached_prompt_tokens, run_wor
 from scenarios.catalog import GpuSpec
 from scenarios.models import ModelSpec
 from sim.replica import ITL_BINS, Replica
-from sim.requests import RequestTable
+from sim.requests import LATENCY_STREAM, RequestTable, client_latency
 from sim.results import itl_percentiles
 from sim.service import CUDA_GRAPH_MAX_TOKENS, HardwareProfile, StepTimeModel, profile_gpu, profile_kv_tokens
 
@@ -152,18 +153,20 @@ def _pct(values: np.ndarray, q: float) -> float:
     return float(np.percentile(values, q)) * 1000.0 if len(values) else math.nan
 
 
-def client_metrics(table: RequestTable, hist: np.ndarray, frontend_s: float) -> dict[str, float]:
-    """The metrics of vLLM's client (ms; throughputs per second) from one simulated run."""
+def client_metrics(table: RequestTable, hist: np.ndarray, latency: float | np.ndarray) -> dict[str, float]:
+    """The metrics of vLLM's client (ms; throughputs per second) from one simulated run; ``latency``: the
+    request-path latency, one for all requests or each request's (:func:`sim.requests.client_latency`)."""
     arrival = np.asarray(table.arrival)
     first = np.asarray(table.first)
     finish = np.asarray(table.finish)
     out = np.asarray(table.output)
     prompt = np.asarray(table.prompt)
     done = np.isfinite(finish)
-    ttft = first[done] - arrival[done] + frontend_s
+    lat = np.broadcast_to(np.asarray(latency, dtype=float), arrival.shape)[done]
+    ttft = first[done] - arrival[done] + lat
     o = out[done]
     tpot = ((finish[done] - first[done]) / np.maximum(o - 1, 1))[o > 1]
-    duration = float(finish[done].max() + frontend_s - arrival.min()) if done.any() else math.inf
+    duration = float((finish[done] + lat).max() - arrival.min()) if done.any() else math.inf
     itl = itl_percentiles(hist)
     m = {
         "request_throughput": done.sum() / duration,
@@ -246,7 +249,9 @@ def replay(
         table, hist, preempt = run_engine(step, arrival, prompt, output, cached, kv_tokens=kv,
                                           settings=settings, max_model_len=max_len,
                                           max_concurrency=run.max_concurrency)
-        for name, value in client_metrics(table, hist, profile.frontend_s).items():
+        latency = client_latency(table.replica, [profile.frontend_s], [profile.frontend_spread],
+                                 np.random.default_rng((seed, LATENCY_STREAM)))
+        for name, value in client_metrics(table, hist, latency).items():
             sums[name] = sums.get(name, 0.0) + value
         hit += float(cached.sum()) / max(float(prompt.sum()), 1.0)
         pre += preempt

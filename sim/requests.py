@@ -17,6 +17,9 @@ import numpy as np
 import pandas as pd
 
 NAN = math.nan
+#: second key of the generator that draws the request-path latencies (the first is the run's seed): a
+#: stream of its own, so the workload's draws stay the same whatever the latency spread
+LATENCY_STREAM = 1
 
 
 class RequestTable:
@@ -58,13 +61,13 @@ class RequestTable:
         self.epoch: list[int] = [0] * n
 
     def frame(self, pool_of_replica: list[str], class_names: tuple[str, ...] | None = None,
-              latency_of_replica: Sequence[float] | None = None) -> pd.DataFrame:
+              latency: np.ndarray | None = None) -> pd.DataFrame:
         """One row per request: inputs, outcomes and derived latencies (seconds).
 
-        ``latency_of_replica``: each replica's request-path latency outside its engine steps (HTTP,
-        tokenisation, IPC, streaming: its profile's ``frontend_s``).  The client sees the first token and
-        the last that much after the engine produced them, so ``first_token`` and ``finish`` (and with
-        them TTFT and E2E) include it, as in a replayed run (:func:`calibrate.replay.client_metrics`)."""
+        ``latency``: each request's request-path latency outside the engine steps (HTTP, tokenisation,
+        IPC, streaming: :func:`client_latency`).  The client sees the first token and the last that much
+        after the engine produced them, so ``first_token`` and ``finish`` (and with them TTFT and E2E)
+        include it, as in a replayed run (:func:`calibrate.replay.client_metrics`)."""
         names = list(class_names or self.class_names)
         replica = np.asarray(self.replica, dtype=np.int32)
         pool_names = list(dict.fromkeys(pool_of_replica))
@@ -72,11 +75,9 @@ class RequestTable:
         arrival = np.asarray(self.arrival)
         first = np.asarray(self.first)
         finish = np.asarray(self.finish)
-        if latency_of_replica is not None:
-            # a rejected request (replica -1) takes the appended 0
-            lat = np.array([*latency_of_replica, 0.0])[replica]
-            first = first + lat
-            finish = finish + lat
+        if latency is not None:
+            first = first + latency
+            finish = finish + latency
         output = np.asarray(self.output, dtype=np.int64)
         ttft = first - arrival
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -99,3 +100,18 @@ class RequestTable:
                 "rejected": np.asarray(self.rejected, dtype=bool),
             }
         )
+
+
+def client_latency(replica: Sequence[int] | np.ndarray, median: Sequence[float], spread: Sequence[float],
+                   rng: np.random.Generator | None = None) -> np.ndarray:
+    """Each request's request-path latency (seconds): its replica's profile's ``frontend_s`` (``median``,
+    per replica) times ``exp(frontend_spread * z)`` with ``z`` standard normal, one draw per request from
+    ``rng`` (needed only where a spread is not 0).  A rejected request (replica -1) gets 0."""
+    idx = np.asarray(replica, dtype=np.int64)
+    med = np.array([*median, 0.0])[idx]
+    sd = np.array([*spread, 0.0])[idx]
+    if not sd.any():
+        return med
+    if rng is None:
+        raise ValueError("rng(=None): a request-path latency spread needs a random generator")
+    return med * np.exp(sd * rng.standard_normal(len(idx)))

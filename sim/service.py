@@ -84,7 +84,15 @@ class HardwareProfile:
     frontend_s: float = 0.006
     """Request-path latency outside engine steps, added to TTFT and end-to-end time: HTTP, tokenisation,
     IPC to the engine (and its tensor-parallel workers), streaming.  The engine itself does not see it.
-    (Fitted: 5.8 and 6.5 ms on the single-GPU H100 and RTX 4090 boxes, ~50 ms on the TP RTX 4090 boxes.)"""
+    (Fitted: 5.8 and 6.5 ms on the single-GPU H100 and RTX 4090 boxes; a median of 58-92 ms on the TP RTX 4090
+    boxes.)"""
+    frontend_spread: float = 0.0
+    """Spread of the request-path latency from request to request: each request's is ``frontend_s`` (the
+    median) times ``exp(frontend_spread * z)``, ``z`` standard normal.  A tensor-parallel server's worker
+    processes busy-poll the host's CPUs beside the API server and the engine loop, and its published
+    runs' TTFT spreads far wider than their engine steps do (4/8xRTX-4090: p90 about twice the median at
+    4-16 req/s); ``calibrate fit`` fits it there (0.8-1.0).  0 on single-GPU servers, whose one process
+    keeps it steady."""
     memory_gb: float | None = None
     """Memory per GPU as the driver reports it (10^9 bytes); None: the GPU catalogue's figure."""
     runtime_reserve_gb: float | None = None
@@ -109,6 +117,8 @@ class HardwareProfile:
             v = getattr(self, f)
             if not v >= 0:
                 raise ValueError(f"{f}(={v}) must be >= 0")
+        if not 0 <= self.frontend_spread <= 3:
+            raise ValueError(f"frontend_spread(={self.frontend_spread}) must be in [0, 3]")
         if not self.eager_factor >= 1:
             raise ValueError(f"eager_factor(={self.eager_factor}) must be >= 1")
         if self.memory_gb is not None and not self.memory_gb > 0:

@@ -23,7 +23,7 @@ from scenarios.errors import FleetPlannerError
 from scenarios.loader import LoadedScenario
 from sim.fleet import PoolPlan, build_fleet
 from sim.replica import ITL_BINS, Replica
-from sim.requests import RequestTable
+from sim.requests import LATENCY_STREAM, RequestTable, client_latency
 from sim.router import PoolInfo, make_router
 from sim.traffic import Workload, generate_workload
 
@@ -161,9 +161,12 @@ def simulate(
     if stuck:
         raise SimulationError(f"the simulated fleet left {stuck} request(s) neither finished nor rejected "
                               "(an engine bug, not a property of the scenario)")
-    # the client sees tokens after each replica's request-path latency (its profile's frontend_s)
-    frame = table.frame([pools[r.pool].name for r in replicas], class_names,
-                        [pools[r.pool].replica.profile.frontend_s for r in replicas])
+    # the client sees tokens after each request's request-path latency (its replica's profile's frontend_s,
+    # spread by frontend_spread: drawn after the run, so a fleet without spread draws nothing)
+    profiles = [pools[r.pool].replica.profile for r in replicas]
+    latency = client_latency(table.replica, [p.frontend_s for p in profiles], [p.frontend_spread for p in profiles],
+                             np.random.default_rng((seed, LATENCY_STREAM)))
+    frame = table.frame([pools[r.pool].name for r in replicas], class_names, latency)
     finished = frame["finish"].to_numpy()
     makespan = float(np.nanmax(finished) - workload.arrival[0]) if np.isfinite(finished).any() else 0.0
     end = float(env.now)

@@ -104,6 +104,18 @@ def test_fit_is_robust_to_a_wild_point(clean_points: list[FitPoint], clean_fit: 
     assert res.residuals[i].log_ratio["median_ttft_ms"] < -1.5
 
 
+def test_fit_recovers_a_spread_request_path_latency() -> None:
+    """TTFT spread wider than the engine's (a tensor-parallel box's request path) is told apart from a
+    slower one: the fit recovers the latency's median and its spread from median and p90 TTFT."""
+    truth = replace(TRUE, frontend_s=0.03, frontend_spread=0.8)
+    points = synthetic_runs(truth)
+    free = [Param("frontend_s", 5e-4, 0.25, 0.01), Param("frontend_spread", 0.02, 2.0, 0.3)]
+    res = fit_profile(points, replace(truth, frontend_s=0.01, frontend_spread=0.3), params=free, seeds=SEEDS,
+                      max_nfev=30, multi_start=False, outlier_pass=False)
+    assert res.profile.frontend_s == pytest.approx(0.03, rel=0.1)
+    assert res.profile.frontend_spread == pytest.approx(0.8, rel=0.1)
+
+
 def test_outlier_flagging_caps_the_share() -> None:
     runs = synthetic_runs()[:9]
     res = residuals_of(runs, [None] * len(runs), {"median_tpot_ms": 1.0})  # every replay "failed"

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import simpy
 
+from calibrate.fit import default_params
 from scenarios.catalog import GPUS, MODELS
 from scenarios.errors import FleetPlannerError
 from sim.notes import extrapolation_note
@@ -246,6 +247,9 @@ def test_bundled_profile_is_picked_for_matching_hardware(gpu: str, gpus: int) ->
     assert 0.5 <= prof.mem_eff <= 1.0 and 0.15 <= prof.compute_eff <= 1.0
     assert prof.step_overhead_s < 0.03 and prof.per_layer_s < 1e-3 and prof.frontend_s < 0.1
     assert set(bundled_profiles()) >= set(EXPECTED_BUNDLED)
+    # the request path's spread is fitted where its worker processes share the host (TP), not on one GPU
+    assert (prof.frontend_spread > 0) == (gpus > 1) and prof.frontend_spread < 1.5
+    assert ("frontend_spread" in {q.name for q in default_params(gpus)}) == (gpus > 1)
 
 
 def test_bundled_files_name_their_sources_and_hold_no_raw_measurements() -> None:

@@ -83,6 +83,44 @@ def test_the_client_sees_tokens_after_the_profiles_request_path_latency(tmp_path
     assert min(fitted) <= resolve_profile("L40S", 1, None, tmp_path).frontend_s <= max(fitted)
 
 
+def test_a_spread_request_path_latency_varies_per_request_and_leaves_the_engine_alone(tmp_path: Path) -> None:
+    """frontend_spread (fitted on tensor-parallel boxes) draws each request's request-path latency around
+    frontend_s: log-normal with that spread, the engine's steps and TPOT untouched, the same per seed."""
+    import yaml
+
+    from sim.profiles import bundled_profiles
+
+    base = bundled_profiles()[("RTX-4090", 1)].to_dict()
+    runs = {}
+    for spread in (0.0, 0.8):
+        path = tmp_path / f"p{spread}.yaml"
+        path.write_text(yaml.safe_dump({"profiles": [{**base, "frontend_s": 0.05, "frontend_spread": spread}]}))
+        loaded = make_scenario(configs=[{"gpu": "RTX-4090", "max_model_len": 4096, "profile": str(path)}],
+                               fleet={"pools": [{"config": "1xRTX-4090", "count": 2, "name": "rtx"}]})
+        runs[spread] = simulate(loaded, seed=4, requests=2000)
+        if spread:
+            again = simulate(loaded, seed=4, requests=2000).requests
+            np.testing.assert_array_equal(again["ttft"].to_numpy(), runs[spread].requests["ttft"].to_numpy())
+    a, b = runs[0.0].requests, runs[0.8].requests
+    done = a["finish"].notna()
+    extra = np.log((b["ttft"] - a["ttft"] + 0.05)[done] / 0.05)  # log(latency / median)
+    assert abs(float(np.median(extra))) < 0.06 and float(np.std(extra)) == pytest.approx(0.8, rel=0.06)
+    np.testing.assert_allclose(b["tpot"].dropna(), a["tpot"].dropna(), rtol=1e-9)
+    assert int(runs[0.8].replicas["steps"].sum()) == int(runs[0.0].replicas["steps"].sum())
+    np.testing.assert_array_equal(a["arrival"].to_numpy(), b["arrival"].to_numpy())  # the workload's draws too
+
+
+def test_client_latency_per_request() -> None:
+    from sim.requests import client_latency
+
+    rep = [0, 1, -1, 1]  # -1: rejected, sees nothing
+    np.testing.assert_array_equal(client_latency(rep, [0.01, 0.05], [0.0, 0.0]), [0.01, 0.05, 0.0, 0.05])
+    with pytest.raises(ValueError, match="needs a random generator"):
+        client_latency(rep, [0.01, 0.05], [0.0, 0.5])
+    lat = client_latency(rep, [0.01, 0.05], [0.0, 0.5], np.random.default_rng(3))
+    assert lat[0] == 0.01 and lat[2] == 0.0 and lat[1] != lat[3] and lat[1] > 0
+
+
 def test_latency_grows_with_load() -> None:
     low = class_summary(simulate(make_scenario(), requests=1500)).iloc[0]
     loaded = make_scenario()
