@@ -153,16 +153,16 @@ def _pct(values: np.ndarray, q: float) -> float:
     return float(np.percentile(values, q)) * 1000.0 if len(values) else math.nan
 
 
-def client_metrics(table: RequestTable, hist: np.ndarray, latency: float | np.ndarray) -> dict[str, float]:
-    """The metrics of vLLM's client (ms; throughputs per second) from one simulated run; ``latency``: the
-    request-path latency, one for all requests or each request's (:func:`sim.requests.client_latency`)."""
+def client_metrics(table: RequestTable, hist: np.ndarray, latency: np.ndarray) -> dict[str, float]:
+    """The metrics of vLLM's client (ms; throughputs per second) from one simulated run; ``latency``: each
+    request's request-path latency (:func:`sim.requests.client_latency`)."""
     arrival = np.asarray(table.arrival)
     first = np.asarray(table.first)
     finish = np.asarray(table.finish)
     out = np.asarray(table.output)
     prompt = np.asarray(table.prompt)
     done = np.isfinite(finish)
-    lat = np.broadcast_to(np.asarray(latency, dtype=float), arrival.shape)[done]
+    lat = latency[done]
     ttft = first[done] - arrival[done] + lat
     o = out[done]
     tpot = ((finish[done] - first[done]) / np.maximum(o - 1, 1))[o > 1]
