@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ import yaml
 from scenarios.catalog import GPUS, MODELS, find_model
 from scenarios.errors import FleetPlannerError, ScenarioError
 from scenarios.loader import load_scenario, parse_fleet_spec, scenario_from_dict
+from scenarios.models import KV_CACHE_DTYPES, ONLINE_QUANTIZATION
+from scenarios.schema import ServingConfig
 
 BASE: dict[str, Any] = {
     "name": "unit",
@@ -317,3 +320,19 @@ def test_parse_fleet_spec_unknown_gpu_is_a_scenario_error() -> None:
         parse_fleet_spec("1xA6000:2", base)
     (line,) = info.value.problems
     assert line.startswith("--fleet: configs[2].gpu: unknown GPU 'A6000'; known: H100-PCIe")
+
+
+def _literal_choices(annotation: Any) -> set[object]:
+    """The values a (possibly optional) ``Literal`` annotation admits, ``None`` left out."""
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is typing.Literal:
+        return set(args)
+    return set().union(*(_literal_choices(a) for a in args if a is not type(None)))
+
+
+def test_serving_config_choices_match_what_the_model_layer_knows() -> None:
+    # the scenario schema spells its Literal choices out (mypy cannot build a Literal from a tuple);
+    # scenarios.models serves them: the two lists must not drift apart
+    fields = ServingConfig.model_fields
+    assert _literal_choices(fields["quantization"].annotation) == set(ONLINE_QUANTIZATION)
+    assert _literal_choices(fields["kv_cache_dtype"].annotation) == set(KV_CACHE_DTYPES)
