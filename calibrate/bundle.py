@@ -121,10 +121,14 @@ def read_json(path: Path) -> Any:
         raise BundleError(f"{path}: file not found") from None
     except OSError as exc:
         raise BundleError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise BundleError(f"{path}: cannot read: not UTF-8 text (byte {exc.start})") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise BundleError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except RecursionError:
+        raise BundleError(f"{path}: JSON nested too deeply") from None
 
 
 @dataclass

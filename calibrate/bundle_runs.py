@@ -17,7 +17,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from calibrate.importer import ImportFailed, MeasuredRun, parse_result
+from calibrate.importer import MeasuredRun, parse_result
+from calibrate.resultfields import ImportFailed, count_field, num_field
 from calibrate.server import parse_cuda_graphs
 
 
@@ -92,41 +93,69 @@ def _logged_graphs(root: Path, server: dict[str, Any]) -> int | None:
     return parse_cuda_graphs(log.read_text(errors="replace")) if log.is_file() else None
 
 
+def _section(data: dict[str, Any], key: str, where: str, path: str = "") -> dict[str, Any]:
+    """The object under ``key`` ({} when absent); anything else is refused, naming its field path."""
+    value = data.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ImportFailed(f"{where}: field '{path}{key}' must be an object (got {type(value).__name__})")
+    return value
+
+
+def _listed(data: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str, path: str) -> list[Any]:
+    value = data.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, kind) and not isinstance(v, bool) for v in value):
+        what = "names" if kind is str else "numbers"
+        raise ImportFailed(f"{where}: field '{path}{key}' must be a list of {what} (got {value!r:.60})")
+    return value
+
+
+def _command(server: dict[str, Any], where: str) -> list[str]:
+    command = server.get("command")
+    if isinstance(command, str):
+        try:
+            return shlex.split(command)
+        except ValueError as exc:
+            raise ImportFailed(f"{where}: field 'server.command' is not a command line ({exc})") from None
+    return _listed(server, "command", str, where, "server.")
+
+
 def read_bundle(path: Path, **overrides: Any) -> list[MeasuredRun]:
     """All finished points of a ``calibrate run`` bundle."""
     from calibrate.bundle import load_bundle
 
     bundle = load_bundle(path)
     man = bundle.manifest
-    ident = man.get("identity") or {}
-    server = man.get("server") or {}
-    env = man.get("env") or {}
-    gpus = env.get("gpus") or {}
-    command = server.get("command") or []
-    if isinstance(command, str):
-        command = shlex.split(command)
-    engine = _server_settings(command)
+    mf = str(path / "manifest.json")
+    ident = _section(man, "identity", mf)
+    server = _section(man, "server", mf)
+    env = _section(man, "env", mf)
+    gpus = _section(env, "gpus", mf, "env.")
+    engine = _server_settings(_command(server, mf))
     graphs = _logged_graphs(bundle.path, server)
     if graphs is not None:  # what the engine resolved beats what its command line implies
         engine["cuda_graph_max_tokens"] = graphs
     for key in ("gpu_memory_utilization", "max_model_len"):
         if ident.get(key) is not None:
-            engine[key] = ident[key]
-    kv = server.get("kv_cache") or {}
+            engine[key] = num_field(ident, key, f"{mf}: identity")
+    kv = _section(server, "kv_cache", mf, "server.")
     if isinstance(kv.get("tokens"), int):
         engine["kv_cache_tokens"] = kv["tokens"]
     if isinstance(kv.get("block_size"), int) and "block_size" not in engine:
         engine["block_size"] = kv["block_size"]  # as the engine reported it (128 on vLLM's CPU build)
     if "cuda_graph_max_tokens" not in engine and ident.get("device") == "cpu":
         engine["cuda_graph_max_tokens"] = 0  # vLLM's CPU build captures no CUDA graphs: every step is eager
-    mem = gpus.get("memory_bytes") or []
+    mem = _listed(gpus, "memory_bytes", (int, float), mf, "env.gpus.")
     if mem:
         engine["gpu_memory_bytes"] = int(mem[0])
-    names = gpus.get("names") or []
-    tp = int(ident.get("tp") or engine.get("tp") or 1)
+    names = _listed(gpus, "names", str, mf, "env.gpus.")
+    tp = count_field(ident, "tp", f"{mf}: identity", required=False, least=1) or int(engine.get("tp") or 1)
     gpu_name = overrides.pop("gpu_name", None) or (names[0] if names else None)
     if not gpu_name:
-        raise ImportFailed(f"{path / 'manifest.json'}: missing field 'env.gpus.names' (give --gpu)")
+        raise ImportFailed(f"{mf}: missing field 'env.gpus.names' (give --gpu)")
     caching = "off" if (ident.get("prefix_caching") == "off" or engine.get("prefix_caching") is False) \
         else "fresh"
     model_cfg = env.get("model_config") if isinstance(env.get("model_config"), dict) else None

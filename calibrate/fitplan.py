@@ -266,7 +266,7 @@ def profile_entry(result: FitResult, points: Sequence[FitPoint], options: FitOpt
     fit: dict[str, Any] = {
         "runs": len(points),
         "models": models,
-        "files": sorted({os.path.relpath(os.path.dirname(f)) for f in files}),
+        "files": sorted({os.path.relpath(os.path.dirname(f) or ".") for f in files}),
         "file_names": [os.path.basename(f) for f in files],
         "fitted": result.params,
         "derived_from": f"1x{parent.gpu} (kept {', '.join(GPU_LEVEL)})" if parent is not None else None,
@@ -322,5 +322,51 @@ def write_profile_file(path: str | Path, entries: dict[tuple[str, int], dict[str
 
 
 def read_profile_entries(path: str | Path) -> dict[tuple[str, int], dict[str, Any]]:
-    """Entries of a profile file keyed by (GPU, count); errors name the file and entry."""
-    return {(prof.gpu, prof.gpus): entry for entry, prof in profile_file_entries(path)}
+    """Entries of a profile file keyed by (GPU, count), their fit records checked; errors name the file
+    and entry."""
+    entries = profile_file_entries(path)
+    for i, (entry, _) in enumerate(entries):
+        check_record(entry, f"{path}: profiles[{i}]")
+    return {(prof.gpu, prof.gpus): entry for entry, prof in entries}
+
+
+#: the fit record's lists of names and its mappings, as :func:`profile_entry` writes them
+_RECORD_LISTS = ("models", "files", "file_names", "fitted", "unpinned", "outliers")
+_RECORD_MAPS = ("spread", "engine", "mape_pct", "reserve_scan", "length_model")
+
+
+def _number(v: Any) -> bool:
+    return v is None or (isinstance(v, int | float) and not isinstance(v, bool))
+
+
+def check_record(entry: dict[str, Any], where: str) -> None:
+    """Refuse a fit record (``fit``) or residual table (``residuals``) of an entry that a hand edit left
+    shaped otherwise than ``calibrate fit`` writes it, naming the field (``fit.axes``: :mod:`calibrate.bands`)."""
+    fit = {} if entry.get("fit") is None else entry["fit"]
+    if not isinstance(fit, dict):
+        raise FleetPlannerError(f"{where}.fit: expected a mapping (the record calibrate fit writes), got {fit!r:.60}")
+    for key in _RECORD_LISTS:
+        v = fit.get(key, [])
+        if not (isinstance(v, list) and all(isinstance(x, str) for x in v)):
+            raise FleetPlannerError(f"{where}.fit.{key}: expected a list of names, got {v!r:.60}")
+    for key in _RECORD_MAPS:
+        if not isinstance(fit.get(key, {}), dict):
+            raise FleetPlannerError(f"{where}.fit.{key}: expected a mapping, got {fit[key]!r:.60}")
+    for name, s in fit.get("spread", {}).items():
+        if not (isinstance(s, dict) and _number(s.get("pm_pct")) and _number(s.get("data_share"))):
+            raise FleetPlannerError(f"{where}.fit.spread.{name}: expected a mapping with numbers pm_pct and "
+                                    f"data_share, got {s!r:.60}")
+    for key in ("mape_pct", "reserve_scan"):
+        bad = [k for k, v in fit.get(key, {}).items() if not _number(v)]
+        if bad:
+            raise FleetPlannerError(f"{where}.fit.{key}.{bad[0]}: expected a number, got {fit[key][bad[0]]!r:.60}")
+    rows = [] if entry.get("residuals") is None else entry["residuals"]
+    if not (isinstance(rows, list) and all(isinstance(r, dict) for r in rows)):
+        raise FleetPlannerError(f"{where}.residuals: expected a list of mappings (one per run), got {rows!r:.60}")
+    for j, row in enumerate(rows):
+        for k, v in row.items():
+            ok = isinstance(v, str) if k in ("file", "model") else isinstance(v, bool) if k == "outlier" \
+                else _number(v)
+            if not ok:
+                raise FleetPlannerError(f"{where}.residuals[{j}].{k}: expected "
+                                        f"{'text' if k in ('file', 'model') else 'a number'}, got {v!r:.60}")

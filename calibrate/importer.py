@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from calibrate.datasets import dataset_hint
+from calibrate.resultfields import ImportFailed, count_field, int_list, metrics_from_arrays, num_field, send_times
 from scenarios.catalog import normalise_gpu_name
-from scenarios.errors import FleetPlannerError
 
 #: metric fields as vLLM's client writes them (ms, or per second for throughputs)
 METRICS = (
@@ -43,10 +43,6 @@ METRICS = (
 )
 #: per-request arrays of ``--save-detailed`` (seconds / tokens)
 ARRAYS = ("input_lens", "output_lens", "ttfts", "itls")
-
-
-class ImportFailed(FleetPlannerError):
-    """A measurement file cannot be read or lacks a field; the message names the file and field."""
 
 
 @dataclass(frozen=True)
@@ -106,81 +102,7 @@ class MeasuredRun:
         return f"{self.short_model} {self.gpu_count}x{self.gpu} @{self.request_rate:g}/s"
 
 
-# ------------------------------------------------------------------------------------ field access
-def _num(data: dict[str, Any], key: str, where: str, *, required: bool = True) -> float | None:
-    if key not in data or data[key] is None:
-        if required:
-            raise ImportFailed(f"{where}: missing field '{key}'")
-        return None
-    value = data[key]
-    if isinstance(value, str):  # --metadata values are strings ("gpu_count": "1")
-        try:
-            value = float(value)
-        except ValueError:
-            raise ImportFailed(f"{where}: field '{key}' is not a number ({data[key]!r})") from None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ImportFailed(f"{where}: field '{key}' is not a number ({type(value).__name__})")
-    return float(value)
-
-
-def _int_list(data: dict[str, Any], key: str, where: str) -> tuple[int, ...] | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, list) or not all(isinstance(v, int | float) and not isinstance(v, bool)
-                                              for v in value):
-        raise ImportFailed(f"{where}: field '{key}' must be a list of numbers")
-    return tuple(int(v) for v in value)
-
-
-def _send_times(data: dict[str, Any], where: str, n: int | None) -> tuple[float, ...] | None:
-    """``start_times`` (absolute clock readings) as offsets from the first send; None when absent."""
-    value = data.get("start_times")
-    if value is None:
-        return None
-    if not isinstance(value, list) or not value or not all(
-            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in value):
-        raise ImportFailed(f"{where}: field 'start_times' must be a non-empty list of numbers (seconds)")
-    if n is not None and len(value) != n:
-        raise ImportFailed(f"{where}: field 'start_times' has {len(value)} entries but 'input_lens' has {n}")
-    first = min(value)
-    return tuple(float(v) - first for v in value)
-
-
-def _percentile(values: list[float], q: float) -> float:
-    s = sorted(values)
-    if not s:
-        return math.nan
-    pos = (len(s) - 1) * q / 100.0
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
-
-
-def _metrics_from_arrays(data: dict[str, Any], where: str) -> dict[str, float]:
-    """Summary metrics (ms) computed from ``ttfts``/``itls``/``output_lens`` where the file lacks them."""
-    out: dict[str, float] = {}
-    ttfts = data.get("ttfts")
-    itls = data.get("itls")
-    lens = data.get("output_lens")
-    if isinstance(ttfts, list) and ttfts:
-        v = [1000.0 * float(t) for t in ttfts if isinstance(t, int | float) and t > 0]
-        out.update(mean_ttft_ms=sum(v) / max(len(v), 1), median_ttft_ms=_percentile(v, 50),
-                   p90_ttft_ms=_percentile(v, 90), p99_ttft_ms=_percentile(v, 99))
-    if isinstance(itls, list) and itls:
-        flat = [1000.0 * float(x) for row in itls if isinstance(row, list) for x in row]
-        if flat:
-            out.update(mean_itl_ms=sum(flat) / len(flat), median_itl_ms=_percentile(flat, 50),
-                       p90_itl_ms=_percentile(flat, 90), p99_itl_ms=_percentile(flat, 99))
-        if isinstance(lens, list) and len(lens) == len(itls):
-            tpots = [1000.0 * sum(row) / (n - 1) for row, n in zip(itls, lens, strict=True)
-                     if isinstance(row, list) and isinstance(n, int) and n > 1]
-            if tpots:
-                out.update(mean_tpot_ms=sum(tpots) / len(tpots), median_tpot_ms=_percentile(tpots, 50),
-                           p90_tpot_ms=_percentile(tpots, 90), p99_tpot_ms=_percentile(tpots, 99))
-    return out
-
-
+# ------------------------------------------------------------------------------------ parsing
 def parse_result(
     data: Any,
     where: str,
@@ -194,51 +116,58 @@ def parse_result(
     """One vLLM result object as a :class:`MeasuredRun` (``gpu_name`` etc. override/fill the file's)."""
     if not isinstance(data, dict):
         raise ImportFailed(f"{where}: expected a JSON object (a vLLM benchmark result)")
-    rate = _num(data, "request_rate", where) or 0.0
-    if isinstance(data["request_rate"], str) and data["request_rate"].lower() == "inf":
-        rate = math.inf
+    rate = num_field(data, "request_rate", where, finite=False) or 0.0  # vLLM writes inf for "all at once"
     if not rate > 0:
         raise ImportFailed(f"{where}: field 'request_rate' must be > 0 (got {rate})")
-    completed = int(_num(data, "completed", where) or 0)
-    duration = _num(data, "duration", where) or 0.0
+    completed = count_field(data, "completed", where) or 0
+    duration = num_field(data, "duration", where) or 0.0
     if completed < 1 or not duration > 0:
         raise ImportFailed(f"{where}: fields 'completed'(={completed}) and 'duration'(={duration}) must be > 0")
-    inputs = _int_list(data, "input_lens", where)
-    outputs = _int_list(data, "output_lens", where)
-    tin = _num(data, "total_input_tokens", where, required=inputs is None)
-    tout = _num(data, "total_output_tokens", where, required=outputs is None)
-    total_in = int(tin) if tin is not None else sum(inputs or ())
-    total_out = int(tout) if tout is not None else sum(outputs or ())
-    num_prompts = int(_num(data, "num_prompts", where, required=False) or len(inputs or ()) or completed)
+    inputs = int_list(data, "input_lens", where)
+    outputs = int_list(data, "output_lens", where)
+    if inputs is not None and outputs is not None and len(inputs) != len(outputs):
+        raise ImportFailed(f"{where}: fields 'input_lens' and 'output_lens' must have one entry per request "
+                           f"(got {len(inputs)} and {len(outputs)})")
+    for key in ("ttfts", "itls"):
+        n = len(inputs) if inputs is not None else None
+        if n is not None and isinstance(data.get(key), list) and len(data[key]) != n:
+            raise ImportFailed(f"{where}: field '{key}' has {len(data[key])} entries but 'input_lens' has {n}")
+    tin = count_field(data, "total_input_tokens", where, required=inputs is None)
+    tout = count_field(data, "total_output_tokens", where, required=outputs is None)
+    total_in = tin if tin is not None else sum(inputs or ())
+    total_out = tout if tout is not None else sum(outputs or ())
+    num_prompts = count_field(data, "num_prompts", where, required=False, least=1) or len(inputs or ()) or completed
     name = gpu_name or data.get("gpu_name")
     if not isinstance(name, str) or not name.strip():
         raise ImportFailed(f"{where}: missing field 'gpu_name' (add --metadata gpu_name=... when "
                            "benchmarking, or give --gpu)")
-    count = gpu_count if gpu_count is not None else _num(data, "gpu_count", where, required=False)
+    count = gpu_count if gpu_count is not None else count_field(data, "gpu_count", where, required=False, least=1)
     if count is None:
-        count = _num(data, "tensor_parallel_size", where, required=False) or 1
-    if int(count) < 1:
+        count = count_field(data, "tensor_parallel_size", where, required=False, least=1) or 1
+    if count < 1:
         raise ImportFailed(f"{where}: field 'gpu_count' must be >= 1 (got {count})")
     model = model_id or data.get("model_id") or data.get("model")
     if not isinstance(model, str) or not model:
         raise ImportFailed(f"{where}: missing field 'model_id'")
-    metrics = _metrics_from_arrays(data, where)
+    metrics = metrics_from_arrays(data, where)
     for key in METRICS:
-        value = _num(data, key, where, required=False)
-        if value is not None:
+        value = num_field(data, key, where, required=False, finite=False)
+        if value is not None and math.isfinite(value):  # a NaN percentile (no samples) is no measurement
             metrics[key] = value
     if "request_throughput" not in metrics:
         metrics["request_throughput"] = completed / duration
-    burst = _num(data, "burstiness", where, required=False) or 1.0
-    conc = data.get("max_concurrency")
+    burst = num_field(data, "burstiness", where, required=False)
+    if burst is not None and not burst > 0:
+        raise ImportFailed(f"{where}: field 'burstiness' must be > 0 (got {data['burstiness']!r}; 1 is Poisson)")
+    conc = count_field(data, "max_concurrency", where, required=False, least=1)
     return MeasuredRun(
         file=file or where, where=where, model_id=model, gpu_name=name, gpu=normalise_gpu_name(name),
         gpu_count=int(count),
-        request_rate=rate, burstiness=burst, num_prompts=num_prompts, completed=completed,
+        request_rate=rate, burstiness=burst or 1.0, num_prompts=num_prompts, completed=completed,
         duration=duration, total_input_tokens=total_in, total_output_tokens=total_out, metrics=metrics,
         input_lens=inputs, output_lens=outputs, date=str(data.get("date") or ""),
-        send_times=_send_times(data, where, len(inputs) if inputs is not None else None),
-        max_concurrency=int(conc) if isinstance(conc, int | float) and not isinstance(conc, bool) else None,
+        send_times=send_times(data, where, len(inputs) if inputs is not None else None),
+        max_concurrency=conc,
         dataset=dataset or dataset_hint(data, file or where),
     )
 
@@ -260,6 +189,8 @@ def read_result_file(path: Path, **overrides: Any) -> list[MeasuredRun]:
             items = [(f"{path}:[{i}]", obj) for i, obj in enumerate(whole)]
         if items is None:
             raise ImportFailed(f"{path}: expected a JSON object, a list of them, or JSON Lines")
+    except RecursionError:
+        raise ImportFailed(f"{path}: JSON nested too deeply") from None
     except json.JSONDecodeError:
         items = []
         for n, line in enumerate(text.splitlines(), 1):
@@ -269,6 +200,10 @@ def read_result_file(path: Path, **overrides: Any) -> list[MeasuredRun]:
                 items.append((f"{path}:{n}", json.loads(line)))
             except json.JSONDecodeError as exc:
                 raise ImportFailed(f"{path}: line {n}: not valid JSON ({exc.msg})") from None
+            except RecursionError:
+                raise ImportFailed(f"{path}: line {n}: JSON nested too deeply") from None
+    if not items:
+        raise ImportFailed(f"{path}: holds no runs (an empty list; expected vLLM benchmark results)")
     return [parse_result(obj, where, file=str(path), **overrides) for where, obj in items]
 
 
@@ -350,6 +285,8 @@ def load_runs(paths: Sequence[str | Path], *, client_seed: int | None = None, en
                 runs += read_result_file(f, **overrides)
         else:
             runs += read_result_file(p, **overrides)
+    if not runs:  # a bundle whose sweep finished no point yet
+        raise ImportFailed(f"{', '.join(str(p) for p in paths)}: no finished runs")
     if client_seed is not None:
         runs = [replace(r, client_seed=client_seed) for r in runs]
     if engine:

@@ -36,8 +36,9 @@ ENGINE_KEYS: dict[str, type] = {"max_num_seqs": int, "max_num_batched_tokens": i
 #: the settings that take a word, with the words vLLM accepts
 ENGINE_CHOICES: dict[str, tuple[str, ...]] = {"dtype": ("auto", *SERVED_DTYPES), "quantization": ONLINE_QUANTIZATION,
                                               "kv_cache_dtype": tuple(KV_CACHE_DTYPES)}
-#: smallest value of an integer setting where it is not 1 (0 CUDA-graph tokens: a server started with --enforce-eager)
-ENGINE_MINIMUM: dict[str, int] = {"cuda_graph_max_tokens": 0}
+#: smallest value of an integer setting where it is not 1 (0 CUDA-graph tokens: a server started with --enforce-eager;
+#: a context of 16 tokens, as a scenario's max_model_len)
+ENGINE_MINIMUM: dict[str, int] = {"cuda_graph_max_tokens": 0, "max_model_len": 16}
 #: the ``--engine`` option's help, shared by the commands that replay runs
 ENGINE_HELP = (f"server setting of runs whose files do not record it (repeatable): {', '.join(ENGINE_KEYS)}; "
                "default: vLLM 0.8.5's for the GPU (calibrate bundles record their own)")

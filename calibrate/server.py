@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from scenarios.errors import FleetPlannerError
+from scenarios.models import SERVED_DTYPES
 
 HOST = "127.0.0.1"  # the only address this tool ever sends traffic to
 LAUNCHER = "calibrate.runner.launch"
@@ -110,6 +111,8 @@ class ServerConfig:
     def __post_init__(self) -> None:
         if self.tp < 1:
             raise ValueError(f"tp(={self.tp}) must be >= 1")
+        if self.dtype != "auto" and self.dtype not in SERVED_DTYPES:
+            raise ValueError(f"dtype(={self.dtype!r}) must be auto or one of {', '.join(SERVED_DTYPES)}")
         if self.max_model_len is not None and self.max_model_len < 1:
             raise ValueError(f"max_model_len(={self.max_model_len}) must be >= 1")
         gmu = self.gpu_memory_utilization

@@ -200,6 +200,30 @@ TEXT_CONFIG_DEFAULTS: dict[str, dict[str, int]] = {
 }
 
 
+#: size fields every decoder-only config sets, and those it may leave out (defaults apply)
+REQUIRED_SIZES = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
+OPTIONAL_SIZES = ("num_key_value_heads", "max_position_embeddings", "head_dim")
+
+
+def check_text_fields(cfg: dict[str, Any], source: str, prefix: str = "") -> None:
+    """Refuse a language config whose sizes are not positive integers, or whose ``architectures`` /
+    ``model_type`` are not names, naming the key (``prefix``: ``text_config.`` for a multimodal one)."""
+    missing = [key for key in REQUIRED_SIZES if key not in cfg]
+    if missing:
+        where = f"{prefix.rstrip('.')}: " if prefix else ""
+        raise FleetPlannerError(f"{source}: {where}missing field(s) {', '.join(missing)}")
+    for key in REQUIRED_SIZES + OPTIONAL_SIZES:
+        value = cfg.get(key)
+        if (key in REQUIRED_SIZES or value is not None) and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise FleetPlannerError(f"{source}: {prefix}{key}: expected a positive integer, got {value!r}")
+    archs = cfg.get("architectures")
+    if archs is not None and not (isinstance(archs, list) and all(isinstance(a, str) for a in archs)):
+        raise FleetPlannerError(f"{source}: {prefix}architectures: expected a list of class names, got {archs!r}")
+    if cfg.get("model_type") is not None and not isinstance(cfg["model_type"], str):
+        raise FleetPlannerError(f"{source}: {prefix}model_type: expected a name, got {cfg['model_type']!r}")
+
+
 def language_config(config: dict[str, Any], source: str) -> dict[str, Any]:
     """The language model's fields: the config itself, or a multimodal config's ``text_config`` with the
     size fields its class defaults to (:data:`TEXT_CONFIG_DEFAULTS`) filled in where it leaves them out."""

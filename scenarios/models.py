@@ -24,6 +24,7 @@ from scenarios.hfconfig import (
     PLAIN_MLP_ARCHITECTURES,
     UNMODELLED,
     UNMODELLED_TYPES,
+    check_text_fields,
     language_config,
     matmul8,
     moe_fields,
@@ -90,6 +91,9 @@ class ModelSpec:
             value = getattr(self, attr)
             if not value >= 1:
                 raise ValueError(f"{attr}(={value}) must be >= 1 for model {self.name!r}")
+        if self.num_heads % self.num_kv_heads:  # grouped-query attention shares each KV head among whole groups
+            raise ValueError(f"num_kv_heads(={self.num_kv_heads}) must divide num_heads(={self.num_heads}) for model "
+                             f"{self.name!r}")
         if not self.vision_params >= 0:
             raise ValueError(f"vision_params(={self.vision_params}) must be >= 0 for model {self.name!r}")
         if self.kv_dtype_bytes not in (0, 1, 2, 4):
@@ -277,9 +281,6 @@ class ModelSpec:
 
 
 #: config keys every language model must state (as integers)
-_REQUIRED_KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
-
-
 #: vLLM's ``--dtype`` spellings -> bytes per element
 SERVED_DTYPES = {"half": 2, "float16": 2, "bfloat16": 2, "float": 4, "float32": 4}
 #: vLLM's ``--kv-cache-dtype`` spellings -> bytes per element (``auto``: the served dtype's)
@@ -311,7 +312,7 @@ def model_from_config(config: dict[str, Any], name: str = "model", source: str =
     ``--dtype dtype`` (:func:`served_dtype_bytes`)."""
     cfg = language_config(config, source)
     unmodelled = [(k, what) for k, what in UNMODELLED.items() if cfg.get(k) is not None]
-    if cfg.get("model_type") in UNMODELLED_TYPES:
+    if str(cfg.get("model_type")) in UNMODELLED_TYPES:
         unmodelled.append(("model_type", UNMODELLED_TYPES[cfg["model_type"]]))
     kinds = cfg.get("layer_types")
     other = sorted({str(k) for k in kinds} - ATTENTION_LAYER_TYPES) if isinstance(kinds, list) else []
@@ -324,34 +325,34 @@ def model_from_config(config: dict[str, Any], name: str = "model", source: str =
             f"transformers with multi-head or grouped-query attention, dense or "
             f"mixture-of-experts MLPs"
         )
-    missing = [key for key in _REQUIRED_KEYS if not isinstance(cfg.get(key), int)]
-    if missing:
-        where = "text_config: " if "text_config" in config else ""
-        raise FleetPlannerError(f"{source}: {where}missing or non-integer field(s) {', '.join(missing)}")
+    check_text_fields(cfg, source, "text_config." if "text_config" in config else "")
     archs = cfg.get("architectures") or []
     qwen2 = any("Qwen2" in a for a in archs) or str(cfg.get("model_type", "")).startswith("qwen2")
     qkv_bias = bool(cfg.get("attention_bias", qwen2))
-    return ModelSpec(
-        name=str(cfg.get("_name_or_path") or name),
-        hidden_size=cfg["hidden_size"],
-        intermediate_size=cfg["intermediate_size"],
-        num_layers=cfg["num_hidden_layers"],
-        num_heads=cfg["num_attention_heads"],
-        num_kv_heads=int(cfg.get("num_key_value_heads") or cfg["num_attention_heads"]),
-        vocab_size=cfg["vocab_size"],
-        max_position_embeddings=int(cfg.get("max_position_embeddings") or 4096),
-        tie_word_embeddings=tied_embeddings(config, cfg, source),
-        qkv_bias=qkv_bias,
-        dtype_bytes=served_dtype_bytes(dtype, source),
-        qk_norm=any(a.startswith("Qwen3") for a in archs),
-        gated_mlp=not PLAIN_MLP_ARCHITECTURES.intersection(archs),
-        # a multimodal checkpoint states its quantization beside, not inside, its text_config
-        weight_bits=weight_bits(cfg if "quantization_config" in cfg else config, source),
-        matmul8=matmul8(cfg if "quantization_config" in cfg else config),
-        vision_params=vision_params(config, cfg["hidden_size"], source),
-        **moe_fields(cfg, source),
-        extra={"head_dim": cfg.get("head_dim"), "architectures": archs},
-    )
+    try:
+        return ModelSpec(
+            name=str(cfg.get("_name_or_path") or name),
+            hidden_size=cfg["hidden_size"],
+            intermediate_size=cfg["intermediate_size"],
+            num_layers=cfg["num_hidden_layers"],
+            num_heads=cfg["num_attention_heads"],
+            num_kv_heads=int(cfg.get("num_key_value_heads") or cfg["num_attention_heads"]),
+            vocab_size=cfg["vocab_size"],
+            max_position_embeddings=int(cfg.get("max_position_embeddings") or 4096),
+            tie_word_embeddings=tied_embeddings(config, cfg, source),
+            qkv_bias=qkv_bias,
+            dtype_bytes=served_dtype_bytes(dtype, source),
+            qk_norm=any(a.startswith("Qwen3") for a in archs),
+            gated_mlp=not PLAIN_MLP_ARCHITECTURES.intersection(archs),
+            # a multimodal checkpoint states its quantization beside, not inside, its text_config
+            weight_bits=weight_bits(cfg if "quantization_config" in cfg else config, source),
+            matmul8=matmul8(cfg if "quantization_config" in cfg else config),
+            vision_params=vision_params(config, cfg["hidden_size"], source),
+            **moe_fields(cfg, source),
+            extra={"head_dim": cfg.get("head_dim"), "architectures": archs},
+        )
+    except ValueError as exc:  # sizes that contradict each other (more KV heads than heads ...)
+        raise FleetPlannerError(f"{source}: {exc}") from None
 
 
 def served_as(model: ModelSpec, quantization: str | None = None, kv_cache_dtype: str = "auto") -> ModelSpec:
@@ -380,7 +381,7 @@ def load_model_config(path: str | Path, dtype: str = "auto") -> ModelSpec:
         data = json.loads(p.read_text())
     except FileNotFoundError:
         raise FleetPlannerError(f"{p}: file not found (expected a Hugging Face config.json)") from None
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise FleetPlannerError(f"{p}: cannot read as JSON: {exc}") from None
     if not isinstance(data, dict):
         raise FleetPlannerError(f"{p}: expected a JSON object")

@@ -48,9 +48,11 @@ def read_profile_entries(path: str | Path) -> list[tuple[dict[str, Any], Hardwar
     file and the entry."""
     p = Path(path)
     try:
-        data: Any = yaml.safe_load(p.read_text())
+        data: Any = yaml.safe_load(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise FleetPlannerError(f"{p}: profile file not found") from None
+    except UnicodeDecodeError as exc:
+        raise FleetPlannerError(f"{p}: cannot read profile file: not UTF-8 text (byte {exc.start})") from None
     except (OSError, yaml.YAMLError) as exc:
         raise FleetPlannerError(f"{p}: cannot read profile file: {exc}") from None
     entries = data.get("profiles") if isinstance(data, dict) else None
@@ -125,7 +127,7 @@ def resolve_profile(gpu: str, gpus: int, name: str | None, base: Path) -> Hardwa
         if derived is not None:
             return derived
         have = ", ".join(f"{p.gpus}x{p.gpu}" for p in profiles)
-        raise FleetPlannerError(f"{candidate}: no profile for {gpus}x{gpu} (has {have})")
+        raise FleetPlannerError(f"{candidate}: no profile for {gpus}x{gpu} (has {have or 'no profiles'})")
     bundled = bundled_profiles()
     found = bundled.get((gpu, gpus)) or derive_profile(gpu, gpus, bundled)
     return found or HardwareProfile(gpu=gpu, gpus=gpus)

@@ -266,22 +266,17 @@ class Replica:
 
     # ------------------------------------------------------------------ step completions
     def _record_itl(self, first: float, last: float, steps: int) -> None:
-        hist = self.itl_hist
-        counts = self.dec_cls
+        # one bin at the mean step, or (a span whose steps grow) half the steps in each of two bins
         if steps == 1 or last - first < first * 0.01:
-            b = int(math.log(first if first == last else (first + last) / 2) * ITL_SCALE) + ITL_OFFSET
-            for c, k in enumerate(counts):
+            spots: tuple[tuple[float, float], ...] = ((first if first == last else (first + last) / 2, steps),)
+        else:
+            quarter = (last - first) / 4
+            spots = ((first + quarter, steps / 2), (last - quarter, steps / 2))
+        for seconds, n in spots:  # steps beyond the histogram's range (6 us .. 148 s) land in its end bins
+            b = min(max(int(math.log(seconds) * ITL_SCALE) + ITL_OFFSET, 0), ITL_BINS - 1)
+            for c, k in enumerate(self.dec_cls):
                 if k:
-                    hist[c][b] += k * steps
-            return
-        quarter = (last - first) / 4
-        b1 = int(math.log(first + quarter) * ITL_SCALE) + ITL_OFFSET
-        b2 = int(math.log(last - quarter) * ITL_SCALE) + ITL_OFFSET
-        half = steps / 2
-        for c, k in enumerate(counts):
-            if k:
-                hist[c][b1] += k * half
-                hist[c][b2] += k * half
+                    self.itl_hist[c][b] += k * n
 
     def _end_mixed(self, ev: simpy.Event) -> None:
         if ev is not self._ev:

@@ -30,7 +30,7 @@ uniform decode steps in closed form (:meth:`StepTimeModel.decode_span`).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 
 from scenarios.catalog import GpuSpec
 from scenarios.models import ModelSpec
@@ -141,6 +141,9 @@ class HardwareProfile:
         unknown = sorted(set(data) - names)
         if unknown:
             raise ValueError(f"unknown profile field(s) {unknown}; known: {sorted(names)}")
+        missing = [f.name for f in fields(cls) if f.name not in data and f.default is MISSING]
+        if missing:
+            raise ValueError(f"missing profile field(s) {', '.join(missing)}")
         data = dict(data)
         for name, v in data.items():  # a YAML typo ("0,8", "fast") is named here, not by a failed comparison
             if name in ("gpu", "source"):
@@ -150,12 +153,12 @@ class HardwareProfile:
                 if isinstance(v, bool) or not isinstance(v, int):
                     raise ValueError(f"gpus(={v!r}) must be a whole number")
             elif name != "fitted_weights_gb" and not (v is None and name in OPTIONAL_FIELDS) and (
-                    isinstance(v, bool) or not isinstance(v, (int, float))):
-                raise ValueError(f"{name}(={v!r}) must be a number")
+                    isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
+                raise ValueError(f"{name}(={v!r}) must be a finite number")
         w = data.get("fitted_weights_gb")
         if w is not None:
-            if not isinstance(w, (list, tuple)) or not all(isinstance(x, (int, float)) for x in w):
-                raise ValueError(f"fitted_weights_gb(={w!r}) must be a list of two numbers")
+            if not isinstance(w, (list, tuple)) or not all(isinstance(x, (int, float)) and math.isfinite(x) for x in w):
+                raise ValueError(f"fitted_weights_gb(={w!r}) must be a list of two finite numbers")
             data["fitted_weights_gb"] = tuple(float(x) for x in w)
         return cls(**data)  # type: ignore[arg-type]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from calibrate.bundle import BundleWriter
 from calibrate.cli import main
 from calibrate.importer import ImportFailed, assign_sessions, load_runs, read_result_file
+from scenarios.errors import FleetPlannerError
 
 BASE: dict[str, Any] = {
     "date": "20250610-140834", "backend": "vllm", "model_id": "meta-llama/Meta-Llama-3-8B-Instruct",
@@ -73,7 +75,20 @@ def test_per_request_arrays_fill_missing_summaries(tmp_path: Path) -> None:
         ({"model_id": None}, "missing field 'model_id'"),
         ({"request_rate": -1}, "field 'request_rate' must be > 0"),
         ({"total_input_tokens": None}, "missing field 'total_input_tokens'"),
-        ({"input_lens": [1, "x"]}, "field 'input_lens' must be a list of numbers"),
+        ({"input_lens": [1, "x"]}, "field 'input_lens' must be a non-empty list of token counts"),
+        # what a measurement cannot be: NaN, infinity, negative counts, ragged or mistyped arrays
+        ({"completed": "inf"}, "field 'completed' must be a finite number (got 'inf')"),
+        ({"gpu_count": math.nan}, "field 'gpu_count' must be a finite number"),
+        ({"total_output_tokens": -5}, "field 'total_output_tokens' must be >= 0 (got -5)"),
+        ({"num_prompts": -3}, "field 'num_prompts' must be >= 1 (got -3)"),
+        ({"max_concurrency": math.inf}, "field 'max_concurrency' must be a finite number"),
+        ({"burstiness": 0}, "field 'burstiness' must be > 0 (got 0; 1 is Poisson)"),
+        ({**ARRAYS, "input_lens": []}, "field 'input_lens' must be a non-empty list of token counts"),
+        ({**ARRAYS, "output_lens": [80, 70]}, "fields 'input_lens' and 'output_lens' must have one entry per "
+                                              "request (got 4 and 2)"),
+        ({**ARRAYS, "ttfts": [0.02]}, "field 'ttfts' has 1 entries but 'input_lens' has 4"),
+        ({**ARRAYS, "itls": [["a"]] * 4}, "field 'itls' must be a list of lists of numbers (seconds)"),
+        ({**ARRAYS, "itls": [0.01] * 4}, "field 'itls' must be a list of lists of numbers (seconds)"),
     ],
 )
 def test_bad_fields_name_file_and_field(tmp_path: Path, change: dict[str, Any], needle: str) -> None:
@@ -85,12 +100,22 @@ def test_bad_fields_name_file_and_field(tmp_path: Path, change: dict[str, Any], 
     assert needle in str(err.value) and str(path) in str(err.value)
 
 
+def test_inf_request_rate_and_nan_percentiles_are_read(tmp_path: Path) -> None:
+    # vLLM writes inf for an unpaced run, and NaN where a percentile had no samples: no measurement, not an error
+    data = {**BASE, "request_rate": "inf", "p99_ttft_ms": math.nan}
+    (run,) = read_result_file(Path(write(tmp_path / "r.json", data)))
+    assert run.request_rate == math.inf and "p99_ttft_ms" not in run.metrics
+
+
 def test_bad_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "empty.json").write_text("")
     (tmp_path / "broken.jsonl").write_text(json.dumps(BASE) + "\n{not json\n")
     (tmp_path / "scalar.json").write_text("3")
+    (tmp_path / "nothing.json").write_text("[]")
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
     for name, needle in (("empty.json", "empty file"), ("broken.jsonl", "line 2: not valid JSON"),
-                         ("scalar.json", "expected a JSON object"), ("missing.json", "file not found")):
+                         ("scalar.json", "expected a JSON object"), ("missing.json", "file not found"),
+                         ("nothing.json", "holds no runs"), ("deep.json", "JSON nested too deeply")):
         code = main(["import", str(tmp_path / name)])
         err = capsys.readouterr().err
         assert code == 2 and needle in err and name in err and "Traceback" not in err
@@ -162,6 +187,43 @@ def one_point_bundle(root: Path, *flags: str, **identity: Any) -> BundleWriter:
     writer.add_point({"index": 0, "rate": 1.0, "seed": 1000, "burstiness": 1.0, "num_prompts": 4,
                       "result": {**result, "request_rate": 1.0}, "power": {"available": False}, "metrics": {}})
     return writer
+
+
+@pytest.mark.parametrize(
+    ("section", "change", "needle"),
+    [
+        ("server", "x", "field 'server' must be an object (got str)"),
+        ("server", {"command": 'vllm serve "m'}, "field 'server.command' is not a command line (No closing quotation)"),
+        ("server", {"command": [1, 2]}, "field 'server.command' must be a list of names"),
+        ("server", {"kv_cache": [1]}, "field 'server.kv_cache' must be an object (got list)"),
+        ("env", {"gpus": [1]}, "field 'env.gpus' must be an object (got list)"),
+        ("env", {"gpus": {"names": "NVIDIA H100 PCIe"}}, "field 'env.gpus.names' must be a list of names"),
+        ("env", {"gpus": {"names": ["NVIDIA H100 PCIe"], "memory_bytes": "abc"}},
+         "field 'env.gpus.memory_bytes' must be a list of numbers"),
+        ("identity", {"tp": "two"}, "identity: field 'tp' is not a number ('two')"),
+        ("identity", {"max_model_len": "x"}, "identity: field 'max_model_len' is not a number ('x')"),
+    ],
+)
+def test_a_hand_edited_manifest_is_named_field_by_field(tmp_path: Path, section: str, change: Any,
+                                                        needle: str) -> None:
+    writer = one_point_bundle(tmp_path / "b")
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    manifest[section] = {**manifest[section], **change} if isinstance(change, dict) else change
+    (tmp_path / "b" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ImportFailed) as err:
+        load_runs([writer.root])
+    assert str(err.value).startswith(f"{tmp_path / 'b' / 'manifest.json'}: ") and needle in str(err.value)
+
+
+def test_a_bundle_without_finished_points_or_in_another_encoding_is_named(tmp_path: Path) -> None:
+    BundleWriter(tmp_path / "empty", {"model": "meta-llama/Meta-Llama-3-8B-Instruct", "tp": 1}).update(
+        env={"gpus": {"names": ["NVIDIA GeForce RTX 4090"]}}, status="running")
+    with pytest.raises(ImportFailed, match=r"empty: no finished runs$"):
+        load_runs([tmp_path / "empty"])
+    one_point_bundle(tmp_path / "b")
+    (tmp_path / "b" / "manifest.json").write_bytes(b'{"a": "\xff"}')
+    with pytest.raises(FleetPlannerError, match=r"manifest\.json: cannot read: not UTF-8 text \(byte 7\)"):
+        load_runs([tmp_path / "b"])
 
 
 @pytest.mark.parametrize(("device", "limit"), [("cpu", 0), ("cuda", None)])
@@ -374,3 +436,20 @@ def test_fit_says_when_a_run_meets_a_cold_prefix_cache(tmp_path: Path, capsys: p
     assert main(["fit", lone, "-o", str(tmp_path / "p.yaml"), "--seeds", "1", "--max-evals", "2"]) == 0
     err = " ".join(capsys.readouterr().err.split())
     assert "1 run(s) are the only one of their server session among the files given (second.json at 1 req/s)" in err
+
+
+def test_fit_checks_its_output_path_first_and_takes_a_bare_file_name(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path / "run.json", BASE)
+    monkeypatch.chdir(tmp_path)
+    quick = ["--seeds", "1", "--max-evals", "1"]
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "afile").write_text("")
+    for out, needle in (("adir", "-o adir: is a folder; name the profile .yaml file to write"),
+                        ("afile/p.yaml", "-o afile/p.yaml: cannot create folder afile")):
+        assert main(["fit", "run.json", "-o", out, *quick]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and err.count("\n") == 1 and "Traceback" not in err
+    # a result file named without a folder (its folder is ".") is recorded, not a crash after the fit
+    assert main(["fit", "run.json", "-o", "p.yaml", *quick]) == 0
+    assert "files:\n    - .\n" in (tmp_path / "p.yaml").read_text()

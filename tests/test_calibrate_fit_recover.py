@@ -224,3 +224,30 @@ def test_an_unpinned_eager_factor_goes_back_to_its_prior() -> None:
     # a server without CUDA graphs (--enforce-eager) launches even the 8B's decode steps kernel by kernel
     eager = [replace(p, run=replace(p.run, engine={"cuda_graph_max_tokens": 0})) for p in big]
     assert settle_launch_cost(eager, wandered, spec) == (wandered, [])
+
+
+def test_hand_edited_fit_records_are_named_before_anything_runs(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = yaml.safe_load((Path(__file__).parent.parent / "sim" / "profiles" / "h100-pcie.yaml").read_text())
+    cases = (
+        (("fit",), "abc", "profiles[0].fit: expected a mapping (the record calibrate fit writes), got 'abc'"),
+        (("fit", "models"), [1, 2], "profiles[0].fit.models: expected a list of names, got [1, 2]"),
+        (("fit", "spread", "mem_eff"), {"pm_pct": 5, "data_share": "x"}, "profiles[0].fit.spread.mem_eff: expected"),
+        (("residuals",), {"a": 1}, "profiles[0].residuals: expected a list of mappings (one per run)"),
+        (("residuals", 0, "rate"), "fast", "profiles[0].residuals[0].rate: expected a number, got 'fast'"),
+    )
+    for keys, value, needle in cases:
+        data = json.loads(json.dumps(good))
+        target = data["profiles"][0]
+        for k in keys[:-1]:
+            target = target[k]
+        target[keys[-1]] = value
+        path = tmp_path / "p.yaml"
+        path.write_text(yaml.safe_dump(data))
+        for argv in (["show", str(path)], ["fit", "nothing.json", "-o", str(path), "--resume"]):
+            assert main(argv) == 2
+            err = capsys.readouterr().err
+            assert needle in err and str(path) in err and "Traceback" not in err, (argv, err)
+    path.write_bytes(b"profiles:\n- gpu: \xff\n")
+    assert main(["show", str(path)]) == 2
+    assert "cannot read profile file: not UTF-8 text (byte 17)" in capsys.readouterr().err

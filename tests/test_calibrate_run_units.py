@@ -142,6 +142,8 @@ def test_server_config_rejects_bad_values() -> None:
         ServerConfig(model="m", tp=0)
     with pytest.raises(ValueError, match=r"prefix_caching\(='on'\)"):
         ServerConfig(model="m", prefix_caching="on")
+    with pytest.raises(ValueError, match=r"dtype\(='int3'\) must be auto or one of half, float16"):
+        ServerConfig(model="m", dtype="int3")
 
 
 @pytest.mark.parametrize(
@@ -245,10 +247,22 @@ def test_dry_run_prints_plan_and_starts_nothing(tmp_path: Path, capsys: pytest.C
     assert not out.exists()
 
 
-def test_bad_option_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["run", "--model", "/m", "--out", str(tmp_path), "--tp", "0", "--dry-run"]) == 2
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        (["--tp", "0"], "error: tp(=0) must be >= 1"),
+        (["--power-interval", "0"], "error: power_interval_s(=0.0) must be > 0"),
+        (["--metrics-interval", "-1"], "error: metrics_interval_s(=-1.0) must be > 0"),
+        (["--bench-timeout", "0"], "error: bench_timeout_s(=0.0) must be > 0"),
+        (["--temperature", "-1"], "error: temperature(=-1.0) must be a finite number >= 0"),
+        (["--startup-estimate", "nan"], "error: startup_estimate_s(=nan) must be a finite number >= 0"),
+    ],
+)
+def test_bad_option_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str], option: list[str],
+                                      expected: str) -> None:
+    assert cli.main(["run", "--model", "/m", "--out", str(tmp_path), *option, "--dry-run"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: tp(=0) must be >= 1") and "Traceback" not in err
+    assert err.startswith(expected) and "Traceback" not in err and err.count("\n") == 1
 
 
 def test_a_model_vllm_would_refuse_is_refused_before_anything_starts(

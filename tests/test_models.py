@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -196,6 +197,26 @@ def test_bad_quantization_config_is_named(quant: object, expected: str) -> None:
     assert expected in str(err.value)
 
 
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"num_attention_heads": 0}, "num_attention_heads: expected a positive integer, got 0"),
+        ({"num_hidden_layers": -4}, "num_hidden_layers: expected a positive integer, got -4"),
+        ({"hidden_size": 4096.0}, "hidden_size: expected a positive integer, got 4096.0"),
+        ({"num_key_value_heads": "x"}, "num_key_value_heads: expected a positive integer, got 'x'"),
+        ({"max_position_embeddings": [1]}, "max_position_embeddings: expected a positive integer, got [1]"),
+        ({"head_dim": -128}, "head_dim: expected a positive integer, got -128"),
+        ({"architectures": 5}, "architectures: expected a list of class names, got 5"),
+        ({"model_type": ["llama"]}, "model_type: expected a name, got ['llama']"),
+        ({"num_key_value_heads": 64}, "num_kv_heads(=64) must divide num_heads(=32)"),
+    ],
+)
+def test_bad_sizes_are_named_with_their_key(change: dict[str, Any], expected: str) -> None:
+    with pytest.raises(FleetPlannerError, match=r"^c\.json: ") as err:
+        model_from_config({**LLAMA3_8B, **change}, source="c.json")
+    assert expected in str(err.value)
+
+
 def test_served_dtype_follows_vllm_auto_unless_the_server_said_otherwise(tmp_path: Path) -> None:
     # vLLM's --dtype auto serves a float32 checkpoint (or one whose config names no dtype) in float16
     f32 = {**LLAMA3_8B, "torch_dtype": "float32"}
@@ -293,7 +314,7 @@ def test_a_nested_text_config_takes_its_class_defaults() -> None:
     wider = model_from_config({**GEMMA_3_4B, "text_config": {**GEMMA_3_4B["text_config"], "num_attention_heads": 16}})
     assert wider.num_heads == 16
     # a text model type without known defaults must name its sizes
-    with pytest.raises(FleetPlannerError, match=r"c\.json: text_config: missing or non-integer field\(s\) "
+    with pytest.raises(FleetPlannerError, match=r"c\.json: text_config: missing field\(s\) "
                                                 r"num_attention_heads, vocab_size"):
         model_from_config({"text_config": {**GEMMA_3_4B["text_config"], "model_type": "olmo2"}}, source="c.json")
     with pytest.raises(FleetPlannerError, match=r"c\.json: text_config: expected an object"):

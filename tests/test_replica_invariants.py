@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import simpy
 from conftest import run_arrivals
 from hypothesis import given, settings
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 from scenarios.catalog import GPUS, MODELS
 from sim.replica import ITL_BINS, Replica
 from sim.requests import RequestTable
-from sim.service import HardwareProfile, StepTimeModel
+from sim.service import ConstantStepModel, HardwareProfile, StepTimeModel
 
 MODEL = StepTimeModel(MODELS["meta-llama/Meta-Llama-3-8B-Instruct"], GPUS["RTX-4090"], HardwareProfile("RTX-4090"), 1)
 
@@ -73,3 +74,16 @@ def test_engine_invariants(w: tuple[np.ndarray, ...], kv_tokens: int, max_seqs: 
     # (a resumed request's recompute step yields one token outside the decode steps)
     assert decode_tokens - preempted - 1e-6 <= sum(hist[0]) <= decode_tokens + 1e-6
     assert rep.completed == int(ok.sum())
+
+
+@pytest.mark.parametrize(("seconds", "end"), [(200.0, -1), (1e-6, 0)])
+def test_steps_beyond_the_itl_histograms_range_land_in_its_end_bins(seconds: float, end: int) -> None:
+    # the histogram spans 6 us .. 148 s per step; a what-if far slower (or faster) must not fall off it
+    from calibrate.replay import EngineSettings, run_engine
+
+    n = 3
+    _, hist, _ = run_engine(ConstantStepModel(seconds), np.zeros(n), np.ones(n, np.int64), np.full(n, 5, np.int64),
+                            np.zeros(n, np.int64), kv_tokens=10**6, settings=EngineSettings(256, 4096),
+                            max_model_len=10**6)
+    h = np.asarray(hist).reshape(-1, ITL_BINS)
+    assert h.sum() == n * 4 and h[:, end].sum() == n * 4

@@ -77,6 +77,16 @@ def test_unknown_key_is_reported_with_its_path(tmp_path: Path) -> None:
     ]
 
 
+def test_nan_and_infinite_numbers_are_refused_with_their_path(tmp_path: Path) -> None:
+    data = scenario()
+    data["traffic"]["classes"][0]["rate"] = float("inf")
+    data["configs"][0]["gpu_memory_utilization"] = float("nan")
+    assert problems_of(write(tmp_path, data)) == [
+        f"{tmp_path / 's.yaml'}: configs[0].gpu_memory_utilization: Input should be a finite number (got nan)",
+        f"{tmp_path / 's.yaml'}: traffic.classes[0].rate: Input should be a finite number (got inf)",
+    ]
+
+
 def test_a_step_time_scale_below_one_is_refused_with_its_path(tmp_path: Path) -> None:
     data = scenario()
     data["configs"][0]["step_time_scale"] = 0.8
@@ -266,7 +276,7 @@ def test_broken_config_json(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(json.dumps({"hidden_size": 64}))
     (line,) = problems_of(write(tmp_path, scenario(model="config.json")))
     assert line.startswith(f"{tmp_path / 's.yaml'}: model: ")
-    assert "missing or non-integer field(s)" in line
+    assert "missing field(s) intermediate_size, num_hidden_layers" in line
 
 
 # ------------------------------------------------------------------------------------ fleet specs

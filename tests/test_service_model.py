@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -214,10 +215,13 @@ def test_profile_round_trip_through_dict() -> None:
     with pytest.raises(ValueError, match="unknown profile field"):
         HardwareProfile.from_dict({"gpu": "H100-PCIe", "bogus": 1})
     # a hand-edited file's typo is named with the field, not left to a failed comparison
-    for field, bad, expected in (("mem_eff", "0,8", "a number"), ("frontend_s", True, "a number"),
+    for field, bad, expected in (("mem_eff", "0,8", "a finite number"), ("frontend_s", True, "a finite number"),
+                                 ("step_overhead_s", math.inf, "a finite number"),
                                  ("gpus", 2.0, "a whole number"), ("gpu", 4090, "text")):
         with pytest.raises(ValueError, match=rf"^{field}\(={bad!r}\) must be {expected}$"):
             HardwareProfile.from_dict({"gpu": "H100-PCIe", field: bad})
+    with pytest.raises(ValueError, match=r"^missing profile field\(s\) gpu$"):
+        HardwareProfile.from_dict({"gpus": 2})
     assert HardwareProfile.from_dict({"gpu": "H100-PCIe", "memory_gb": None, "gpus": 2}).gpus == 2
 
 

@@ -7,6 +7,7 @@ The work is in :mod:`calibrate.fitplan` (per-configuration fits, TP derivation, 
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,8 @@ def fit_files(
 ) -> dict[tuple[str, int], dict[str, Any]]:
     """Load, fit, write (as it goes); returns the entries written."""
     console = console or Console(stderr=True)
+    _check_output(output)
+    done = read_profile_entries(output) if resume and output.exists() else {}
     runs = load_runs(list(files), client_seed=client_seed, **(overrides or {}))
     points = resolve_points(runs, model_configs, hardware)
     for p in points:  # lengths a run's dataset cannot have fail here, named, not as a far-off fit
@@ -108,7 +111,6 @@ def fit_files(
         points = [p for p in points if f"{p.run.gpu_count}x{p.run.gpu}".lower() in wanted]
         if not points:
             raise FleetPlannerError(f"--only {', '.join(only)}: no run on that hardware")
-    done = read_profile_entries(output) if resume and output.exists() else {}
     groups = group_points(points)
     entries = dict(done)
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[msg]}"),
@@ -133,6 +135,19 @@ def fit_files(
 
         _fit_all(points, options, done=done, on_result=on_result, progress=progress)
     return entries
+
+
+def _check_output(output: Path) -> None:
+    """Refuse an output path the fit could not write, before the fit rather than after it."""
+    if output.is_dir():
+        raise FleetPlannerError(f"-o {output}: is a folder; name the profile .yaml file to write")
+    folder = output.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FleetPlannerError(f"-o {output}: cannot create folder {folder}: {exc.strerror or exc}") from None
+    if not os.access(folder, os.W_OK):
+        raise FleetPlannerError(f"-o {output}: folder {folder} is not writable")
 
 
 def run(args: argparse.Namespace) -> int:

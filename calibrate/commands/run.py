@@ -21,7 +21,7 @@ from calibrate.runner.orchestrate import RunPlan, describe_plan, execute, power_
 from calibrate.server import ServerConfig, default_engine_limits, free_port, sets_flag
 from calibrate.sweep import SweepConfig
 from scenarios.errors import FleetPlannerError
-from scenarios.models import load_model_config
+from scenarios.models import SERVED_DTYPES, load_model_config
 
 
 class RunArgumentError(FleetPlannerError):
@@ -74,7 +74,8 @@ def register(subparsers: Any) -> None:
 
     g = p.add_argument_group("server (vllm serve)")
     g.add_argument("--tp", type=int, default=1, help="tensor-parallel size = GPUs used (default 1)")
-    g.add_argument("--dtype", default="auto", help="model dtype: auto, float16, bfloat16, float32")
+    g.add_argument("--dtype", default="auto", choices=("auto", *SERVED_DTYPES),
+                   help="model dtype as vLLM takes it (default auto: the checkpoint's 16-bit type)")
     g.add_argument("--max-model-len", type=int, help="context length limit (default: the model's)")
     g.add_argument("--gpu-memory-utilization", type=float, help="fraction of GPU memory for vLLM")
     g.add_argument("--prefix-caching", choices=("off", "fresh-prompts"), default="off",

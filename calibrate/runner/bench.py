@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import subprocess
@@ -63,6 +64,8 @@ class BenchConfig:
             raise ValueError(f"burstiness(={self.burstiness}) must be > 0")
         if self.num_warmups < 0:
             raise ValueError(f"num_warmups(={self.num_warmups}) must be >= 0")
+        if self.temperature is not None and not 0 <= self.temperature < math.inf:
+            raise ValueError(f"temperature(={self.temperature}) must be a finite number >= 0")
 
     @property
     def effective_ignore_eos(self) -> bool:

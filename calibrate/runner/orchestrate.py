@@ -51,12 +51,15 @@ class RunPlan:
     metrics_interval_s: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.price_per_gpu_hour < 0:
-            raise ValueError(f"price_per_gpu_hour(={self.price_per_gpu_hour}) must be >= 0")
-        if self.startup_estimate_s < 0:
-            raise ValueError(f"startup_estimate_s(={self.startup_estimate_s}) must be >= 0")
-        if not self.server_timeout_s > 0:
-            raise ValueError(f"server_timeout_s(={self.server_timeout_s}) must be > 0")
+        if not 0 <= self.price_per_gpu_hour < math.inf:
+            raise ValueError(f"price_per_gpu_hour(={self.price_per_gpu_hour}) must be a finite number >= 0")
+        if not 0 <= self.startup_estimate_s < math.inf:
+            raise ValueError(f"startup_estimate_s(={self.startup_estimate_s}) must be a finite number >= 0")
+        for name in ("server_timeout_s", "power_interval_s", "metrics_interval_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}(={getattr(self, name)}) must be > 0")
+        if self.bench_timeout_s is not None and not self.bench_timeout_s > 0:
+            raise ValueError(f"bench_timeout_s(={self.bench_timeout_s}) must be > 0")
 
     def seed_for(self, index: int) -> int:
         """Every point draws its own prompts, so no point finds another's prompts in the prefix cache."""

@@ -1,0 +1,117 @@
+"""Reading the fields of one vLLM result object: typed, finite, and named when wrong.
+
+vLLM's client writes numbers (``--metadata`` values as strings: ``"gpu_count": "1"``), ``inf`` for an
+unpaced request rate, and with ``--save-detailed`` the per-request arrays (token counts, and seconds
+for ``ttfts`` / ``itls``).  Every accessor here refuses what a measurement cannot be (a missing field,
+text, NaN or infinity, a negative count, a ragged array) with :class:`ImportFailed` naming where the
+object came from and the field, so that a bad file stops with one line rather than deep in a replay.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from scenarios.errors import FleetPlannerError
+
+
+class ImportFailed(FleetPlannerError):
+    """A measurement file cannot be read or lacks a field; the message names the file and field."""
+
+
+def num_field(data: dict[str, Any], key: str, where: str, *, required: bool = True,
+              finite: bool = True) -> float | None:
+    """A number field (a string holding one is read too); ``finite=False`` lets ``inf`` through."""
+    if key not in data or data[key] is None:
+        if required:
+            raise ImportFailed(f"{where}: missing field '{key}'")
+        return None
+    value = data[key]
+    if isinstance(value, str):  # --metadata values are strings ("gpu_count": "1")
+        try:
+            value = float(value)
+        except ValueError:
+            raise ImportFailed(f"{where}: field '{key}' is not a number ({data[key]!r})") from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ImportFailed(f"{where}: field '{key}' is not a number ({type(value).__name__})")
+    if finite and not math.isfinite(value):
+        raise ImportFailed(f"{where}: field '{key}' must be a finite number (got {data[key]!r})")
+    return float(value)
+
+
+def count_field(data: dict[str, Any], key: str, where: str, *, required: bool = True, least: int = 0) -> int | None:
+    """A whole-number field (tokens, requests, GPUs): finite and at least ``least``."""
+    value = num_field(data, key, where, required=required)
+    if value is None:
+        return None
+    if value < least:
+        raise ImportFailed(f"{where}: field '{key}' must be >= {least} (got {data[key]!r})")
+    return int(value)
+
+
+def int_list(data: dict[str, Any], key: str, where: str) -> tuple[int, ...] | None:
+    """A per-request token-count array (``input_lens``, ``output_lens``); None when absent."""
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0 for v in value):
+        raise ImportFailed(f"{where}: field '{key}' must be a non-empty list of token counts (numbers >= 0)")
+    return tuple(int(v) for v in value)
+
+
+def _seconds_list(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+
+
+def send_times(data: dict[str, Any], where: str, n: int | None) -> tuple[float, ...] | None:
+    """``start_times`` (absolute clock readings) as offsets from the first send; None when absent."""
+    value = data.get("start_times")
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in value):
+        raise ImportFailed(f"{where}: field 'start_times' must be a non-empty list of numbers (seconds)")
+    if n is not None and len(value) != n:
+        raise ImportFailed(f"{where}: field 'start_times' has {len(value)} entries but 'input_lens' has {n}")
+    first = min(value)
+    return tuple(float(v) - first for v in value)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    s = sorted(values)
+    if not s:
+        return math.nan
+    pos = (len(s) - 1) * q / 100.0
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+def metrics_from_arrays(data: dict[str, Any], where: str) -> dict[str, float]:
+    """Summary metrics (ms) computed from ``ttfts``/``itls``/``output_lens`` where the file lacks them."""
+    out: dict[str, float] = {}
+    ttfts = data.get("ttfts")
+    itls = data.get("itls")
+    lens = data.get("output_lens")
+    if ttfts is not None and not _seconds_list(ttfts):
+        raise ImportFailed(f"{where}: field 'ttfts' must be a list of numbers (seconds)")
+    if itls is not None and not (isinstance(itls, list) and all(_seconds_list(row) for row in itls)):
+        raise ImportFailed(f"{where}: field 'itls' must be a list of lists of numbers (seconds)")
+    if isinstance(ttfts, list) and ttfts:
+        v = [1000.0 * float(t) for t in ttfts if isinstance(t, int | float) and t > 0]
+        out.update(mean_ttft_ms=sum(v) / max(len(v), 1), median_ttft_ms=_percentile(v, 50),
+                   p90_ttft_ms=_percentile(v, 90), p99_ttft_ms=_percentile(v, 99))
+    if isinstance(itls, list) and itls:
+        flat = [1000.0 * float(x) for row in itls for x in row]
+        if flat:
+            out.update(mean_itl_ms=sum(flat) / len(flat), median_itl_ms=_percentile(flat, 50),
+                       p90_itl_ms=_percentile(flat, 90), p99_itl_ms=_percentile(flat, 99))
+        if isinstance(lens, list) and len(lens) == len(itls):
+            tpots = [1000.0 * sum(row) / (n - 1) for row, n in zip(itls, lens, strict=True)
+                     if isinstance(n, int) and n > 1]
+            if tpots:
+                out.update(mean_tpot_ms=sum(tpots) / len(tpots), median_tpot_ms=_percentile(tpots, 50),
+                           p90_tpot_ms=_percentile(tpots, 90), p99_tpot_ms=_percentile(tpots, 99))
+    return out
