@@ -73,6 +73,8 @@ class PlanResult:
     """The recommended fleet verified again with every engine step ``1 + stress_pct / 100`` times as long
     as the profiles say (None: not run, or no fleet recommended)."""
     stress_pct: float = 0.0
+    budget: float | None = None
+    """``plan.max_budget_usd_per_hour``: fleets above it are not recommended, however well they do."""
     affinity_idle: set[str] = field(default_factory=set)
     """Keys of class-affinity candidates whose map routes every class over the whole fleet (it names
     none of the fleet's pools, or all of them): kept where class affinity is the only policy asked for."""
@@ -86,8 +88,12 @@ class PlanResult:
     def message(self) -> str:
         if self.recommended is not None:
             return f"recommended: {self.recommended.candidate.fleet} with {self.recommended.candidate.routing}"
+        within = f" within the budget of ${self.budget:g}/h" if self.budget else ""
         if self.closest is None:
-            return "no fleet meets the SLOs, and no candidate could be simulated within the caps"
+            return f"no fleet{within} meets the SLOs, and no candidate could be simulated within the caps"
+        if self.closest.feasible:  # only fleets over the budget met them
+            return (f"no fleet{within} meets the SLOs; {self.closest.candidate.fleet} "
+                    f"({self.closest.candidate.routing}) does, at ${_total(self.closest, 'usd_per_hour'):.2f}/h")
         return (
             f"no fleet meets the SLOs; closest is {self.closest.candidate.fleet} "
             f"({self.closest.candidate.routing}), missing {self.closest.worst}"
@@ -190,6 +196,7 @@ def plan_fleet(
     result = PlanResult(objective, rate, curves, len(vectors) * len(policies), 0)
     result.slos = {c.name: c.slo.model_dump() for c in scenario.traffic.classes}
     result.confidence = settings.confidence
+    result.budget = settings.max_budget_usd_per_hour
     for counts in vectors:
         for policy in policies:
             cand = Candidate(counts, policy)
@@ -248,7 +255,7 @@ def plan_fleet(
             tell(f"verifying {cand.fleet} ({cand.routing}), best effort", len(result.verified), 0)
             verdict = _verify(loaded, cand, seeds, requests, store, settings.confidence)
             result.verified.append(verdict)
-            if verdict.feasible:
+            if verdict.feasible and _total(verdict, "usd_per_hour") <= (result.budget or math.inf):
                 feasible.append(verdict)
     _conclude(result, feasible, objective)
     if result.closest is not None and len(result.closest.runs) < len(seeds):

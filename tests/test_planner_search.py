@@ -122,6 +122,15 @@ def test_the_recommended_fleet_is_stress_tested_with_slower_steps() -> None:
                                           f"{best.candidate.fleet} would miss ")
 
 
+def test_a_budget_no_fleet_meets_recommends_nothing() -> None:
+    # screening drops every fleet over the budget; the best-effort fleets simulated after that may meet the
+    # SLOs, but they are over the budget too and must not come back as the recommendation
+    loaded = small(max_budget_usd_per_hour=0.01)
+    result = plan_fleet(loaded)
+    assert result.screened == 0 and result.recommended is None and result.closest is not None
+    assert result.message().startswith("no fleet within the budget of $0.01/h meets the SLOs")
+
+
 def test_caps_limit_the_search() -> None:
     loaded = small(max_gpus={"H100-PCIe": 0})
     assert all(dict(v).get("1xH100-PCIe", 0) == 0 for v in enumerate_fleets(loaded))
