@@ -73,3 +73,15 @@ def engine_overrides(items: Sequence[str]) -> dict[str, Any]:
             raise ImportFailed(f"--engine {item}: {key} must be >= {lowest}")
         out[key] = value
     return out
+
+
+#: most replay seeds ``--seeds`` may ask for (each replays every run once more)
+MAX_SEEDS = 64
+
+
+def check_seed_options(seeds: int, client_seed: int | None) -> None:
+    """``--seeds`` (replays averaged per run) and ``--client-seed`` (the vLLM client's ``--seed``)."""
+    if not 1 <= seeds <= MAX_SEEDS:
+        raise ImportFailed(f"--seeds(={seeds}) must be in 1..{MAX_SEEDS}")
+    if client_seed is not None and not 0 <= client_seed < 2**32:
+        raise ImportFailed(f"--client-seed(={client_seed}) must be in 0..2**32-1 (as vLLM's --seed)")

@@ -104,6 +104,10 @@ def _menu(loaded: LoadedScenario) -> list[str]:
     return list(loaded.scenario.plan.menu or [c.key for c in loaded.scenario.configs])
 
 
+#: most replica-count combinations the search enumerates (each is screened analytically)
+MAX_COMBINATIONS = 2_000_000
+
+
 def enumerate_fleets(loaded: LoadedScenario) -> list[tuple[tuple[str, int], ...]]:
     """Every replica-count vector of the menu within the scenario's caps (empty fleet excluded)."""
     scenario = loaded.scenario
@@ -114,6 +118,12 @@ def enumerate_fleets(loaded: LoadedScenario) -> list[tuple[tuple[str, int], ...]
         range(0, min(settings.max_replicas.get(n, settings.max_total_replicas), settings.max_total_replicas) + 1)
         for n in menu
     ]
+    combinations = math.prod(len(r) for r in ranges)
+    if combinations > MAX_COMBINATIONS:
+        raise FleetPlannerError(
+            f"plan: {combinations:,} replica-count combinations of {len(menu)} configurations to enumerate (at most "
+            f"{MAX_COMBINATIONS:,}); lower plan.max_total_replicas (={settings.max_total_replicas}), set "
+            "plan.max_replicas per configuration, or narrow plan.menu")
     out = []
     for counts in itertools.product(*ranges):
         total = sum(counts)

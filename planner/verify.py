@@ -58,13 +58,13 @@ class StateFile:
         self.digest = digest
         self.runs: dict[tuple[str, int], dict[str, Any]] = {}
         if path is not None and path.exists():
-            for line in path.read_text().splitlines():
+            for line in path.read_text(errors="replace").splitlines():
                 try:
                     rec = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line cut short by a kill
-                if rec.get("scenario") == digest:
-                    self.runs[(rec["key"], int(rec["seed"]))] = rec
+                    if isinstance(rec, dict) and rec.get("scenario") == digest:
+                        self.runs[(str(rec["key"]), int(rec["seed"]))] = rec
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line cut short by a kill, or not a run of this file's: recomputed
 
     def get(self, key: str, seed: int) -> dict[str, Any] | None:
         return self.runs.get((key, seed))

@@ -17,9 +17,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from scenarios.traffic import MAX_REQUESTS
+
+#: a number no power, price, intensity or mass can be below
+NonNegative = Annotated[float, Field(ge=0)]
+
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True, allow_inf_nan=False)
 
 
 class OwnedHardware(_Strict):
@@ -55,9 +60,9 @@ class Power(_Strict):
     model: Literal["measured", "linear", "full_tdp"] = "linear"
     """measured: calibration bundles where present (else linear); linear: idle + (board - idle) x utilisation;
     full_tdp: board power all the time (the seed paper's assumption)."""
-    board_w: dict[str, float] = {}
+    board_w: dict[str, NonNegative] = {}
     """GPU name -> board power to use instead of the datasheet (e.g. H100-PCIe: 700 as in seed 000)."""
-    idle_w: dict[str, float] = {}
+    idle_w: dict[str, NonNegative] = {}
 
 
 class Carbon(_Strict):
@@ -65,9 +70,9 @@ class Carbon(_Strict):
 
     grid_g_per_kwh: float | None = Field(default=None, ge=0)
     """Default grid intensity for pools that do not set their own (else 242, the EU27 2023 average)."""
-    hourly_profile: list[float] | None = Field(default=None, min_length=24, max_length=24)
+    hourly_profile: list[NonNegative] | None = Field(default=None, min_length=24, max_length=24)
     """24 multipliers of the grid intensity by hour of day (mean ~1), for carbon-aware planning."""
-    embodied_kg_per_gpu: dict[str, float] = {}
+    embodied_kg_per_gpu: dict[str, NonNegative] = {}
     """GPU name -> embodied kg CO2e (defaults: see planner.carbon)."""
     lifetime_years: float = Field(default=4.0, gt=0)
     """Embodied carbon is spread over this many years of wall-clock time."""
@@ -85,7 +90,7 @@ class PlanSettings(_Strict):
     """Configuration name -> most replicas of it (availability of consumer pools is finite)."""
     max_gpus: dict[str, int] = {}
     """GPU name -> most GPUs of that type in the whole fleet."""
-    max_total_replicas: int = Field(default=16, ge=1)
+    max_total_replicas: int = Field(default=16, ge=1, le=1000)
     max_budget_usd_per_hour: float | None = Field(default=None, gt=0)
     routing: list[str] | None = None
     """Routing policy types to try (default: the scenario's routing only)."""
@@ -93,7 +98,7 @@ class PlanSettings(_Strict):
     """Simulation seeds per verified candidate (confidence intervals come from their spread)."""
     verify_top: int = Field(default=6, ge=1)
     """How many screened candidates to verify by simulation (more if they fail)."""
-    requests: int | None = Field(default=None, ge=100)
+    requests: int | None = Field(default=None, ge=100, le=MAX_REQUESTS)
     """Requests per verification run (default: the scenario's, capped at 6000)."""
     confidence: float = Field(default=0.95, gt=0.5, lt=1)
     stress_pct: float = Field(default=10.0, ge=0, le=100)

@@ -14,6 +14,7 @@ Owned hardware costs ``purchase / lifetime + overhead`` per hour, plus electrici
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -118,14 +119,26 @@ def load_catalogue(name: str, base: Path) -> Catalogue:
             f"pricing.catalogue: unknown price catalogue {name!r}; built in: {', '.join(CATALOGUES)} (or a YAML file)"
         )
     try:
-        data = yaml.safe_load(path.read_text())
-        prices = {
-            gpu: PriceEntry(gpu, v.get("on_demand"), v.get("spot"), str(v.get("note", "")))
-            for gpu, v in data["prices"].items()
-        }
-        return Catalogue(path.stem, str(data.get("source", path)), str(data.get("date", "")), prices)
-    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError) as exc:
-        raise FleetPlannerError(f"{path}: prices: expected {{GPU: {{on_demand: USD, spot: USD}}}} ({exc})") from None
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise FleetPlannerError(f"pricing.catalogue: {path}: not UTF-8 text (byte {exc.start})") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise FleetPlannerError(f"pricing.catalogue: {path}: cannot read ({exc})") from None
+    shape = "expected a mapping with prices: {GPU: {on_demand: USD, spot: USD}}"
+    if not isinstance(data, dict) or not isinstance(data.get("prices"), dict):
+        raise FleetPlannerError(f"pricing.catalogue: {path}: {shape}")
+    prices = {}
+    for gpu, v in data["prices"].items():
+        if not isinstance(v, dict):
+            raise FleetPlannerError(f"pricing.catalogue: {path}: prices.{gpu}: {shape}")
+        for kind in ("on_demand", "spot"):
+            usd = v.get(kind)
+            if usd is not None and (isinstance(usd, bool) or not isinstance(usd, int | float)
+                                    or not 0 <= usd < math.inf):
+                raise FleetPlannerError(f"pricing.catalogue: {path}: prices.{gpu}.{kind}: expected USD per "
+                                        f"GPU-hour (a number >= 0), got {usd!r}")
+        prices[str(gpu)] = PriceEntry(str(gpu), v.get("on_demand"), v.get("spot"), str(v.get("note", "")))
+    return Catalogue(path.stem, str(data.get("source", path)), str(data.get("date", "")), prices)
 
 
 @dataclass(frozen=True)

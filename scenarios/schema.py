@@ -21,7 +21,10 @@ from pydantic import Field, model_validator
 from scenarios.base import Strict
 from scenarios.catalog import GPUS, GpuSpec
 from scenarios.economics import Carbon, PlanSettings, Power, Pricing
-from scenarios.traffic import TraceArrival, TraceLength, Traffic
+from scenarios.traffic import MAX_REQUESTS, TraceArrival, TraceLength, Traffic
+
+#: most replicas one pool may hold
+MAX_REPLICAS = 100_000
 
 
 # --------------------------------------------------------------------------------------- hardware
@@ -120,7 +123,7 @@ class Pool(Strict):
 
     config: str
     """Name of a serving configuration (``configs[].name`` or its default ``{gpus}x{gpu}``)."""
-    count: int = Field(default=1, ge=0)
+    count: int = Field(default=1, ge=0, le=MAX_REPLICAS)
     name: str | None = None
     """Pool name for reports and routing; defaults to the configuration's name."""
     grid_g_per_kwh: float = Field(default=242.0, ge=0)
@@ -192,11 +195,11 @@ Routing = Annotated[
 class Simulation(Strict):
     """How much to simulate."""
 
-    requests: int | None = Field(default=None, ge=1)
+    requests: int | None = Field(default=None, ge=1, le=MAX_REQUESTS)
     """Number of requests (all classes together)."""
     duration_s: float | None = Field(default=None, gt=0)
     """Or: simulate arrivals over this many seconds."""
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)
     warmup_s: float = Field(default=0.0, ge=0)
     """Requests arriving before this are simulated but left out of the statistics."""
     start_hour: float = Field(default=0.0, ge=0, lt=24)

@@ -14,13 +14,20 @@ from pydantic import Field, model_validator
 
 from scenarios.base import Strict
 
+#: most requests one workload may hold (a memory guard; the simulator refuses more)
+MAX_REQUESTS = 200_000_000
+#: longest request length a scenario may state, tokens (beyond any model's context)
+MAX_TOKENS = 10_000_000
+#: highest arrival rate a scenario may state, requests/s
+MAX_RATE = 1e6
+
 
 # ----------------------------------------------------------------------------------------- lengths
 class FixedLength(Strict):
     """Every request has the same length."""
 
     type: Literal["fixed"] = "fixed"
-    value: int = Field(ge=1)
+    value: int = Field(ge=1, le=MAX_TOKENS)
 
 
 class LognormalLength(Strict):
@@ -31,8 +38,8 @@ class LognormalLength(Strict):
     """Mean of the untruncated distribution, tokens."""
     sigma: float = Field(default=1.0, gt=0)
     """Shape: standard deviation of log(length)."""
-    min: int = Field(default=1, ge=1)
-    max: int | None = Field(default=None, ge=1)
+    min: int = Field(default=1, ge=1, le=MAX_TOKENS)
+    max: int | None = Field(default=None, ge=1, le=MAX_TOKENS)
 
     @model_validator(mode="after")
     def _bounds(self) -> LognormalLength:
@@ -56,6 +63,8 @@ class EmpiricalLength(Strict):
             )
         if any(b <= a for a, b in zip(self.edges, self.edges[1:], strict=False)) or self.edges[0] < 1:
             raise ValueError("edges must be increasing integers >= 1")
+        if self.edges[-1] > MAX_TOKENS + 1:
+            raise ValueError(f"edges must end by {MAX_TOKENS + 1:,} (lengths up to {MAX_TOKENS:,} tokens)")
         if any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
             raise ValueError("weights must be >= 0 with a positive sum")
         return self
@@ -159,7 +168,7 @@ class TrafficClass(Strict):
     """A stream of requests with its own rate, lengths and SLOs."""
 
     name: str = Field(min_length=1)
-    rate: float | None = Field(default=None, gt=0)
+    rate: float | None = Field(default=None, gt=0, le=MAX_RATE)
     """Mean arrival rate, requests/s (or give ``share`` of ``traffic.total_rate``)."""
     share: float | None = Field(default=None, gt=0)
     arrival: Arrival = PoissonArrival()
@@ -174,7 +183,7 @@ class Traffic(Strict):
     """All traffic classes; rates are absolute or shares of ``total_rate``."""
 
     classes: list[TrafficClass] = Field(min_length=1)
-    total_rate: float | None = Field(default=None, gt=0)
+    total_rate: float | None = Field(default=None, gt=0, le=MAX_RATE)
 
     @model_validator(mode="after")
     def _rates(self) -> Traffic:
@@ -189,6 +198,9 @@ class Traffic(Strict):
                 raise ValueError(f"class {c.name!r}: needs rate (requests/s) or share (of total_rate)")
             if c.share is not None and self.total_rate is None:
                 raise ValueError(f"class {c.name!r} has a share but traffic.total_rate is not set")
+            if c.share is not None and not self.rate_of(c) > 0:
+                raise ValueError(f"class {c.name!r}: its share(={c.share:g}) of total_rate is 0 requests/s "
+                                 "beside the others' shares")
         return self
 
     def rate_of(self, cls: TrafficClass) -> float:

@@ -41,6 +41,7 @@ import numpy as np
 from scenarios.errors import ScenarioError
 from scenarios.loader import LoadedScenario
 from scenarios.traffic import (
+    MAX_TOKENS,
     DiurnalArrival,
     GammaArrival,
     PiecewiseArrival,
@@ -219,6 +220,10 @@ def _piecewise(spec: PiecewiseArrival, ctx: ClassContext) -> ArrivalProcess:
 
 
 # ------------------------------------------------------------------------------------------- traces
+#: largest trace time, seconds (a Unix timestamp is ~1.8e9; this spans ~30 million years)
+MAX_TRACE_SECONDS = 1e15
+
+
 def _seconds(value: Any) -> float:
     """A trace time: a number of seconds, or an ISO 8601 date/time (naive ones read as UTC)."""
     if isinstance(value, bool):
@@ -281,7 +286,7 @@ def read_trace(spec: TraceArrival, ctx: ClassContext, *, prompt: bool, output: b
     if not rows:
         raise fail(f"{path.name} has no rows")
 
-    def column(name: str, convert: Callable[[Any], float]) -> np.ndarray:
+    def column(name: str, convert: Callable[[Any], float], limit: float) -> np.ndarray:
         values = np.empty(len(rows), dtype=np.float64)
         for k, (line, row) in enumerate(rows):
             where = f"{path.name} line {line}: {name} value {row.get(name)!r}"
@@ -291,14 +296,16 @@ def read_trace(spec: TraceArrival, ctx: ClassContext, *, prompt: bool, output: b
                 raise fail(f"{where} is not a number") from None
             if not math.isfinite(values[k]):
                 raise fail(f"{where} is not finite")
+            if abs(values[k]) > limit:
+                raise fail(f"{where} is out of range (at most {limit:,.0f})")
         return values
 
-    times = column(spec.time_column, _seconds)
+    times = column(spec.time_column, _seconds, MAX_TRACE_SECONDS)
     order = np.argsort(times, kind="stable")
     times = (times[order] - times[order[0]]) * spec.time_scale
 
     def tokens(name: str) -> np.ndarray:
-        return np.maximum(np.rint(column(name, float)[order]), 1).astype(np.int64)
+        return np.maximum(np.rint(column(name, float, MAX_TOKENS)[order]), 1).astype(np.int64)
 
     return Trace(
         times,

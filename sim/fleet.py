@@ -120,6 +120,10 @@ def check_fits(loaded: LoadedScenario) -> list[str]:
             plan_config(cfg, loaded.model, loaded.scenario, f"configs[{i}]", loaded)
         except ScenarioError as exc:
             problems.extend(exc.problems)
-        except FleetPlannerError as exc:  # a profile file problem is reported, not raised
-            problems.append(f"{loaded.path}: configs[{i}].profile: {exc}")
+        except FleetPlannerError as exc:  # a profile or price-list problem is reported, not raised
+            text = str(exc)  # the scenario's pricing applies to every configuration: named once, as itself
+            line = f"{loaded.path}: {text}" if text.startswith("pricing") else \
+                f"{loaded.path}: configs[{i}].profile: {text}"
+            if line not in problems:
+                problems.append(line)
     return problems

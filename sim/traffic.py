@@ -26,13 +26,12 @@ import numpy as np
 
 from scenarios.errors import FleetPlannerError
 from scenarios.loader import LoadedScenario
+from scenarios.traffic import MAX_REQUESTS
 from sim.arrivals import ARRIVALS, ArrivalProcess, Trace, build_arrivals
 from sim.lengths import LENGTHS, sample_lengths
 
 __all__ = ["ARRIVALS", "LENGTHS", "MAX_REQUESTS", "Workload", "build_arrivals", "generate_workload"]
 
-#: refuse to generate more requests than this in one workload (memory guard)
-MAX_REQUESTS = 200_000_000
 
 _EMPTY = np.empty(0, dtype=np.float64)
 

@@ -8,12 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from conftest import make_scenario
 
+from planner import search
 from planner.cli import main as planner_main
 from planner.search import enumerate_fleets, plan_fleet, to_dict
 from planner.variants import Candidate
 from planner.verify import pool_runs, run_once
+from scenarios.errors import FleetPlannerError
 from scenarios.loader import LoadedScenario, scenario_from_dict
 
 
@@ -231,3 +234,18 @@ def test_class_affinity_candidates_hold_a_pool_their_map_names() -> None:
         assert to_dict(only)["recommended"] is None or "routing_note" in to_dict(only)["recommended"]
     if only.recommended is not None and only.recommended.candidate.key in idle:
         assert "routed over the whole fleet" in (only.routing_note(only.recommended) or "")
+
+
+def test_a_search_space_too_large_to_enumerate_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(search, "MAX_COMBINATIONS", 100)  # two configurations of up to 20 replicas: 441
+    loaded = small(max_total_replicas=20)
+    n = len(loaded.scenario.configs)
+    with pytest.raises(FleetPlannerError, match=rf"plan: [\d,]+ replica-count combinations of {n} configurations"):
+        enumerate_fleets(loaded)
+    # and a state path that is a folder is named before the search
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(small().scenario.model_dump(mode="json", exclude_none=True)))
+    assert planner_main(["plan", str(path), "--state", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"--state {tmp_path}: is a folder; name the state file (.jsonl)" in err and err.count("\n") == 1

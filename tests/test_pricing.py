@@ -79,3 +79,33 @@ def test_price_file_catalogue(tmp_path) -> None:
     s = _scenario({"catalogue": str(f), "kind": "spot"})
     cost = gpu_cost(s, "H100-PCIe", tmp_path)
     assert cost.usd_per_hour == 1.1 and "our broker" in cost.basis
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (b"\xff\xfe\x00bad", "not UTF-8 text (byte 0)"),
+        (b"prices:\n  H100-PCIe: {on_demand: cheap}\n", "prices.H100-PCIe.on_demand: expected USD per GPU-hour "
+                                                         "(a number >= 0), got 'cheap'"),
+        (b"prices:\n  H100-PCIe: {on_demand: 1.0, spot: -1}\n", "prices.H100-PCIe.spot: expected USD per GPU-hour"),
+        (b"prices:\n  H100-PCIe: [1]\n", "prices.H100-PCIe: expected a mapping with prices:"),
+        (b"", "expected a mapping with prices: {GPU: {on_demand: USD, spot: USD}}"),
+    ],
+)
+def test_a_bad_price_file_is_named_with_the_field(tmp_path, content: bytes, needle: str) -> None:
+    f = tmp_path / "quotes.yaml"
+    f.write_bytes(content)
+    with pytest.raises(FleetPlannerError) as err:
+        gpu_cost(_scenario({"catalogue": str(f)}), "H100-PCIe", tmp_path)
+    assert str(err.value).startswith(f"pricing.catalogue: {f}: ") and needle in str(err.value)
+
+
+def test_planner_check_names_a_pricing_problem_once_as_pricing(tmp_path) -> None:
+    from sim.fleet import check_fits
+
+    data = make_scenario().scenario.model_dump(mode="json", exclude_none=True)
+    data["pricing"] = {"catalogue": str(tmp_path / "quotes.yaml")}
+    (tmp_path / "quotes.yaml").write_text("prices: 3\n")
+    loaded = scenario_from_dict(data)
+    problems = check_fits(loaded)
+    assert len(problems) == 1 and ": pricing.catalogue: " in problems[0] and ".profile" not in problems[0], problems

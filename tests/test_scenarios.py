@@ -346,3 +346,31 @@ def test_serving_config_choices_match_what_the_model_layer_knows() -> None:
     fields = ServingConfig.model_fields
     assert _literal_choices(fields["quantization"].annotation) == set(ONLINE_QUANTIZATION)
     assert _literal_choices(fields["kv_cache_dtype"].annotation) == set(KV_CACHE_DTYPES)
+
+
+@pytest.mark.parametrize(
+    ("edit", "where", "needle"),
+    [
+        (lambda d: d.setdefault("simulation", {}).update(seed=-1), "simulation.seed", "greater than or equal to 0"),
+        (lambda d: d.setdefault("simulation", {}).update(requests=10**12), "simulation.requests", "less than or equal"),
+        (lambda d: d["fleet"]["pools"][0].update(count=10**6), "fleet.pools[0].count", "less than or equal to 100000"),
+        (lambda d: d["traffic"]["classes"][0].update(prompt_tokens={"type": "fixed", "value": 10**30}),
+         "traffic.classes[0].prompt_tokens.value", "less than or equal to 10000000"),
+        (lambda d: d["traffic"]["classes"][0].update(rate=1e300), "traffic.classes[0].rate", "less than or equal"),
+        (lambda d: d.update(plan={"max_total_replicas": 10**30}), "plan.max_total_replicas", "less than or equal"),
+        (lambda d: d.update(power={"board_w": {"H100-PCIe": -700}}), "power.board_w.H100-PCIe",
+         "greater than or equal to 0"),
+        (lambda d: d.update(carbon={"hourly_profile": [-1.0] * 24}), "carbon.hourly_profile[0]",
+         "greater than or equal to 0"),
+        (lambda d: d["traffic"].update(total_rate=5, classes=[{"name": "a", "share": 1e-300},
+                                                              {"name": "b", "share": 1e300}]),
+         "traffic", "its share(=1e-300) of total_rate is 0 requests/s"),
+    ],
+)
+def test_values_no_fleet_could_hold_are_refused_with_their_path(
+        tmp_path: Path, edit: Any, where: str, needle: str) -> None:
+    data = scenario()
+    edit(data)
+    path = write(tmp_path, data)
+    problems = problems_of(path)
+    assert any(p.startswith(f"{path}: {where}") and needle in p for p in problems), problems

@@ -198,3 +198,16 @@ def test_cli_simulate_bad_input_is_one_line_error(capsys: pytest.CaptureFixture[
     err = capsys.readouterr().err
     assert "unknown GPU 'H10'" in err and "Traceback" not in err
     assert planner_main(["simulate", str(tmp_path / "nope.yaml")]) == 2
+
+
+def test_cli_simulate_checks_its_outputs_and_seed_first(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = ROOT / "scenarios" / "paper-14b.yaml"
+    (tmp_path / "afile").write_text("")
+    for args, needle in ((["--json", str(tmp_path)], f"--json {tmp_path}: is a folder; name a file to write"),
+                         (["--csv", str(tmp_path / "afile" / "r.csv")], f"folder {tmp_path / 'afile'} is not a folder"),
+                         (["--json", str(tmp_path / "no" / "r.json")], f"folder {tmp_path / 'no'} does not exist"),
+                         (["--seed", "-1"], "--seed(=-1) must be >= 0"),
+                         (["--duration", "nan"], "--duration(=nan) must be > 0")):
+        assert planner_main(["simulate", str(path), "--requests", "50", *args]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and err.count("\n") == 1 and "Traceback" not in err, err

@@ -403,3 +403,13 @@ def test_workload_invariants(
     assert np.all((w.output[mine] >= output["min"]) & (w.output[mine] <= output["max"]))
     assert np.all((w.cached >= 0) & (w.cached < w.prompt))
     assert np.all(w.prompt >= 1) and np.all(w.output >= 1)
+
+
+def test_trace_values_beyond_any_request_or_clock_are_named(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text("timestamp,prompt_tokens,output_tokens\n0,10,10\n1,1e30,10\n")
+    with pytest.raises(ScenarioError, match=r"t.csv line 3: prompt_tokens value '1e30' is out of range "
+                                            r"\(at most 10,000,000\)"):
+        gen(loaded([trace_class("t.csv")], tmp_path))
+    (tmp_path / "t.csv").write_text("timestamp,prompt_tokens,output_tokens\n0,10,10\n1e308,10,10\n")
+    with pytest.raises(ScenarioError, match=r"t.csv line 3: timestamp value '1e308' is out of range"):
+        gen(loaded([trace_class("t.csv")], tmp_path))

@@ -147,6 +147,12 @@ def test_unknown_gpu_and_bad_profile_are_one_line_errors(tmp_path: Path, capsys:
     good = write(tmp_path, "g.json", result())
     assert main(["validate", good, "--profile", str(tmp_path / "none.yaml")]) == 2
     assert "profile file not found" in capsys.readouterr().err
+    for args, needle in ((["--client-seed", "-1"], "--client-seed(=-1) must be in 0..2**32-1"),
+                         (["--seeds", "100000"], "--seeds(=100000) must be in 1..64"),
+                         (["--json", str(tmp_path)], f"--json {tmp_path}: is a folder; name a file to write")):
+        assert main(["validate", good, *args]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and err.count("\n") == 1, err
 
 
 def test_engine_option_changes_the_replayed_server(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -26,7 +26,7 @@ from calibrate.fitplan import (
 )
 from calibrate.fitplan import fit_all as _fit_all
 from calibrate.importer import load_runs, lone_runs_note
-from calibrate.overrides import ENGINE_HELP, engine_overrides, hardware_overrides
+from calibrate.overrides import ENGINE_HELP, check_seed_options, engine_overrides, hardware_overrides
 from calibrate.workload import LengthModel, run_workload
 from scenarios.catalog import GpuSpec
 from scenarios.errors import FleetPlannerError
@@ -151,8 +151,7 @@ def _check_output(output: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.seeds < 1:
-        raise FleetPlannerError(f"--seeds(={args.seeds}) must be >= 1")
+    check_seed_options(args.seeds, args.client_seed)
     if args.max_evals < 1:
         raise FleetPlannerError(f"--max-evals(={args.max_evals}) must be >= 1")
     console = Console(stderr=True)

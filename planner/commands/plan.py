@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from planner.outputs import check_output_file, check_output_folder, write_output
 from scenarios.errors import FleetPlannerError
 from scenarios.loader import load_scenario
 
@@ -108,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
             print(plan_json(result))
         else:
             if args.json:
-                Path(args.json).write_text(plan_json(result) + "\n")
+                write_output("--json", args.json, plan_json(result) + "\n")
             print_report(result, console)
         if args.report:
             files = write_report(result, Path(args.report))
@@ -123,19 +124,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_outputs(args: argparse.Namespace, state: Path) -> None:
     """Refuse unwritable output paths before the search, not after it."""
-    checks = [("--state", state.parent, True)]
-    if args.json and args.json != "-":
-        checks.append(("--json", Path(args.json).parent, False))
+    if state.is_dir():
+        raise FleetPlannerError(f"--state {state}: is a folder; name the state file (.jsonl)")
+    check_output_folder("--state", state.parent)
+    check_output_file("--json", args.json)
     if args.report:
-        checks.append(("--report", Path(args.report), True))
-    for flag, folder, create in checks:
-        try:
-            if create:
-                folder.mkdir(parents=True, exist_ok=True)
-            elif not folder.is_dir():
-                raise FleetPlannerError(f"{flag}: folder {folder} does not exist")
-        except OSError as exc:
-            raise FleetPlannerError(f"{flag}: cannot create folder {folder}: {exc.strerror or exc}") from None
+        check_output_folder("--report", Path(args.report))
 
 
 def _default_state(scenario: Path) -> Path:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from planner.outputs import check_output_file, write_output
 from scenarios.errors import FleetPlannerError
 from scenarios.loader import LoadedScenario, load_scenario, parse_fleet_spec
 from sim.notes import extrapolation_notes
@@ -69,20 +69,24 @@ def run(args: argparse.Namespace) -> int:
 
     if args.requests is not None and args.requests < 1:
         raise FleetPlannerError(f"--requests(={args.requests}) must be >= 1")
-    if args.duration is not None and args.duration <= 0:
+    if args.duration is not None and not args.duration > 0:
         raise FleetPlannerError(f"--duration(={args.duration}) must be > 0")
+    if args.seed is not None and args.seed < 0:
+        raise FleetPlannerError(f"--seed(={args.seed}) must be >= 0")
+    check_output_file("--json", args.json)
+    check_output_file("--csv", args.csv)
     loaded = _load(args)
     console = Console(stderr=args.json == "-")
     with console.status("simulating ...", spinner="dots"):
         result = simulate(loaded, seed=args.seed, requests=args.requests, duration_s=args.duration)
     if args.csv:
-        result.requests.to_csv(args.csv, index=False)
+        write_output("--csv", args.csv, result.requests.to_csv(index=False))
     if args.json:
         text = json.dumps(summary_dict(result), indent=2)
         if args.json == "-":
             print(text)
         else:
-            Path(args.json).write_text(text + "\n")
+            write_output("--json", args.json, text + "\n")
     if not args.quiet and args.json != "-":
         _print(console, result, class_summary(result), pool_summary(result))
         replicas = (p.replica for p in result.pools)

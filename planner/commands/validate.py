@@ -19,9 +19,9 @@ from calibrate.bands import Axis, add_bands, inside, profile_axes
 from calibrate.datasets import DATASET_HELP, DATASETS
 from calibrate.fitplan import resolve_points
 from calibrate.importer import MeasuredRun, load_runs, lone_runs_note
-from calibrate.overrides import ENGINE_HELP, engine_overrides, hardware_overrides
+from calibrate.overrides import ENGINE_HELP, check_seed_options, engine_overrides, hardware_overrides
 from calibrate.validation import METRICS, ape, mape, profile_chooser, validate_points
-from scenarios.errors import FleetPlannerError
+from planner.outputs import check_output_file, write_output
 from scenarios.loader import load_hardware_file
 from sim.notes import extrapolation_notes
 
@@ -137,8 +137,8 @@ def _print_bands(console: Console, records: list[dict[str, Any]]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.seeds < 1:
-        raise FleetPlannerError(f"--seeds(={args.seeds}) must be >= 1")
+    check_seed_options(args.seeds, args.client_seed)
+    check_output_file("--json", args.json)
     overrides = hardware_overrides(args.gpu, args.gpus)
     if args.dataset:
         overrides["dataset"] = args.dataset
@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
         if to_stdout:
             print(text)
         else:
-            Path(args.json).write_text(text + "\n")
+            write_output("--json", args.json, text + "\n")
     t = Table(title="measured / predicted (APE)", header_style="bold")
     for c in ("file", "model", "hardware", "rate", *(label for _, label, _ in COLUMNS)):
         t.add_column(c, justify="left" if c in ("file", "model", "hardware") else "right")
