@@ -73,11 +73,18 @@ def plan_config(
         raise ScenarioError([f"{src}: {where}.gpus: {shard}"])
     if kv < 4 * cfg.block_size:
         need = model.weight_bytes / tp / 1e9
-        have = memory.memory_gb * cfg.gpu_memory_utilization - reserve
+        budget = memory.memory_gb * cfg.gpu_memory_utilization
+        if reserve >= budget:  # the activations (or the stated reserve) alone take the memory vLLM may use
+            what = ("activation_reserve_gb" if cfg.activation_reserve_gb is not None else
+                    f"the activation peak of max_num_batched_tokens={cfg.max_num_batched_tokens} and "
+                    f"max_num_seqs={cfg.max_num_seqs}")
+            raise ScenarioError([f"{src}: {where}: {what} needs {reserve:.1f} GB per GPU, more than the "
+                                 f"{budget:.1f} GB vLLM may use on {cfg.key} (gpu_memory_utilization="
+                                 f"{cfg.gpu_memory_utilization}); lower it"])
         raise ScenarioError(
             [
                 f"{src}: {where}: {model.name} does not fit on {cfg.key}: weights need {need:.1f} GB per GPU "
-                f"at tp={tp}, {have:.1f} GB usable (gpu_memory_utilization={cfg.gpu_memory_utilization}); "
+                f"at tp={tp}, {budget - reserve:.1f} GB usable (gpu_memory_utilization={cfg.gpu_memory_utilization}); "
                 "use more GPUs per replica or raise gpu_memory_utilization"
             ]
         )

@@ -78,7 +78,9 @@ def read_profile_file(path: str | Path) -> list[HardwareProfile]:
 def profile_path(name: str, base: Path) -> Path:
     """The file a configuration's ``profile:`` names: a path (relative to ``base``) or a bundled stem."""
     candidate = Path(name) if Path(name).is_absolute() else base / name
-    return candidate if candidate.exists() else BUNDLED_DIR / f"{name}.yaml"
+    if candidate.exists() or Path(name).suffix in (".yaml", ".yml") or len(Path(name).parts) > 1:
+        return candidate  # a file name: looked for where it was given, not among the bundled stems
+    return BUNDLED_DIR / f"{name}.yaml"
 
 
 @lru_cache(maxsize=1)

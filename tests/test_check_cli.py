@@ -182,3 +182,27 @@ def test_values_vllm_or_a_bill_would_refuse(tmp_path: Path, capsys: pytest.Captu
         f"{tmp_path / 'long.yaml'}: configs[0].max_model_len: 100000 exceeds microsoft/phi-4's context "
         "(max_position_embeddings=16384); vLLM refuses to start with it"
     ]
+
+
+def test_what_does_not_fit_names_its_cause(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the activation peak of a huge step budget, not the weights, leaves no memory: say so, not "raise
+    # gpu_memory_utilization" over a negative usable figure; and a profile file name is looked for as a file
+    data = dict(GOOD, configs=[{"gpu": "H100-PCIe", "max_num_batched_tokens": 10**9},
+                               {"gpu": "RTX-4090", "gpus": 2, "profile": "nosuch.yaml"}])
+    bad = write(tmp_path, "bad.yaml", data)
+    code, lines, _ = run(["check", bad], capsys)
+    assert code == 2
+    assert lines[0].startswith(f"{bad}: configs[0]: the activation peak of max_num_batched_tokens=1000000000 and "
+                               "max_num_seqs=256 needs ")
+    assert lines[0].endswith("(gpu_memory_utilization=0.9); lower it")
+    assert lines[1] == f"{bad}: configs[1].profile: {tmp_path / 'nosuch.yaml'}: profile file not found"
+
+
+def test_simulate_names_fleet_options_configurations_as_its_own(capsys: pytest.CaptureFixture[str],
+                                                                tmp_path: Path) -> None:
+    good = write(tmp_path, "good.yaml", GOOD)
+    assert main(["simulate", good, "--fleet", "3xH100-PCIe:1", "--requests", "20"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --fleet 3xH100-PCIe: ") and "tensor-parallel size 3" in err and good not in err
+    assert main(["simulate", good, "--fleet", "", "--requests", "20"]) == 2
+    assert "--fleet: empty spec" in capsys.readouterr().err

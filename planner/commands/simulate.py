@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from planner.outputs import check_output_file, write_output
-from scenarios.errors import FleetPlannerError
+from scenarios.errors import FleetPlannerError, ScenarioError
 from scenarios.loader import LoadedScenario, load_scenario, parse_fleet_spec
+from scenarios.traffic import MAX_REQUESTS
 from sim.notes import extrapolation_notes
 
 EPILOG = """\
@@ -47,12 +49,24 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _load(args: argparse.Namespace) -> LoadedScenario:
+def _load(args: argparse.Namespace) -> tuple[LoadedScenario, int]:
+    """The scenario (with ``--fleet``'s pools) and how many of its configurations its file names."""
     loaded = load_scenario(args.scenario)
-    if args.fleet:
+    own = len(loaded.scenario.configs)
+    if args.fleet is not None:
         scenario = parse_fleet_spec(args.fleet, loaded.scenario)
         loaded = LoadedScenario(scenario, loaded.model, loaded.path)
-    return loaded
+    return loaded, own
+
+
+def _blame_fleet(exc: ScenarioError, loaded: LoadedScenario, own: int) -> ScenarioError:
+    """Problems of configurations ``--fleet`` added (beyond the file's ``own``) named as ``--fleet``'s."""
+    def rewrite(problem: str) -> str:
+        m = re.match(r"^.*?: configs\[(\d+)\](?:\.\w+)?: ", problem)
+        if m is None or int(m.group(1)) < own:
+            return problem
+        return f"--fleet {loaded.scenario.configs[int(m.group(1))].key}: {problem[m.end():]}"
+    return ScenarioError([rewrite(p) for p in exc.problems])
 
 
 def _fmt(v: Any, digits: int = 1) -> str:
@@ -67,18 +81,21 @@ def run(args: argparse.Namespace) -> int:
     from sim.results import class_summary, pool_summary, summary_dict
     from sim.simulation import simulate
 
-    if args.requests is not None and args.requests < 1:
-        raise FleetPlannerError(f"--requests(={args.requests}) must be >= 1")
+    if args.requests is not None and not 1 <= args.requests <= MAX_REQUESTS:
+        raise FleetPlannerError(f"--requests(={args.requests}) must be in 1..{MAX_REQUESTS:,}")
     if args.duration is not None and not args.duration > 0:
         raise FleetPlannerError(f"--duration(={args.duration}) must be > 0")
     if args.seed is not None and args.seed < 0:
         raise FleetPlannerError(f"--seed(={args.seed}) must be >= 0")
     check_output_file("--json", args.json)
     check_output_file("--csv", args.csv)
-    loaded = _load(args)
+    loaded, own = _load(args)
     console = Console(stderr=args.json == "-")
     with console.status("simulating ...", spinner="dots"):
-        result = simulate(loaded, seed=args.seed, requests=args.requests, duration_s=args.duration)
+        try:
+            result = simulate(loaded, seed=args.seed, requests=args.requests, duration_s=args.duration)
+        except ScenarioError as exc:
+            raise _blame_fleet(exc, loaded, own) from None
     if args.csv:
         write_output("--csv", args.csv, result.requests.to_csv(index=False))
     if args.json:
