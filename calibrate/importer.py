@@ -33,6 +33,7 @@ from typing import Any
 from calibrate.datasets import dataset_hint
 from calibrate.resultfields import ImportFailed, count_field, int_list, metrics_from_arrays, num_field, send_times
 from scenarios.catalog import normalise_gpu_name
+from scenarios.traffic import MAX_REQUESTS
 
 #: metric fields as vLLM's client writes them (ms, or per second for throughputs)
 METRICS = (
@@ -137,6 +138,9 @@ def parse_result(
     total_in = tin if tin is not None else sum(inputs or ())
     total_out = tout if tout is not None else sum(outputs or ())
     num_prompts = count_field(data, "num_prompts", where, required=False, least=1) or len(inputs or ()) or completed
+    if max(num_prompts, completed) > MAX_REQUESTS:  # a replay draws every request: beyond this, no memory holds it
+        raise ImportFailed(f"{where}: fields 'num_prompts'(={num_prompts}) and 'completed'(={completed}) must be "
+                           f"<= {MAX_REQUESTS:,}")
     name = gpu_name or data.get("gpu_name")
     if not isinstance(name, str) or not name.strip():
         raise ImportFailed(f"{where}: missing field 'gpu_name' (add --metadata gpu_name=... when "
