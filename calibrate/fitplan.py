@@ -346,18 +346,18 @@ def check_record(entry: dict[str, Any], where: str) -> None:
     if not isinstance(fit, dict):
         raise FleetPlannerError(f"{where}.fit: expected a mapping (the record calibrate fit writes), got {fit!r:.60}")
     for key in _RECORD_LISTS:
-        v = fit.get(key, [])
+        v = fit.get(key) or []
         if not (isinstance(v, list) and all(isinstance(x, str) for x in v)):
             raise FleetPlannerError(f"{where}.fit.{key}: expected a list of names, got {v!r:.60}")
     for key in _RECORD_MAPS:
-        if not isinstance(fit.get(key, {}), dict):
+        if not isinstance(fit.get(key) or {}, dict):
             raise FleetPlannerError(f"{where}.fit.{key}: expected a mapping, got {fit[key]!r:.60}")
-    for name, s in fit.get("spread", {}).items():
+    for name, s in (fit.get("spread") or {}).items():
         if not (isinstance(s, dict) and _number(s.get("pm_pct")) and _number(s.get("data_share"))):
             raise FleetPlannerError(f"{where}.fit.spread.{name}: expected a mapping with numbers pm_pct and "
                                     f"data_share, got {s!r:.60}")
     for key in ("mape_pct", "reserve_scan"):
-        bad = [k for k, v in fit.get(key, {}).items() if not _number(v)]
+        bad = [k for k, v in (fit.get(key) or {}).items() if not _number(v)]
         if bad:
             raise FleetPlannerError(f"{where}.fit.{key}.{bad[0]}: expected a number, got {fit[key][bad[0]]!r:.60}")
     rows = [] if entry.get("residuals") is None else entry["residuals"]

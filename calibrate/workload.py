@@ -26,6 +26,7 @@ Randomness comes only from generators derived from the caller's seed and the run
 from __future__ import annotations
 
 import math
+import os
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -255,6 +256,13 @@ def stream(seed: int, text: str) -> np.random.Generator:
 _WORKLOADS: dict[tuple[object, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
 
+def _portable(text: str, run: MeasuredRun) -> str:
+    """``text`` (a run's place or session) without the run's folder: a replay draws the same numbers
+    wherever its file lies and however its path is written (``../shared/...`` or ``/work/shared/...``)."""
+    folder = os.path.dirname(run.file)
+    return text.replace(folder + os.sep, "", 1) if folder else text
+
+
 def run_workload(run: MeasuredRun, seed: int, lengths: LengthModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(arrival, prompt, output) of one replay seed; the prompts are shared by a session's runs.
 
@@ -281,10 +289,10 @@ def _make_workload(run: MeasuredRun, seed: int, lengths: LengthModel) -> tuple[n
         n = len(prompt)
     elif shape == "fixed":
         prompt, output = fixed_lengths(n, run.total_input_tokens, run.total_output_tokens,
-                                       stream(seed, f"lengths|{run.session}"))
+                                       stream(seed, f"lengths|{_portable(run.session, run)}"))
     else:
         prompt, output = sample_lengths(n, run.total_input_tokens, run.total_output_tokens,
-                                        stream(seed, f"lengths|{run.session}"), lengths)
+                                        stream(seed, f"lengths|{_portable(run.session, run)}"), lengths)
     if run.send_times is not None and len(run.send_times) == n:
         arrival = np.asarray(run.send_times, dtype=np.float64)  # the measured schedule
         if np.any(np.diff(arrival) < 0):  # replayed in send order, lengths with them
@@ -294,7 +302,8 @@ def _make_workload(run: MeasuredRun, seed: int, lengths: LengthModel) -> tuple[n
         # (the random dataset, named or inferred, draws from the client's seeded generator first)
         arrival = client_arrival_times(n, run.request_rate, run.burstiness, run.client_seed)
     else:
-        arrival = arrival_times(n, run.request_rate, run.burstiness, stream(seed, f"arrivals|{run.where}"))
+        gaps = stream(seed, f"arrivals|{_portable(run.where, run)}")
+        arrival = arrival_times(n, run.request_rate, run.burstiness, gaps)
     return arrival, prompt, output
 
 

@@ -4,6 +4,7 @@ result file came from, vLLM's client schedule and the prefix cache between runs 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -137,3 +138,20 @@ def test_prefix_cache_keeps_a_sweeps_prompts_when_large_and_none_when_small() ->
     assert warm.tolist() == [96, 32, 0, 288]  # whole blocks, and at least one token recomputed
     small = cached_prompt_tokens(prompt, output, 1, 64)
     assert small.tolist() == [0, 0, 0, 0]  # cyclic reuse under LRU evicts each prompt before its turn
+
+
+@pytest.mark.parametrize("date", ["", "20250610-140834"])
+def test_a_replay_draws_the_same_numbers_wherever_its_file_lies(tmp_path: Path, date: str) -> None:
+    # one result file, read from two folders (and by a relative path): the same lengths and send times, so
+    # that a prediction does not hang on where the file was copied (the session of an undated run is its path)
+    workloads = []
+    for folder in (tmp_path / "a", tmp_path / "b" / "c"):
+        folder.mkdir(parents=True)
+        (folder / "r_sharegpt_.json").write_text(json.dumps({**RESULT, "date": date, "total_input_tokens": 200 * 220,
+                                                             "total_output_tokens": 200 * 200}))
+        (run,) = load_runs([folder / "r_sharegpt_.json"])
+        workloads.append(run_workload(run, 3, LengthModel()))
+    (run,) = load_runs([Path(os.path.relpath(tmp_path / "a" / "r_sharegpt_.json"))])
+    workloads.append(run_workload(run, 3, LengthModel()))
+    for other in workloads[1:]:
+        assert all(np.array_equal(x, y) for x, y in zip(workloads[0], other, strict=True))
