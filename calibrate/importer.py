@@ -142,6 +142,9 @@ def parse_result(
         raise ImportFailed(f"{where}: fields 'num_prompts'(={num_prompts}) and 'completed'(={completed}) must be "
                            f"<= {MAX_REQUESTS:,}")
     name = gpu_name or data.get("gpu_name")
+    for key in ("gpu_name", "model_id"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise ImportFailed(f"{where}: field '{key}' must be text (got {data[key]!r})")
     if not isinstance(name, str) or not name.strip():
         raise ImportFailed(f"{where}: missing field 'gpu_name' (add --metadata gpu_name=... when "
                            "benchmarking, or give --gpu)")

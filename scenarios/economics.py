@@ -84,7 +84,7 @@ class PlanSettings(_Strict):
     """What the optimiser searches and how hard it verifies."""
 
     objective: Literal["cost", "carbon", "pareto"] = "cost"
-    menu: list[str] | None = None
+    menu: list[str] | None = Field(default=None, min_length=1)
     """Serving configurations to consider (default: every entry of ``configs``)."""
     max_replicas: dict[str, int] = {}
     """Configuration name -> most replicas of it (availability of consumer pools is finite)."""

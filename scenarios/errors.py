@@ -13,6 +13,14 @@ class FleetPlannerError(Exception):
     """Base class of all errors fleet-planner reports to its users."""
 
 
+def yaml_problem(exc: Exception) -> str:
+    """A PyYAML parse error in one line: ``line L, column C: invalid YAML: problem``."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(parse)"
+    problem = getattr(exc, "problem", None) or str(exc).replace("\n", " ")
+    return f"{where}: invalid YAML: {problem}"
+
+
 class ScenarioError(FleetPlannerError):
     """A scenario (or a file it references) is invalid.
 

@@ -18,7 +18,7 @@ import yaml
 from pydantic import ValidationError
 
 from scenarios.catalog import MODELS, GpuSpec, find_model
-from scenarios.errors import FleetPlannerError, ScenarioError
+from scenarios.errors import FleetPlannerError, ScenarioError, yaml_problem
 from scenarios.models import ModelSpec, load_model_config
 from scenarios.schema import Fleet, HardwareType, Pool, Routing, Scenario, ServingConfig
 from scenarios.traffic import Arrival, LengthDist
@@ -155,10 +155,7 @@ def _read_yaml(p: Path, what: str) -> Any:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(parse)"
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ScenarioError([f"{p}: {where}: invalid YAML: {problem}"]) from None
+        raise ScenarioError([f"{p}: {yaml_problem(exc)}"]) from None
     return data
 
 

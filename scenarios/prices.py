@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from scenarios.catalog import GPUS
-from scenarios.errors import FleetPlannerError
+from scenarios.errors import FleetPlannerError, yaml_problem
 
 if TYPE_CHECKING:
     from scenarios.schema import Scenario
@@ -122,8 +122,10 @@ def load_catalogue(name: str, base: Path) -> Catalogue:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
         raise FleetPlannerError(f"pricing.catalogue: {path}: not UTF-8 text (byte {exc.start})") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise FleetPlannerError(f"pricing.catalogue: {path}: cannot read ({exc})") from None
+    except yaml.YAMLError as exc:
+        raise FleetPlannerError(f"pricing.catalogue: {path}: {yaml_problem(exc)}") from None
+    except OSError as exc:
+        raise FleetPlannerError(f"pricing.catalogue: {path}: cannot read ({exc.strerror or exc})") from None
     shape = "expected a mapping with prices: {GPU: {on_demand: USD, spot: USD}}"
     if not isinstance(data, dict) or not isinstance(data.get("prices"), dict):
         raise FleetPlannerError(f"pricing.catalogue: {path}: {shape}")

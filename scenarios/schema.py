@@ -245,6 +245,10 @@ class Scenario(Strict):
         problems: list[tuple[str, str]] = []
         gpus = self.gpu_catalogue()
         keys = [c.key for c in self.configs]
+        names = [h.name for h in self.hardware]
+        for i, hw in enumerate(self.hardware):
+            if names.count(hw.name) > 1:
+                problems.append((f"hardware[{i}].name", f"hardware name {hw.name!r} is used twice"))
         for i, cfg in enumerate(self.configs):
             if cfg.gpu not in gpus:
                 problems.append((f"configs[{i}].gpu", f"unknown GPU {cfg.gpu!r}; known: {', '.join(gpus)}"))

@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 
 from scenarios.catalog import normalise_gpu_name
-from scenarios.errors import FleetPlannerError
+from scenarios.errors import FleetPlannerError, yaml_problem
 from sim.service import EFFICIENCY_FIELDS, TIME_FIELDS, HardwareProfile
 
 BUNDLED_DIR = Path(__file__).parent / "profiles"
@@ -53,8 +53,10 @@ def read_profile_entries(path: str | Path) -> list[tuple[dict[str, Any], Hardwar
         raise FleetPlannerError(f"{p}: profile file not found") from None
     except UnicodeDecodeError as exc:
         raise FleetPlannerError(f"{p}: cannot read profile file: not UTF-8 text (byte {exc.start})") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise FleetPlannerError(f"{p}: cannot read profile file: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise FleetPlannerError(f"{p}: cannot read profile file: {yaml_problem(exc)}") from None
+    except OSError as exc:
+        raise FleetPlannerError(f"{p}: cannot read profile file: {exc.strerror or exc}") from None
     entries = data.get("profiles") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         raise FleetPlannerError(f"{p}: profiles: expected a list of profile entries")

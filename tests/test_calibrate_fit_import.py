@@ -81,6 +81,8 @@ def test_per_request_arrays_fill_missing_summaries(tmp_path: Path) -> None:
         ({"gpu_count": math.nan}, "field 'gpu_count' must be a finite number"),
         ({"total_output_tokens": -5}, "field 'total_output_tokens' must be >= 0 (got -5)"),
         ({"num_prompts": -3}, "field 'num_prompts' must be >= 1 (got -3)"),
+        ({"gpu_name": 5}, "field 'gpu_name' must be text (got 5)"),
+        ({"model_id": ["m"]}, "field 'model_id' must be text (got ['m'])"),
         ({"num_prompts": 10**12}, "fields 'num_prompts'(=1000000000000) and 'completed'(=4) must be <= 200,000,000"),
         ({"max_concurrency": math.inf}, "field 'max_concurrency' must be a finite number"),
         ({"burstiness": 0}, "field 'burstiness' must be > 0 (got 0; 1 is Poisson)"),

@@ -251,3 +251,7 @@ def test_hand_edited_fit_records_are_named_before_anything_runs(
     path.write_bytes(b"profiles:\n- gpu: \xff\n")
     assert main(["show", str(path)]) == 2
     assert "cannot read profile file: not UTF-8 text (byte 17)" in capsys.readouterr().err
+    path.write_text("profiles:\n- {gpu: H100-PCIe\n")
+    assert main(["show", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot read profile file: line 3, column 1: invalid YAML: " in err and err.count("\n") == 1, err

@@ -90,6 +90,7 @@ def test_price_file_catalogue(tmp_path) -> None:
         (b"prices:\n  H100-PCIe: {on_demand: 1.0, spot: -1}\n", "prices.H100-PCIe.spot: expected USD per GPU-hour"),
         (b"prices:\n  H100-PCIe: [1]\n", "prices.H100-PCIe: expected a mapping with prices:"),
         (b"", "expected a mapping with prices: {GPU: {on_demand: USD, spot: USD}}"),
+        (b"prices: {H100-PCIe: [1\n", "line 2, column 1: invalid YAML: "),
     ],
 )
 def test_a_bad_price_file_is_named_with_the_field(tmp_path, content: bytes, needle: str) -> None:
