@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import yaml
-
 from scenarios.catalog import GPUS
-from scenarios.errors import FleetPlannerError, yaml_problem
+from scenarios.errors import FleetPlannerError
+from scenarios.yamlfile import read_yaml
 
 if TYPE_CHECKING:
     from scenarios.schema import Scenario
@@ -118,14 +117,7 @@ def load_catalogue(name: str, base: Path) -> Catalogue:
         raise FleetPlannerError(
             f"pricing.catalogue: unknown price catalogue {name!r}; built in: {', '.join(CATALOGUES)} (or a YAML file)"
         )
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise FleetPlannerError(f"pricing.catalogue: {path}: not UTF-8 text (byte {exc.start})") from None
-    except yaml.YAMLError as exc:
-        raise FleetPlannerError(f"pricing.catalogue: {path}: {yaml_problem(exc)}") from None
-    except OSError as exc:
-        raise FleetPlannerError(f"pricing.catalogue: {path}: cannot read ({exc.strerror or exc})") from None
+    data = read_yaml(path, f"pricing.catalogue: {path}: ")
     shape = "expected a mapping with prices: {GPU: {on_demand: USD, spot: USD}}"
     if not isinstance(data, dict) or not isinstance(data.get("prices"), dict):
         raise FleetPlannerError(f"pricing.catalogue: {path}: {shape}")

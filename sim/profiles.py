@@ -29,10 +29,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from scenarios.catalog import normalise_gpu_name
-from scenarios.errors import FleetPlannerError, yaml_problem
+from scenarios.errors import FleetPlannerError
+from scenarios.yamlfile import read_yaml
 from sim.service import EFFICIENCY_FIELDS, TIME_FIELDS, HardwareProfile
 
 BUNDLED_DIR = Path(__file__).parent / "profiles"
@@ -47,16 +46,9 @@ def read_profile_entries(path: str | Path) -> list[tuple[dict[str, Any], Hardwar
     """Every entry of a profile YAML file, raw (with its fit record) and parsed; errors name the
     file and the entry."""
     p = Path(path)
-    try:
-        data: Any = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FleetPlannerError(f"{p}: profile file not found") from None
-    except UnicodeDecodeError as exc:
-        raise FleetPlannerError(f"{p}: cannot read profile file: not UTF-8 text (byte {exc.start})") from None
-    except yaml.YAMLError as exc:
-        raise FleetPlannerError(f"{p}: cannot read profile file: {yaml_problem(exc)}") from None
-    except OSError as exc:
-        raise FleetPlannerError(f"{p}: cannot read profile file: {exc.strerror or exc}") from None
+    if not p.exists():
+        raise FleetPlannerError(f"{p}: profile file not found")
+    data: Any = read_yaml(p, f"{p}: cannot read profile file: ")
     entries = data.get("profiles") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         raise FleetPlannerError(f"{p}: profiles: expected a list of profile entries")
