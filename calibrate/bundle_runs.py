@@ -140,7 +140,7 @@ def read_bundle(path: Path, **overrides: Any) -> list[MeasuredRun]:
         engine["cuda_graph_max_tokens"] = graphs
     for key in ("gpu_memory_utilization", "max_model_len"):
         if ident.get(key) is not None:
-            engine[key] = num_field(ident, key, f"{mf}: identity")
+            engine[key] = num_field(ident, key, mf, label=f"identity.{key}")
     kv = _section(server, "kv_cache", mf, "server.")
     if isinstance(kv.get("tokens"), int):
         engine["kv_cache_tokens"] = kv["tokens"]
@@ -152,7 +152,7 @@ def read_bundle(path: Path, **overrides: Any) -> list[MeasuredRun]:
     if mem:
         engine["gpu_memory_bytes"] = int(mem[0])
     names = _listed(gpus, "names", str, mf, "env.gpus.")
-    tp = count_field(ident, "tp", f"{mf}: identity", required=False, least=1) or int(engine.get("tp") or 1)
+    tp = count_field(ident, "tp", mf, required=False, least=1, label="identity.tp") or int(engine.get("tp") or 1)
     gpu_name = overrides.pop("gpu_name", None) or (names[0] if names else None)
     if not gpu_name:
         raise ImportFailed(f"{mf}: missing field 'env.gpus.names' (give --gpu)")

@@ -20,32 +20,35 @@ class ImportFailed(FleetPlannerError):
 
 
 def num_field(data: dict[str, Any], key: str, where: str, *, required: bool = True,
-              finite: bool = True) -> float | None:
-    """A number field (a string holding one is read too); ``finite=False`` lets ``inf`` through."""
+              finite: bool = True, label: str | None = None) -> float | None:
+    """A number field (a string holding one is read too); ``finite=False`` lets ``inf`` through;
+    ``label``: the field's name in messages (its path in a nested object), else ``key``."""
+    name = label or key
     if key not in data or data[key] is None:
         if required:
-            raise ImportFailed(f"{where}: missing field '{key}'")
+            raise ImportFailed(f"{where}: missing field '{name}'")
         return None
     value = data[key]
     if isinstance(value, str):  # --metadata values are strings ("gpu_count": "1")
         try:
             value = float(value)
         except ValueError:
-            raise ImportFailed(f"{where}: field '{key}' is not a number ({data[key]!r})") from None
+            raise ImportFailed(f"{where}: field '{name}' is not a number ({data[key]!r})") from None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ImportFailed(f"{where}: field '{key}' is not a number ({type(value).__name__})")
+        raise ImportFailed(f"{where}: field '{name}' is not a number ({type(value).__name__})")
     if finite and not math.isfinite(value):
-        raise ImportFailed(f"{where}: field '{key}' must be a finite number (got {data[key]!r})")
+        raise ImportFailed(f"{where}: field '{name}' must be a finite number (got {data[key]!r})")
     return float(value)
 
 
-def count_field(data: dict[str, Any], key: str, where: str, *, required: bool = True, least: int = 0) -> int | None:
+def count_field(data: dict[str, Any], key: str, where: str, *, required: bool = True, least: int = 0,
+                label: str | None = None) -> int | None:
     """A whole-number field (tokens, requests, GPUs): finite and at least ``least``."""
-    value = num_field(data, key, where, required=required)
+    value = num_field(data, key, where, required=required, label=label)
     if value is None:
         return None
     if value < least:
-        raise ImportFailed(f"{where}: field '{key}' must be >= {least} (got {data[key]!r})")
+        raise ImportFailed(f"{where}: field '{label or key}' must be >= {least} (got {data[key]!r})")
     return int(value)
 
 

@@ -203,8 +203,9 @@ def one_point_bundle(root: Path, *flags: str, **identity: Any) -> BundleWriter:
         ("env", {"gpus": {"names": "NVIDIA H100 PCIe"}}, "field 'env.gpus.names' must be a list of names"),
         ("env", {"gpus": {"names": ["NVIDIA H100 PCIe"], "memory_bytes": "abc"}},
          "field 'env.gpus.memory_bytes' must be a list of numbers"),
-        ("identity", {"tp": "two"}, "identity: field 'tp' is not a number ('two')"),
-        ("identity", {"max_model_len": "x"}, "identity: field 'max_model_len' is not a number ('x')"),
+        ("identity", {"tp": "two"}, "field 'identity.tp' is not a number ('two')"),
+        ("identity", {"tp": 0}, "field 'identity.tp' must be >= 1 (got 0)"),
+        ("identity", {"max_model_len": "x"}, "field 'identity.max_model_len' is not a number ('x')"),
     ],
 )
 def test_a_hand_edited_manifest_is_named_field_by_field(tmp_path: Path, section: str, change: Any,
