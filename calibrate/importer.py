@@ -130,9 +130,9 @@ def parse_result(
         raise ImportFailed(f"{where}: fields 'input_lens' and 'output_lens' must have one entry per request "
                            f"(got {len(inputs)} and {len(outputs)})")
     for key in ("ttfts", "itls"):
-        n = len(inputs) if inputs is not None else None
-        if n is not None and isinstance(data.get(key), list) and len(data[key]) != n:
-            raise ImportFailed(f"{where}: field '{key}' has {len(data[key])} entries but 'input_lens' has {n}")
+        if inputs is not None and isinstance(data.get(key), list) and len(data[key]) != len(inputs):
+            raise ImportFailed(f"{where}: field '{key}' has {len(data[key])} entries but 'input_lens' has "
+                               f"{len(inputs)}")
     tin = count_field(data, "total_input_tokens", where, required=inputs is None)
     tout = count_field(data, "total_output_tokens", where, required=outputs is None)
     total_in = tin if tin is not None else sum(inputs or ())

@@ -230,10 +230,10 @@ def replay(
     lengths = lengths or LengthModel()
     step = StepTimeModel(model, gpu, profile, run.gpu_count, settings.cuda_graph_max_tokens)
     kv = kv_tokens_for(run, model, gpu, profile, settings)
-    if kv < 4 * settings.block_size and settings.kv_cache_tokens:
-        raise ValueError(f"{run.label()}: a KV cache of {kv} tokens (kv_cache_tokens) holds under four blocks of "
-                         f"{settings.block_size} tokens")
     if kv < 4 * settings.block_size:
+        if settings.kv_cache_tokens:  # as the server (or --engine) reported it, not the memory model's
+            raise ValueError(f"{run.label()}: a KV cache of {kv} tokens (kv_cache_tokens) holds under four blocks "
+                             f"of {settings.block_size} tokens")
         per_gpu, mem = model.weight_bytes / run.gpu_count / 1e9, profile_gpu(gpu, profile).memory_gb
         raise ValueError(f"{run.label()}: {per_gpu:.1f} GB of weights per GPU leave no KV cache on a {mem:.1f} GB "
                          f"GPU (kv_tokens={kv} under this profile's memory model)")

@@ -73,8 +73,7 @@ def send_times(data: dict[str, Any], where: str, n: int | None) -> tuple[float, 
     value = data.get("start_times")
     if value is None:
         return None
-    if not isinstance(value, list) or not value or not all(
-            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in value):
+    if not value or not _seconds_list(value):
         raise ImportFailed(f"{where}: field 'start_times' must be a non-empty list of numbers (seconds)")
     if n is not None and len(value) != n:
         raise ImportFailed(f"{where}: field 'start_times' has {len(value)} entries but 'input_lens' has {n}")

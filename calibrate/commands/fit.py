@@ -7,7 +7,6 @@ The work is in :mod:`calibrate.fitplan` (per-configuration fits, TP derivation, 
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from calibrate.workload import LengthModel, run_workload
 from scenarios.catalog import GpuSpec
 from scenarios.errors import FleetPlannerError
 from scenarios.loader import load_hardware_file
+from scenarios.outputs import check_output_file
 
 EPILOG = """\
 examples:
@@ -94,7 +94,8 @@ def fit_files(
 ) -> dict[tuple[str, int], dict[str, Any]]:
     """Load, fit, write (as it goes); returns the entries written."""
     console = console or Console(stderr=True)
-    _check_output(output)
+    # before the fit, not after it
+    check_output_file("-o", output, what="the profile .yaml file", create_folder=True)
     done = read_profile_entries(output) if resume and output.exists() else {}
     runs = load_runs(list(files), client_seed=client_seed, **(overrides or {}))
     points = resolve_points(runs, model_configs, hardware)
@@ -135,19 +136,6 @@ def fit_files(
 
         _fit_all(points, options, done=done, on_result=on_result, progress=progress)
     return entries
-
-
-def _check_output(output: Path) -> None:
-    """Refuse an output path the fit could not write, before the fit rather than after it."""
-    if output.is_dir():
-        raise FleetPlannerError(f"-o {output}: is a folder; name the profile .yaml file to write")
-    folder = output.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise FleetPlannerError(f"-o {output}: cannot create folder {folder}: {exc.strerror or exc}") from None
-    if not os.access(folder, os.W_OK):
-        raise FleetPlannerError(f"-o {output}: folder {folder} is not writable")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,9 +10,9 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from planner.outputs import check_output_file, check_output_folder, write_output
 from scenarios.errors import FleetPlannerError
 from scenarios.loader import load_scenario
+from scenarios.outputs import check_output_file, check_output_folder, write_output
 
 EPILOG = """\
 examples:
@@ -124,9 +124,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_outputs(args: argparse.Namespace, state: Path) -> None:
     """Refuse unwritable output paths before the search, not after it."""
-    if state.is_dir():
-        raise FleetPlannerError(f"--state {state}: is a folder; name the state file (.jsonl)")
-    check_output_folder("--state", state.parent)
+    check_output_file("--state", state, what="the state file (.jsonl)", create_folder=True)
     check_output_file("--json", args.json)
     if args.report:
         check_output_folder("--report", Path(args.report))

@@ -11,9 +11,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from planner.outputs import check_output_file, write_output
 from scenarios.errors import FleetPlannerError, ScenarioError
 from scenarios.loader import LoadedScenario, load_scenario, parse_fleet_spec
+from scenarios.outputs import check_output_file, write_output
 from scenarios.traffic import MAX_REQUESTS
 from sim.notes import extrapolation_notes
 

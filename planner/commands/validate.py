@@ -21,8 +21,8 @@ from calibrate.fitplan import resolve_points
 from calibrate.importer import MeasuredRun, load_runs, lone_runs_note
 from calibrate.overrides import ENGINE_HELP, check_seed_options, engine_overrides, hardware_overrides
 from calibrate.validation import METRICS, ape, mape, profile_chooser, validate_points
-from planner.outputs import check_output_file, write_output
 from scenarios.loader import load_hardware_file
+from scenarios.outputs import check_output_file, write_output
 from sim.notes import extrapolation_notes
 
 EPILOG = """\
