@@ -326,21 +326,24 @@ def _total(v: Verdict, key: str) -> float:
     return math.inf if value is None else float(value)
 
 
+def _objective_total(v: Verdict, objective: str) -> float:
+    """What the objective minimises: $/h, or for ``carbon`` operational plus embodied g CO2e/h."""
+    return _total(v, "usd_per_hour") if objective != "carbon" else _total(v, "carbon_g_per_hour") + _total(
+        v, "embodied_g_per_hour")
+
+
 def _conclude(result: PlanResult, feasible: list[Verdict], objective: str) -> None:
+    def rank(v: Verdict) -> tuple[float, int]:
+        return _objective_total(v, objective), v.candidate.replicas()
     if feasible:
-        metric = "usd_per_hour" if objective != "carbon" else "carbon_g_per_hour"
-        if objective == "carbon":
-            ranked = sorted(feasible, key=lambda v: _total(v, "carbon_g_per_hour") + _total(v, "embodied_g_per_hour"))
-        else:
-            ranked = sorted(feasible, key=lambda v: (_total(v, metric), v.candidate.replicas()))
+        ranked = sorted(feasible, key=rank)
         result.recommended = ranked[0]
         result.runners_up = ranked[1:]
+    elif over := [v for v in result.verified if v.feasible]:  # only fleets over the budget met the SLOs
+        result.closest = min(over, key=rank)
     else:
         result.closest = max(result.verified, key=lambda v: v.margin, default=None)
-    points = [
-        (v, _total(v, "usd_per_hour"), _total(v, "carbon_g_per_hour") + _total(v, "embodied_g_per_hour"))
-        for v in feasible
-    ]
+    points = [(v, _total(v, "usd_per_hour"), _objective_total(v, "carbon")) for v in feasible]
     result.pareto = sorted(
         (v for v, c, g in points if not any(c2 <= c and g2 <= g and (c2 < c or g2 < g) for _, c2, g2 in points)),
         key=lambda v: _total(v, "usd_per_hour"),

@@ -132,6 +132,12 @@ def test_a_budget_no_fleet_meets_recommends_nothing() -> None:
     result = plan_fleet(loaded)
     assert result.screened == 0 and result.recommended is None and result.closest is not None
     assert result.message().startswith("no fleet within the budget of $0.01/h meets the SLOs")
+    # the fleet it names is the cheapest of those simulated that met them, not the one with most margin
+    met = [v for v in result.verified if v.feasible]
+    assert len({v.economics["total"]["usd_per_hour"] for v in met}) > 1, "the test needs a choice to make"
+    assert result.closest.feasible
+    assert result.closest.economics["total"]["usd_per_hour"] == min(v.economics["total"]["usd_per_hour"] for v in met)
+    assert f"at ${result.closest.economics['total']['usd_per_hour']:.2f}/h" in result.message()
 
 
 def test_caps_limit_the_search() -> None:
