@@ -9,7 +9,10 @@ traceback.
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 from scenarios.errors import FleetPlannerError
 
@@ -42,9 +45,21 @@ def check_output_folder(flag: str, folder: Path) -> None:
         raise FleetPlannerError(f"{flag}: cannot create folder {folder}: {exc.strerror or exc}") from None
 
 
-def write_output(flag: str, path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path``; a failure is an error naming the option."""
+def write_output(flag: str, path: str | Path, text: str | Callable[[TextIO], object]) -> None:
+    """Write ``text`` to ``path`` (``-``: stdout), or let ``text(stream)`` write it there (a large table
+    streams to the file rather than being built in memory first); a failure is an error naming the option."""
     try:
-        Path(path).write_text(text)
+        if str(path) == "-":
+            _write(sys.stdout, text)
+            return
+        with open(path, "w", encoding="utf-8") as stream:
+            _write(stream, text)
     except OSError as exc:
         raise FleetPlannerError(f"{flag} {path}: cannot write: {exc.strerror or exc}") from None
+
+
+def _write(stream: TextIO, text: str | Callable[[TextIO], object]) -> None:
+    if isinstance(text, str):
+        stream.write(text)
+    else:
+        text(stream)

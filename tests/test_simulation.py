@@ -182,6 +182,19 @@ def test_cli_simulate_writes_json_and_csv(tmp_path: Path) -> None:
     assert len(csv.read_text().splitlines()) == 301
 
 
+def test_cli_simulate_csv_to_stdout(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # '-' is stdout for --csv as for --json (it had written a file named '-'); the table then stays out of it
+    monkeypatch.chdir(tmp_path)
+    path = ROOT / "scenarios" / "paper-14b.yaml"
+    assert planner_main(["simulate", str(path), "--requests", "120", "--csv", "-"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("arrival,cls,pool,") and len(lines) == 121
+    assert not (tmp_path / "-").exists()
+    assert planner_main(["simulate", str(path), "--requests", "120", "--csv", "-", "--json", "-"]) == 2
+    assert "only one of them can go to stdout" in capsys.readouterr().err
+
+
 def test_cli_simulate_notes_uncalibrated_hardware(capsys: pytest.CaptureFixture[str]) -> None:
     path = ROOT / "scenarios" / "hybrid-chat-batch.yaml"
     args = ["simulate", str(path), "--requests", "300", "--fleet"]

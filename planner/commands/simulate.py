@@ -44,7 +44,7 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=int, metavar="S", help="random seed (default: the scenario's)")
     p.add_argument("--fleet", metavar="SPEC", help="override the fleet, e.g. 1xH100-PCIe:2,2xRTX-4090:3")
     p.add_argument("--json", metavar="PATH", help="write the summary as JSON ('-' for stdout)")
-    p.add_argument("--csv", metavar="PATH", help="write one row per request as CSV")
+    p.add_argument("--csv", metavar="PATH", help="write one row per request as CSV ('-' for stdout)")
     p.add_argument("--quiet", action="store_true", help="print no table")
     p.set_defaults(func=run)
 
@@ -89,22 +89,21 @@ def run(args: argparse.Namespace) -> int:
         raise FleetPlannerError(f"--seed(={args.seed}) must be >= 0")
     check_output_file("--json", args.json)
     check_output_file("--csv", args.csv)
+    if args.json == "-" and args.csv == "-":
+        raise FleetPlannerError("--json - and --csv -: only one of them can go to stdout")
+    to_stdout = "-" in (args.json, args.csv)
     loaded, own = _load(args)
-    console = Console(stderr=args.json == "-")
+    console = Console(stderr=to_stdout)
     with console.status("simulating ...", spinner="dots"):
         try:
             result = simulate(loaded, seed=args.seed, requests=args.requests, duration_s=args.duration)
         except ScenarioError as exc:
             raise _blame_fleet(exc, loaded, own) from None
     if args.csv:
-        write_output("--csv", args.csv, result.requests.to_csv(index=False))
+        write_output("--csv", args.csv, lambda stream: result.requests.to_csv(stream, index=False))
     if args.json:
-        text = json.dumps(summary_dict(result), indent=2)
-        if args.json == "-":
-            print(text)
-        else:
-            write_output("--json", args.json, text + "\n")
-    if not args.quiet and args.json != "-":
+        write_output("--json", args.json, json.dumps(summary_dict(result), indent=2) + "\n")
+    if not args.quiet and not to_stdout:
         _print(console, result, class_summary(result), pool_summary(result))
         replicas = (p.replica for p in result.pools)
         notes = (extrapolation_notes(r.profile, r.model, r.config.tp_size) for r in replicas)
