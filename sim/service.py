@@ -278,9 +278,9 @@ def causal_pairs(chunk: float, done: float) -> float:
 
 
 def kv_bytes_per_token(model: ModelSpec, tp: int) -> int:
-    """KV-cache bytes one token takes on each GPU of a tensor-parallel group (K and V, all layers)."""
-    kv_heads_per_gpu = max(model.num_kv_heads / tp, 1.0)
-    return int(2 * model.num_layers * kv_heads_per_gpu * model.head_dim * model.kv_element_bytes)
+    """KV-cache bytes one token takes on each GPU of a tensor-parallel group (K and V, all layers): the
+    model's KV heads split over the group, each GPU keeping at least one (replicated beyond that)."""
+    return model.kv_bytes_per_token // min(tp, model.num_kv_heads)
 
 
 def activation_peak_bytes(model: ModelSpec, tp: int, max_num_seqs: int, max_num_batched_tokens: int) -> float:
