@@ -15,19 +15,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from scenarios.base import Strict
 from scenarios.traffic import MAX_REQUESTS
 
 #: a number no power, price, intensity or mass can be below
 NonNegative = Annotated[float, Field(ge=0)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True, allow_inf_nan=False)
-
-
-class OwnedHardware(_Strict):
+class OwnedHardware(Strict):
     """A GPU you buy instead of rent: its hourly cost is capex / lifetime + energy + overhead."""
 
     purchase_usd: float = Field(ge=0)
@@ -37,16 +34,16 @@ class OwnedHardware(_Strict):
     """Per GPU: hosting, cooling not covered by PUE, operations."""
 
 
-class Pricing(_Strict):
+class Pricing(Strict):
     """Where GPU-hour prices come from."""
 
     catalogue: str = "default"
     """Built-in price list (default, alternative-2025-05, hyperscaler-2025-05, runpod-2026-03,
     coreweave-2026-03, crusoe-2024-09) or a path to a YAML price list."""
     kind: Literal["on_demand", "spot"] = "on_demand"
-    overrides: dict[str, Annotated[float, Field(ge=0)]] = {}
+    overrides: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
     """GPU name -> USD per GPU-hour (your own quotes); wins over the catalogue."""
-    owned: dict[str, OwnedHardware] = {}
+    owned: dict[str, OwnedHardware] = Field(default_factory=dict)
     """GPU name -> purchase terms; these GPUs are costed as owned, not rented."""
     electricity_usd_per_kwh: float = Field(default=0.16, ge=0)
     """Paid for owned hardware only (rental prices include power)."""
@@ -54,41 +51,41 @@ class Pricing(_Strict):
     """Power usage effectiveness of the site of owned hardware (and for energy reports)."""
 
 
-class Power(_Strict):
+class Power(Strict):
     """How the fleet's power draw is modelled."""
 
     model: Literal["measured", "linear", "full_tdp"] = "linear"
     """measured: calibration bundles where present (else linear); linear: idle + (board - idle) x utilisation;
     full_tdp: board power all the time (the seed paper's assumption)."""
-    board_w: dict[str, NonNegative] = {}
+    board_w: dict[str, NonNegative] = Field(default_factory=dict)
     """GPU name -> board power to use instead of the datasheet (e.g. H100-PCIe: 700 as in seed 000)."""
-    idle_w: dict[str, NonNegative] = {}
+    idle_w: dict[str, NonNegative] = Field(default_factory=dict)
 
 
-class Carbon(_Strict):
+class Carbon(Strict):
     """Operational and embodied emissions."""
 
     grid_g_per_kwh: float | None = Field(default=None, ge=0)
     """Default grid intensity for pools that do not set their own (else 242, the EU27 2023 average)."""
     hourly_profile: list[NonNegative] | None = Field(default=None, min_length=24, max_length=24)
     """24 multipliers of the grid intensity by hour of day (mean ~1), for carbon-aware planning."""
-    embodied_kg_per_gpu: dict[str, NonNegative] = {}
+    embodied_kg_per_gpu: dict[str, NonNegative] = Field(default_factory=dict)
     """GPU name -> embodied kg CO2e (defaults: see planner.carbon)."""
     lifetime_years: float = Field(default=4.0, gt=0)
     """Embodied carbon is spread over this many years of wall-clock time."""
-    already_owned: list[str] = []
+    already_owned: list[str] = Field(default_factory=list)
     """GPU names that exist anyway and would otherwise sit idle: no new embodied carbon is charged."""
 
 
-class PlanSettings(_Strict):
+class PlanSettings(Strict):
     """What the optimiser searches and how hard it verifies."""
 
     objective: Literal["cost", "carbon", "pareto"] = "cost"
     menu: list[str] | None = Field(default=None, min_length=1)
     """Serving configurations to consider (default: every entry of ``configs``)."""
-    max_replicas: dict[str, int] = {}
+    max_replicas: dict[str, int] = Field(default_factory=dict)
     """Configuration name -> most replicas of it (availability of consumer pools is finite)."""
-    max_gpus: dict[str, int] = {}
+    max_gpus: dict[str, int] = Field(default_factory=dict)
     """GPU name -> most GPUs of that type in the whole fleet."""
     max_total_replicas: int = Field(default=16, ge=1, le=1000)
     max_budget_usd_per_hour: float | None = Field(default=None, gt=0)
