@@ -205,6 +205,14 @@ REQUIRED_SIZES = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_
 OPTIONAL_SIZES = ("num_key_value_heads", "max_position_embeddings", "head_dim")
 
 
+def positive_int(value: Any, where: str, what: str = "") -> int:
+    """``value``, which must be a positive integer; else an error naming ``where`` (``file: field``) and
+    ``what`` the number is."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise FleetPlannerError(f"{where}: expected a positive integer{what}, got {value!r}")
+    return value
+
+
 def check_text_fields(cfg: dict[str, Any], source: str, prefix: str = "") -> None:
     """Refuse a language config whose sizes are not positive integers, or whose ``architectures`` /
     ``model_type`` are not names, naming the key (``prefix``: ``text_config.`` for a multimodal one)."""
@@ -213,10 +221,8 @@ def check_text_fields(cfg: dict[str, Any], source: str, prefix: str = "") -> Non
         where = f"{prefix.rstrip('.')}: " if prefix else ""
         raise FleetPlannerError(f"{source}: {where}missing field(s) {', '.join(missing)}")
     for key in REQUIRED_SIZES + OPTIONAL_SIZES:
-        value = cfg.get(key)
-        if (key in REQUIRED_SIZES or value is not None) and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise FleetPlannerError(f"{source}: {prefix}{key}: expected a positive integer, got {value!r}")
+        if key in REQUIRED_SIZES or cfg.get(key) is not None:
+            positive_int(cfg.get(key), f"{source}: {prefix}{key}")
     archs = cfg.get("architectures")
     if archs is not None and not (isinstance(archs, list) and all(isinstance(a, str) for a in archs)):
         raise FleetPlannerError(f"{source}: {prefix}architectures: expected a list of class names, got {archs!r}")
@@ -242,11 +248,9 @@ _VISION_TYPES_WITH_DEFAULTS = ("clip_vision_model", "siglip_vision_model")
 
 
 def _vision_int(v: dict[str, Any], source: str, key: str, default: int | None = None) -> int:
-    value = v.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise FleetPlannerError(f"{source}: vision_config.{key}: expected a positive integer (a size of the "
-                                f"vision tower), got {value!r}")
-    return value
+    value = v.get(key)
+    value = default if value is None else value  # a size the config leaves out or sets to null: the default
+    return positive_int(value, f"{source}: vision_config.{key}", " (a size of the vision tower)")
 
 
 def vision_params(config: dict[str, Any], text_hidden: int, source: str) -> int:
@@ -269,7 +273,7 @@ def vision_params(config: dict[str, Any], text_hidden: int, source: str) -> int:
         else:
             mlp = 2 * h * h * _vision_int(v, source, "mlp_ratio", 4)
         merged = h * _vision_int(v, source, "spatial_merge_size", 2) ** 2
-        out = int(v.get("out_hidden_size") or text_hidden)
+        out = _vision_int(v, source, "out_hidden_size", text_hidden)
         patch = 3 * _vision_int(v, source, "temporal_patch_size", 2) * _vision_int(v, source, "patch_size", 14) ** 2
         return layers * (4 * h * h + mlp) + merged * merged + merged * out + patch * h
     defaults = VISION_DEFAULTS if v.get("model_type") in _VISION_TYPES_WITH_DEFAULTS else {}

@@ -379,6 +379,14 @@ def test_a_bad_vision_size_is_named() -> None:
     bad = {**GEMMA_3_4B, "vision_config": {**SIGLIP_GEMMA_3, "model_type": "other", "num_hidden_layers": None}}
     with pytest.raises(FleetPlannerError, match=r"c\.json: vision_config\.num_hidden_layers: expected a positive"):
         model_from_config(bad, source="c.json")
+    # Qwen's projector width: a string had raised a bare ValueError from int(); null means the text width
+    vision = QWEN2_5_VL_7B["vision_config"]
+    assert isinstance(vision, dict)
+    bad = {**QWEN2_5_VL_7B, "vision_config": {**vision, "out_hidden_size": "wide"}}
+    with pytest.raises(FleetPlannerError, match=r"c\.json: vision_config\.out_hidden_size: expected a positive"):
+        model_from_config(bad, source="c.json")
+    unset = model_from_config({**QWEN2_5_VL_7B, "vision_config": {**vision, "out_hidden_size": None}})
+    assert unset.vision_params == model_from_config(QWEN2_5_VL_7B).vision_params  # 3584 is the text width
 
 
 @pytest.mark.parametrize(
