@@ -8,7 +8,11 @@ seed paper's $/1M-token column does; output-only figures are reported beside the
   overhead + electricity x PUE).
 - Power: the scenario's power model (:mod:`planner.footprint`; measured power from calibration where
   :mod:`planner.measured` finds it) at each replica's utilisation.
-- Carbon: energy x PUE x grid intensity + embodied emissions per GPU-hour of fleet membership.
+- Carbon: energy x PUE x grid intensity (with an hourly profile, its mean over the day: the fleet stands
+  around the clock) + embodied emissions per GPU-hour of fleet membership.
+
+:func:`priced_pools` puts the same figures into the simulator's per-pool table for the simulated window,
+so ``planner simulate`` and ``planner plan`` agree on a fleet's cost, energy and carbon.
 """
 
 from __future__ import annotations
@@ -17,12 +21,15 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import pandas as pd
+
 from planner.footprint import embodied_g_per_gpu_hour, grid_intensity, power_kind, power_model
 from planner.measured import measured_power
 from planner.pricing import gpu_cost
 from scenarios.loader import LoadedScenario
 from scenarios.models import ModelSpec
 from sim.notes import extrapolation_note
+from sim.results import pool_summary
 from sim.service import HardwareProfile
 from sim.simulation import SimResult
 
@@ -105,7 +112,6 @@ def fleet_economics(result: SimResult, loaded: LoadedScenario) -> FleetEconomics
     df = result.requests
     served = df[~df["rejected"] & df["finish"].notna()]
     span = max(result.makespan, 1e-9)
-    hours = span / 3600.0
     pools: list[Economics] = []
     for pool in result.pools:
         plan = pool.replica
@@ -121,7 +127,7 @@ def fleet_economics(result: SimResult, loaded: LoadedScenario) -> FleetEconomics
         usd_h = cost.usd_per_hour * n_gpus
         if cost.owned:
             usd_h += kwh_h * pricing.pue * pricing.electricity_usd_per_kwh
-        grid = grid_intensity(scenario, pool.grid_g_per_kwh, scenario.simulation.start_hour, hours, pool.grid_profile)
+        grid = grid_intensity(scenario, pool.grid_g_per_kwh, 0.0, 24.0, pool.grid_profile)  # the day's mean
         emb, emb_basis = embodied_g_per_gpu_hour(scenario, gpu.name)
         mine = served[served["pool"] == pool.name]
         tokens = float(mine["prompt_tokens"].sum() + mine["output_tokens"].sum())
@@ -139,7 +145,8 @@ def fleet_economics(result: SimResult, loaded: LoadedScenario) -> FleetEconomics
                 output_tokens_per_s=float(mine["output_tokens"].sum()) / span,
                 cost_basis=cost.basis,
                 power_basis=pm.basis,
-                carbon_basis=f"{grid:.0f} g/kWh x PUE {pricing.pue:g}; embodied {emb_basis}",
+                carbon_basis=f"{grid:.0f} g/kWh{' (day mean)' if pool.grid_profile else ''} x PUE {pricing.pue:g}; "
+                             f"embodied {emb_basis}",
                 service_basis=service_basis(plan.profile, plan.model, plan.config.tp_size),
             )
         )
@@ -156,3 +163,19 @@ def fleet_economics(result: SimResult, loaded: LoadedScenario) -> FleetEconomics
         output_tokens_per_s=sum(p.output_tokens_per_s for p in pools),
     )
     return FleetEconomics(pools, total)
+
+
+def priced_pools(result: SimResult, loaded: LoadedScenario) -> pd.DataFrame:
+    """:func:`sim.results.pool_summary` with the window's ``cost_usd``, ``energy_kwh`` and ``carbon_g`` (and
+    ``embodied_g``, ``power_w``) from :func:`fleet_economics`: the scenario's prices (owned GPUs'
+    electricity included), power model and PUE, where the simulator alone knows only datasheet figures."""
+    df = pool_summary(result)
+    hours = float(result.extra.get("end_time", result.makespan) or 0.0) / 3600.0
+    for econ in fleet_economics(result, loaded).pools:
+        row = df["pool"] == econ.name
+        df.loc[row, "cost_usd"] = econ.usd_per_hour * hours
+        df.loc[row, "power_w"] = econ.power_w
+        df.loc[row, "energy_kwh"] = econ.kwh_per_hour * hours
+        df.loc[row, "carbon_g"] = econ.carbon_g_per_hour * hours
+        df.loc[row, "embodied_g"] = econ.embodied_g_per_hour * hours
+    return df

@@ -39,7 +39,6 @@ EMBODIED_KG_DEFAULT: dict[str, tuple[float, str]] = {
     "RTX-3090": (150.0, "assumption (no vendor figure)"),
     "RTX-5090": (170.0, "assumption (no vendor figure)"),
 }
-DEFAULT_GRID_G_PER_KWH = 242.0
 HOURS_PER_YEAR = 8760.0
 
 
@@ -90,9 +89,7 @@ def power_model(scenario: Scenario, gpu: GpuSpec, measured: MeasuredPower | None
 def grid_intensity(scenario: Scenario, pool_g_per_kwh: float | None, start_h: float, hours: float,
                    profile: Sequence[float] | None = None) -> float:
     """Mean grid intensity (g/kWh) over a window, from the pool's or scenario's value and hourly profile."""
-    base = pool_g_per_kwh
-    if base is None:
-        base = scenario.carbon.grid_g_per_kwh if scenario.carbon.grid_g_per_kwh is not None else DEFAULT_GRID_G_PER_KWH
+    base = scenario.carbon.pool_grid(pool_g_per_kwh)
     profile = profile or scenario.carbon.hourly_profile
     if not profile:
         return base

@@ -27,7 +27,7 @@ from planner.footprint import embodied_g_per_gpu_hour, grid_intensity, power_kin
 from planner.measured import measured_power
 from planner.pricing import gpu_cost
 from planner.screen import ConfigCurve, screen
-from planner.variants import Candidate, affinity_applies, slowed_scenario
+from planner.variants import Candidate, affinity_applies, pool_grid, slowed_scenario
 from planner.verify import StateFile, Verdict, pool_runs, run_once, scenario_hash
 from scenarios.errors import FleetPlannerError
 from scenarios.loader import LoadedScenario
@@ -147,7 +147,7 @@ def estimate(loaded: LoadedScenario, cand: Candidate, curves: dict[str, ConfigCu
     slo = sum(n * curves[name].slo_rps for name, n in cand.counts)
     util = min(rate / capacity, 1.0) if capacity > 0 else 1.0
     usd = carbon = 0.0
-    grid = {p.config: p.grid_g_per_kwh for p in reversed(scenario.fleet.pools)}
+    grid = pool_grid(scenario)
     for name, n in cand.counts:
         if n == 0:
             continue
@@ -160,7 +160,9 @@ def estimate(loaded: LoadedScenario, cand: Candidate, curves: dict[str, ConfigCu
         if cost.owned:
             usd += kw * scenario.pricing.pue * scenario.pricing.electricity_usd_per_kwh
         emb, _ = embodied_g_per_gpu_hour(scenario, gpu.name)
-        carbon += kw * scenario.pricing.pue * grid_intensity(scenario, grid.get(name), 0.0, 1.0) + emb * cfg.gpus * n
+        where = grid.get(name, {})  # a standing fleet: the day's mean intensity
+        intensity = grid_intensity(scenario, where.get("grid_g_per_kwh"), 0.0, 24.0, where.get("grid_hourly_profile"))
+        carbon += kw * scenario.pricing.pue * intensity + emb * cfg.gpus * n
     return Estimate(cand, capacity, slo, usd, carbon)
 
 
@@ -248,11 +250,7 @@ def plan_fleet(
         seen.add(cand.key)
         if _dominated(cand, infeasible) is not None:
             continue
-        tell(
-            f"verifying {cand.fleet} ({cand.routing})",
-            len(result.verified),
-            min(len(order), max_verifications),
-        )
+        tell(f"verifying {cand.fleet} ({cand.routing})", len(result.verified), min(len(order), max_verifications))
         verdict = _verify(loaded, cand, seeds, requests, store, settings.confidence)
         result.verified.append(verdict)
         (feasible.append(verdict) if verdict.feasible else infeasible.append(cand))

@@ -47,10 +47,12 @@ def _with(loaded: LoadedScenario, data: dict[str, Any]) -> LoadedScenario:
     return LoadedScenario(Scenario.model_validate(data), loaded.model, loaded.path)
 
 
-def _pool_grid(scenario: Scenario) -> dict[str, float]:
-    grid: dict[str, float] = {}
+def pool_grid(scenario: Scenario) -> dict[str, dict[str, Any]]:
+    """Per configuration, the grid settings of the first pool that runs it (a candidate's pools keep them)."""
+    grid: dict[str, dict[str, Any]] = {}
     for pool in scenario.fleet.pools:
-        grid.setdefault(pool.config, pool.grid_g_per_kwh)
+        grid.setdefault(pool.config, pool.model_dump(include={"grid_g_per_kwh", "grid_hourly_profile"},
+                                                     exclude_none=True))
     return grid
 
 
@@ -81,12 +83,11 @@ def affinity_applies(scenario: Scenario, cand: Candidate) -> bool:
 def candidate_scenario(loaded: LoadedScenario, cand: Candidate) -> LoadedScenario:
     """The scenario with its fleet and routing replaced by the candidate's."""
     scenario = loaded.scenario
-    grid = _pool_grid(scenario)
+    grid = pool_grid(scenario)
     data = scenario.model_dump(mode="json", exclude_none=True, exclude_unset=True)
     pools = [{"config": name, "count": n, "name": name} for name, n in cand.counts if n > 0]
     for pool in pools:
-        if pool["config"] in grid:
-            pool["grid_g_per_kwh"] = grid[pool["config"]]
+        pool.update(grid.get(str(pool["config"]), {}))
     data["fleet"] = {"pools": pools}
     routing = routing_settings(scenario, cand.routing)
     if routing["type"] == "class_affinity":

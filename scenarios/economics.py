@@ -62,6 +62,10 @@ class Power(Strict):
     idle_w: dict[str, NonNegative] = Field(default_factory=dict)
 
 
+#: grid intensity (g CO2e/kWh) where neither a pool nor ``carbon.grid_g_per_kwh`` sets one: EU27 2023 (seed 000)
+DEFAULT_GRID_G_PER_KWH = 242.0
+
+
 class Carbon(Strict):
     """Operational and embodied emissions."""
 
@@ -69,6 +73,13 @@ class Carbon(Strict):
     """Default grid intensity for pools that do not set their own (else 242, the EU27 2023 average)."""
     hourly_profile: list[NonNegative] | None = Field(default=None, min_length=24, max_length=24)
     """24 multipliers of the grid intensity by hour of day (mean ~1), for carbon-aware planning."""
+
+    def pool_grid(self, pool_g_per_kwh: float | None) -> float:
+        """A pool's grid intensity: its own, else this section's, else :data:`DEFAULT_GRID_G_PER_KWH`."""
+        for value in (pool_g_per_kwh, self.grid_g_per_kwh):
+            if value is not None:
+                return value
+        return DEFAULT_GRID_G_PER_KWH
     embodied_kg_per_gpu: dict[str, NonNegative] = Field(default_factory=dict)
     """GPU name -> embodied kg CO2e (defaults: see planner.carbon)."""
     lifetime_years: float = Field(default=4.0, gt=0)

@@ -126,8 +126,9 @@ class Pool(Strict):
     count: int = Field(default=1, ge=0, le=MAX_REPLICAS)
     name: str | None = None
     """Pool name for reports and routing; defaults to the configuration's name."""
-    grid_g_per_kwh: float = Field(default=242.0, ge=0)
-    """Grid carbon intensity where the pool runs (default: EU27 2023 average, seed 000)."""
+    grid_g_per_kwh: float | None = Field(default=None, ge=0)
+    """Grid carbon intensity where the pool runs (default: the scenario's ``carbon.grid_g_per_kwh``, else
+    242, the EU27 2023 average of seed 000)."""
     grid_hourly_profile: list[Annotated[float, Field(ge=0)]] | None = Field(default=None, min_length=24,
                                                                              max_length=24)
     """24 multipliers of this pool's grid intensity by hour of day (its region's daily cycle: solar at

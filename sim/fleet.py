@@ -114,7 +114,7 @@ def build_fleet(loaded: LoadedScenario) -> list[PoolPlan]:
                 by_key[pool.config], loaded.model, scenario, f"configs[{index[pool.config]}]", loaded
             )
         profile = pool.grid_hourly_profile or scenario.carbon.hourly_profile
-        pools.append(PoolPlan(pool.key, pool.count, plans[pool.config], pool.grid_g_per_kwh,
+        pools.append(PoolPlan(pool.key, pool.count, plans[pool.config], scenario.carbon.pool_grid(pool.grid_g_per_kwh),
                               tuple(profile) if profile else None))
     return pools
 

@@ -157,8 +157,9 @@ def pool_summary(result: SimResult) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def summary_dict(result: SimResult) -> dict[str, Any]:
-    """Everything a script needs, JSON-ready."""
+def summary_dict(result: SimResult, pools: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Everything a script needs, JSON-ready (``pools``: a per-pool table to use instead of
+    :func:`pool_summary`'s, e.g. one priced by the planner)."""
 
     def clean(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [
@@ -180,5 +181,5 @@ def summary_dict(result: SimResult) -> dict[str, Any]:
         "makespan_s": result.makespan,
         "wall_s": result.wall_s,
         "classes": clean(class_summary(result).to_dict("records")),
-        "pools": clean(pool_summary(result).to_dict("records")),
+        "pools": clean((pool_summary(result) if pools is None else pools).to_dict("records")),
     }

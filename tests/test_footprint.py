@@ -72,6 +72,50 @@ def test_grid_profile_and_embodied_amortisation() -> None:
     assert g == pytest.approx(318_000 / (4 * 8760)) and "Chien" in basis
 
 
+def test_the_scenarios_grid_intensity_applies_to_pools_without_their_own() -> None:
+    # carbon.grid_g_per_kwh had been shadowed by a pool default of 242 everywhere
+    econ, res = _economics(carbon={"grid_g_per_kwh": 50}, pricing={"pue": 1.0})
+    assert econ.pools[0].carbon_g_per_hour == pytest.approx(econ.pools[0].kwh_per_hour * 50)
+    assert res.pools[0].grid_g_per_kwh == 50  # what carbon-aware routing ranks pools by
+    own, _ = _economics(carbon={"grid_g_per_kwh": 50}, fleet={"pools": [
+        {"config": "1xH100-PCIe", "count": 1, "name": "h100", "grid_g_per_kwh": 30}]})
+    assert own.pools[0].carbon_basis.startswith("30 g/kWh")
+
+
+def test_an_hourly_profile_is_charged_at_the_days_mean() -> None:
+    # a standing fleet runs around the clock: not the few simulated minutes at start_hour (here a zero hour)
+    econ, _ = _economics(carbon={"grid_g_per_kwh": 240, "hourly_profile": [0.0] + [1.0] * 23}, pricing={"pue": 1.0})
+    pool = econ.pools[0]
+    assert pool.carbon_g_per_hour == pytest.approx(pool.kwh_per_hour * 230)
+    assert pool.carbon_basis.startswith("230 g/kWh (day mean)")
+
+
+def test_simulate_reports_the_plans_power_pue_and_prices(tmp_path) -> None:
+    # planner simulate's per-pool energy, carbon and cost had used datasheet power without PUE or electricity
+    import json
+
+    import yaml
+
+    from planner.cli import main as planner_main
+
+    data = make_scenario().scenario.model_dump(mode="json", exclude_none=True)
+    data["fleet"] = {"pools": [{"config": "1xH100-PCIe", "count": 1, "name": "h100"}]}
+    data["power"] = {"model": "full_tdp", "board_w": {"H100-PCIe": 700}}
+    data["pricing"] = {"pue": 1.5, "electricity_usd_per_kwh": 0.5,
+                       "owned": {"H100-PCIe": {"purchase_usd": 30000}}}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert planner_main(["simulate", str(path), "--requests", "300", "--json", str(tmp_path / "s.json"),
+                         "--quiet"]) == 0
+    pool = json.loads((tmp_path / "s.json").read_text())["pools"][0]
+    hours = pool["gpu_hours"]
+    assert pool["power_w"] == 700 and pool["energy_kwh"] == pytest.approx(0.7 * hours)
+    assert pool["carbon_g"] == pytest.approx(0.7 * hours * 1.5 * 242)
+    amortised = 30000 / (3 * 8760)
+    assert pool["cost_usd"] == pytest.approx((amortised + 0.7 * 1.5 * 0.5) * hours)
+    assert pool["embodied_g"] > 0
+
+
 def _bundle_with_power(root, points: list[tuple[float, float, float | None]]) -> None:
     """A calibration bundle whose points are (rate, request throughput, total W over 2 GPUs or None)."""
     from calibrate.bundle import BundleWriter

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from scenarios.economics import DEFAULT_GRID_G_PER_KWH
 from scenarios.errors import FleetPlannerError, ScenarioError
 from scenarios.loader import LoadedScenario, scenario_from_dict
 
@@ -220,12 +221,14 @@ def build_fields(data: Any, loaded: LoadedScenario | None) -> list[FieldSpec]:
     out.append(FieldSpec(("pricing", "catalogue"), "catalogue", "Prices", numeric=False, placeholder="default"))
     out.append(FieldSpec(("pricing", "kind"), "kind", "Prices", numeric=False, placeholder="on_demand"))
     pools = get_value(d, ("fleet", "pools"))
+    scenario_grid = get_value(d, ("carbon", "grid_g_per_kwh"))
+    grid = f"{scenario_grid:g}" if isinstance(scenario_grid, int | float) else f"{DEFAULT_GRID_G_PER_KWH:g}"
     for i, pool in enumerate(pools if isinstance(pools, list) else []):
         p = pool if isinstance(pool, dict) else {}
         key = p.get("name") or p.get("config") or str(i)
         out.append(FieldSpec(("fleet", "pools", i, "config"), f"{key} config", "Fleet", numeric=False))
         out.append(FieldSpec(("fleet", "pools", i, "count"), f"{key} replicas", "Fleet", placeholder="1"))
-        out.append(FieldSpec(("fleet", "pools", i, "grid_g_per_kwh"), f"{key} grid g/kWh", "Fleet", placeholder="242"))
+        out.append(FieldSpec(("fleet", "pools", i, "grid_g_per_kwh"), f"{key} grid g/kWh", "Fleet", placeholder=grid))
     out += [
         FieldSpec(("plan", "objective"), "objective", "Plan", numeric=False, placeholder="cost"),
         FieldSpec(("plan", "max_total_replicas"), "max replicas", "Plan", placeholder="16"),

@@ -78,7 +78,8 @@ def _fmt(v: Any, digits: int = 1) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sim.results import class_summary, pool_summary, summary_dict
+    from planner.costing import priced_pools
+    from sim.results import class_summary, summary_dict
     from sim.simulation import simulate
 
     if args.requests is not None and not 1 <= args.requests <= MAX_REQUESTS:
@@ -99,12 +100,13 @@ def run(args: argparse.Namespace) -> int:
             result = simulate(loaded, seed=args.seed, requests=args.requests, duration_s=args.duration)
         except ScenarioError as exc:
             raise _blame_fleet(exc, loaded, own) from None
+    pools = priced_pools(result, loaded)  # the scenario's prices, power model and PUE, as plan's
     if args.csv:
         write_output("--csv", args.csv, lambda stream: result.requests.to_csv(stream, index=False))
     if args.json:
-        write_output("--json", args.json, json.dumps(summary_dict(result), indent=2) + "\n")
+        write_output("--json", args.json, json.dumps(summary_dict(result, pools), indent=2) + "\n")
     if not args.quiet and not to_stdout:
-        _print(console, result, class_summary(result), pool_summary(result))
+        _print(console, result, class_summary(result), pools)
         replicas = (p.replica for p in result.pools)
         notes = (extrapolation_notes(r.profile, r.model, r.config.tp_size) for r in replicas)
         for note in dict.fromkeys(n for pool_notes in notes for n in pool_notes):
