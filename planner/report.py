@@ -145,6 +145,8 @@ def _summary(result: PlanResult) -> str:
         f"{result.enumerated:,} enumerated, {result.screened:,} passed screening, {len(result.verified)} simulated "
         f"({result.elapsed_s:.1f} s)"
     )
+    for note in result.peaks:
+        text += f"; {note}"
     if result.truncated:
         text += (
             "; the search stopped at --max-verifications before a feasible fleet in objective order, so "
@@ -209,7 +211,7 @@ def _md_table(item: Rows) -> list[str]:
 def write_report(result: PlanResult, out: Path) -> list[Path]:
     """Markdown report plus PNG plots in ``out``; returns the files written."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "plan.json").write_text(json.dumps(to_dict(result), indent=2, default=str) + "\n")
+    (out / "plan.json").write_text(plan_json(result) + "\n")
     files = [out / "plan.json", plots.latency_vs_load(result, out / "latency_vs_load.png"),
              plots.cost_carbon(result, out / "cost_carbon.png")]
     best = result.recommended or result.closest
@@ -228,7 +230,19 @@ def write_report(result: PlanResult, out: Path) -> list[Path]:
 
 
 def plan_json(result: PlanResult) -> str:
-    return json.dumps(to_dict(result), indent=2, default=str)
+    """The result as JSON; a figure that is not finite (an unbounded margin, an infinite intensity) is null,
+    as JSON has no Infinity or NaN."""
+    return json.dumps(_finite(to_dict(result)), indent=2, default=str)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def summary_for(result: PlanResult) -> dict[str, Any]:

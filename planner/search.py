@@ -27,7 +27,7 @@ from planner.footprint import embodied_g_per_gpu_hour, grid_intensity, power_kin
 from planner.measured import measured_power
 from planner.pricing import gpu_cost
 from planner.screen import ConfigCurve, screen
-from planner.variants import Candidate, affinity_applies, pool_grid, slowed_scenario
+from planner.variants import Candidate, affinity_applies, peak_traffic, pool_grid, slowed_scenario
 from planner.verify import StateFile, Verdict, pool_runs, run_once, scenario_hash
 from scenarios.errors import FleetPlannerError
 from scenarios.loader import LoadedScenario
@@ -75,6 +75,8 @@ class PlanResult:
     stress_pct: float = 0.0
     budget: float | None = None
     """``plan.max_budget_usd_per_hour``: fleets above it are not recommended, however well they do."""
+    peaks: list[str] = field(default_factory=list)
+    """One note per class whose rate varies over the day: the plan is sized for its peak rate."""
     affinity_idle: set[str] = field(default_factory=set)
     """Keys of class-affinity candidates whose map routes every class over the whole fleet (it names
     none of the fleet's pools, or all of them): kept where class affinity is the only policy asked for."""
@@ -186,6 +188,7 @@ def plan_fleet(
     scenario's ``plan.stress_pct``): verify the recommended fleet again with every engine step that much
     (%) slower than the profiles say."""
     started = time.perf_counter()
+    loaded, peaks = peak_traffic(loaded)
     scenario = loaded.scenario
     settings = scenario.plan
     stress_pct = settings.stress_pct if stress_pct is None else stress_pct
@@ -207,7 +210,7 @@ def plan_fleet(
     vectors = enumerate_fleets(loaded)
     result = PlanResult(objective, rate, curves, len(vectors) * len(policies), 0)
     result.slos = {c.name: c.slo.model_dump() for c in scenario.traffic.classes}
-    result.confidence = settings.confidence
+    result.confidence, result.peaks = settings.confidence, peaks
     result.budget = settings.max_budget_usd_per_hour
     for counts in vectors:
         for policy in policies:
@@ -377,11 +380,8 @@ def to_dict(result: PlanResult) -> dict[str, Any]:
         "runners_up": [verdict(v) for v in result.runners_up],
         "pareto": [verdict(v) for v in result.pareto],
         "closest": verdict(result.closest),
-        "candidates": {
-            "enumerated": result.enumerated,
-            "screened": result.screened,
-            "verified": len(result.verified),
-        },
+        "candidates": {"enumerated": result.enumerated, "screened": result.screened, "verified": len(result.verified)},
+        "peaks": result.peaks,
         "configs": {
             k: {"capacity_rps": c.capacity_rps, "slo_rps": c.slo_rps, "points": c.points}
             for k, c in result.curves.items()

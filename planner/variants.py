@@ -4,6 +4,9 @@ Variants are built by editing the scenario's plain data (the fields the scenario
 defaults) and validating it again, so every variant is as valid as a hand-written file.  A candidate
 fleet has one pool per serving configuration, named after the configuration; the scenario's
 class-affinity map (which names its own pools) is translated to those configuration names.
+:func:`peak_traffic` is the traffic a plan is sized for: a class whose rate varies over the day
+(``diurnal``, ``piecewise``) arrives as Poisson at its peak rate, since a standing fleet must meet the
+SLOs in the busiest hour, not in the stretch of the day a few thousand simulated requests happen to cover.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 
 from scenarios.loader import LoadedScenario
 from scenarios.schema import ClassAffinity, Scenario
+from scenarios.traffic import MAX_RATE, DiurnalArrival, PiecewiseArrival
 
 
 @dataclass(frozen=True, order=True)
@@ -128,3 +132,31 @@ def slowed_scenario(loaded: LoadedScenario, factor: float) -> LoadedScenario:
 def total_rate(scenario: Scenario) -> float:
     """Offered load of all classes, requests/s (trace classes count 0 here)."""
     return sum(scenario.traffic.rate_of(c) for c in scenario.traffic.classes)
+
+
+def peak_traffic(loaded: LoadedScenario) -> tuple[LoadedScenario, list[str]]:
+    """The scenario with every ``diurnal`` or ``piecewise`` class arriving as Poisson at its peak rate
+    (every class then has an absolute rate, so shares of ``total_rate`` stay as they were), and one note
+    per such class; the scenario itself where no class varies."""
+    traffic = loaded.scenario.traffic
+    data = loaded.scenario.model_dump(mode="json", exclude_none=True, exclude_unset=True)
+    notes = []
+    for cls, raw in zip(traffic.classes, data["traffic"]["classes"], strict=True):
+        base, arrival = traffic.rate_of(cls), cls.arrival
+        if isinstance(arrival, DiurnalArrival):
+            peak, what = 1.0 + arrival.amplitude, f"diurnal: {base:.3g} x (1 + {arrival.amplitude:g})"
+        elif isinstance(arrival, PiecewiseArrival):
+            peak = max(step.factor for step in arrival.steps)
+            what = f"piecewise: {base:.3g} x {peak:g}"
+        else:
+            peak, what = 1.0, ""
+        if cls.rate is not None or cls.share is not None:
+            raw.pop("share", None)
+            raw["rate"] = min(base * peak, MAX_RATE)
+        if what:
+            raw["arrival"] = {"type": "poisson"}
+            notes.append(f"class {cls.name} is sized for its peak rate, {raw['rate']:.3g} req/s ({what})")
+    if not notes:
+        return loaded, []
+    data["traffic"].pop("total_rate", None)
+    return _with(loaded, data), notes

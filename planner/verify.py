@@ -102,10 +102,12 @@ def run_once(loaded: LoadedScenario, cand: Candidate, seed: int, requests: int |
             vals = np.where(
                 g["rejected"].to_numpy(), np.inf, np.nan_to_num(vals, nan=0.0 if metric == "tpot" else np.inf)
             )
+            with np.errstate(invalid="ignore"):  # between two unbounded values (inf - inf): unbounded
+                value = float(np.percentile(vals, slo.percentile)) if len(vals) else math.inf
             metrics[metric] = {
                 "bound_ms": bound,
                 "share": float(np.mean(vals <= bound)) if len(vals) else 0.0,
-                "value_ms": float(np.percentile(vals, slo.percentile)) if len(vals) else math.inf,
+                "value_ms": math.inf if math.isnan(value) else value,
             }
         rec_classes[name] = {
             "n": int(row["requests"]),

@@ -14,7 +14,7 @@ from conftest import make_scenario
 from planner import search
 from planner.cli import main as planner_main
 from planner.search import enumerate_fleets, plan_fleet, to_dict
-from planner.variants import Candidate
+from planner.variants import Candidate, peak_traffic
 from planner.verify import pool_runs, run_once
 from scenarios.errors import FleetPlannerError
 from scenarios.loader import LoadedScenario, scenario_from_dict
@@ -255,3 +255,50 @@ def test_a_search_space_too_large_to_enumerate_is_refused(
     assert planner_main(["plan", str(path), "--state", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert f"--state {tmp_path}: is a folder; name the state file (.jsonl)" in err and err.count("\n") == 1
+
+
+def test_a_class_varying_over_the_day_is_planned_for_its_peak() -> None:
+    # the runs cover a few thousand requests from t = 0: with the default peak at 14:00 that is the night's
+    # trough, and the plan had sized the fleet for a fraction of the afternoon's load
+    data = small(rate=10.0).scenario.model_dump(mode="json", exclude_none=True)
+    data["traffic"]["classes"][0]["arrival"] = {"type": "diurnal", "amplitude": 0.8}
+    loaded = scenario_from_dict(data)
+    peak, notes = peak_traffic(loaded)
+    assert peak.scenario.traffic.classes[0].rate == pytest.approx(18.0)
+    assert peak.scenario.traffic.classes[0].arrival.type == "poisson"
+    assert notes == ["class chat is sized for its peak rate, 18 req/s (diurnal: 10 x (1 + 0.8))"]
+    result = plan_fleet(loaded)
+    assert result.offered_rps == pytest.approx(18.0, rel=0.1) and result.peaks == notes
+    # shares of total_rate keep their proportions when one class becomes an absolute peak rate
+    data["traffic"] = {"total_rate": 12.0, "classes": [
+        {**data["traffic"]["classes"][0], "rate": None, "share": 1.0},
+        {**data["traffic"]["classes"][0], "name": "batch", "rate": None, "share": 2.0, "arrival": {"type": "poisson"}}]}
+    data["traffic"]["classes"] = [{k: v for k, v in c.items() if v is not None} for c in data["traffic"]["classes"]]
+    peak, _ = peak_traffic(scenario_from_dict(data))
+    assert [c.rate for c in peak.scenario.traffic.classes] == pytest.approx([4.0 * 1.8, 8.0])
+
+
+def test_a_configuration_serving_none_of_the_mix_is_screened_out() -> None:
+    # every prompt is over the RTX 4090's max_model_len: screening it had crashed on a zero capacity
+    data = small(ttft_ms=5000).scenario.model_dump(mode="json", exclude_none=True)
+    data["traffic"]["classes"][0].update(rate=1.0, prompt_tokens={"type": "fixed", "value": 5000},
+                                         output_tokens={"type": "fixed", "value": 50})
+    result = plan_fleet(scenario_from_dict(data))
+    assert result.curves["1xRTX-4090"].capacity_rps == 0 and result.recommended is not None
+    assert result.recommended.candidate.count("1xRTX-4090") == 0
+
+
+def test_a_one_request_trace_is_planned_and_plan_json_is_strict(tmp_path: Path) -> None:
+    # a trace whose requests arrive at once has no rate to scale (a ZeroDivisionError in screening); a class
+    # without bounds has an unbounded margin, which JSON cannot hold as Infinity
+    (tmp_path / "t.csv").write_text("timestamp,prompt_tokens,output_tokens\n0.0,100,50\n")
+    data = small().scenario.model_dump(mode="json", exclude_none=True)
+    data["traffic"]["classes"][0].update(arrival={"type": "trace", "path": str(tmp_path / "t.csv")},
+                                         prompt_tokens={"type": "trace"}, output_tokens={"type": "trace"}, slo={})
+    del data["traffic"]["classes"][0]["rate"]
+    data["plan"]["stress_pct"] = 0
+    out = tmp_path / "plan.json"
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(data))
+    assert planner_main(["plan", str(tmp_path / "s.yaml"), "--json", str(out), "--state", str(tmp_path / "st")]) == 0
+    doc = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in plan.json"))
+    assert doc["recommended"]["margin"] is None
