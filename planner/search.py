@@ -334,8 +334,9 @@ def _objective_total(v: Verdict, objective: str) -> float:
 
 
 def _conclude(result: PlanResult, feasible: list[Verdict], objective: str) -> None:
-    def rank(v: Verdict) -> tuple[float, int]:
-        return _objective_total(v, objective), v.candidate.replicas()
+    def rank(v: Verdict) -> tuple[float, float, int]:  # ties (one replica, any routing): the other figure
+        other = "carbon" if objective != "carbon" else "cost"
+        return _objective_total(v, objective), _objective_total(v, other), v.candidate.replicas()
     if feasible:
         ranked = sorted(feasible, key=rank)
         result.recommended = ranked[0]
@@ -343,12 +344,13 @@ def _conclude(result: PlanResult, feasible: list[Verdict], objective: str) -> No
     elif over := [v for v in result.verified if v.feasible]:  # only fleets over the budget met the SLOs
         result.closest = min(over, key=rank)
     else:
-        result.closest = max(result.verified, key=lambda v: v.margin, default=None)
-    points = [(v, _total(v, "usd_per_hour"), _objective_total(v, "carbon")) for v in feasible]
-    result.pareto = sorted(
-        (v for v, c, g in points if not any(c2 <= c and g2 <= g and (c2 < c or g2 < g) for _, c2, g2 in points)),
-        key=lambda v: _total(v, "usd_per_hour"),
-    )
+        result.closest = max(result.verified, key=lambda v: (v.margin, -v.overshoot), default=None)
+    # the front: in cost order, each fleet that emits less than every cheaper one (one of equal fleets)
+    result.pareto, least = [], math.inf
+    for v in sorted(feasible, key=lambda v: (_objective_total(v, "cost"), _objective_total(v, "carbon"))):
+        if _objective_total(v, "carbon") < least:
+            result.pareto.append(v)
+            least = _objective_total(v, "carbon")
 
 
 def to_dict(result: PlanResult) -> dict[str, Any]:

@@ -142,6 +142,9 @@ class Verdict:
     """The bound that is missed by most (or met most narrowly)."""
     attainment: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     """Class -> (mean, low, high) share of requests meeting all its bounds."""
+    overshoot: float = 0.0
+    """Largest achieved / bound ratio over all classes and bounds (inf: unbounded): which of two fleets
+    that meet no request's bound (the same margin) comes closer."""
 
     @property
     def economics(self) -> dict[str, Any]:
@@ -180,7 +183,7 @@ def _interval(values: list[float], n_total: int, confidence: float) -> tuple[flo
 
 def pool_runs(cand: Candidate, runs: list[dict[str, Any]], confidence: float) -> Verdict:
     """Combine a candidate's per-seed runs into a :class:`Verdict`."""
-    margin, worst = math.inf, "no SLO bounds"
+    margin, worst, overshoot = math.inf, "no SLO bounds", 0.0
     attainment = {}
     for name in runs[0]["classes"]:
         per = [r["classes"][name] for r in runs]
@@ -189,10 +192,11 @@ def pool_runs(cand: Candidate, runs: list[dict[str, Any]], confidence: float) ->
         for metric, m in per[0]["metrics"].items():
             share = float(np.mean([p["metrics"][metric]["share"] for p in per]))
             value = float(np.mean([p["metrics"][metric]["value_ms"] for p in per]))
+            overshoot = max(overshoot, value / float(m["bound_ms"]))
             if share - target < margin:
                 margin = share - target
                 worst = describe_bound(name, metric, target, share, value, float(m["bound_ms"]))
-    return Verdict(cand, runs, margin >= 0, margin, worst, attainment)
+    return Verdict(cand, runs, margin >= 0, margin, worst, attainment, overshoot)
 
 
 def describe_bound(cls: str, metric: str, target: float, share: float, value_ms: float, bound_ms: float) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -302,3 +303,24 @@ def test_a_one_request_trace_is_planned_and_plan_json_is_strict(tmp_path: Path) 
     assert planner_main(["plan", str(tmp_path / "s.yaml"), "--json", str(out), "--state", str(tmp_path / "st")]) == 0
     doc = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in plan.json"))
     assert doc["recommended"]["margin"] is None
+
+
+def test_the_pareto_front_holds_each_point_once_and_the_recommendation() -> None:
+    # a one-replica fleet is the same under every routing policy: the front had listed it once per policy
+    result = plan_fleet(small(rate=2.0, ttft_ms=2000, routing=["least_outstanding", "round_robin"]),
+                        objective="pareto")
+    pts = [(v.economics["total"]["usd_per_hour"],
+            v.economics["total"]["carbon_g_per_hour"] + v.economics["total"]["embodied_g_per_hour"])
+           for v in result.pareto]
+    assert len(pts) == len(set(pts)) and [c for c, _ in pts] == sorted(c for c, _ in pts)
+    assert result.recommended is not None and result.recommended in result.pareto
+    assert any(v.candidate.replicas() == 1 and v is not result.recommended
+               and v.economics["total"]["usd_per_hour"] == pts[0][0] for v in result.verified if v.feasible)
+
+
+def test_closest_is_the_fleet_nearest_the_bounds_when_none_meets_any() -> None:
+    # every fleet serves 0% within a 1 ms TTFT, so margins tie; the closest is the one that overshoots least
+    result = plan_fleet(small(ttft_ms=1.0))
+    assert result.closest is not None
+    least = min(v.overshoot for v in result.verified if v.margin == result.closest.margin)
+    assert result.closest.overshoot == least and math.isfinite(least)
