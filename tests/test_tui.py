@@ -444,3 +444,24 @@ def test_hardware_menu_says_where_step_times_come_from() -> None:
     basis = {line.split(":")[0]: line.rsplit(", ", 1)[1] for line in menu}
     assert basis == {"1xH100-PCIe": "calibrated", "1xRTX-4090": "calibrated", "2xRTX-4090": "calibrated",
                      "1xL40S": "uncalibrated (roofline defaults)", "4xH100-PCIe": "profile derived from other TP sizes"}
+
+
+@pilot_test
+async def test_the_latency_plot_survives_a_resize(tmp_path: Path) -> None:
+    # plotext's log scale raised inside its renderer when the plot redrew at another size, killing the app
+    app = make_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        session = app.screen
+        assert isinstance(session, SessionScreen)
+        await pilot.press("p")
+        await app.workers.wait_for_complete()
+        await until(pilot, lambda: session.plan_outcome is not None)
+        await pilot.press("4")
+        await pilot.pause()
+        session.query_one("#plot-tabs", TabbedContent).active = "plot-latency"
+        await pilot.pause()
+        for size in ((80, 24), (120, 40), (99, 30), (100, 29)):
+            await pilot.resize_terminal(*size)
+            await pilot.pause()
+            await asyncio.sleep(0.2)
+            assert app.is_running

@@ -55,11 +55,19 @@ class LatencyPlot(_Plot):
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
+        # log10 of the latency on a linear axis, ticks labelled in ms: plotext's own log scale fails to
+        # redraw at some terminal sizes (an IndexError or a math domain error inside its renderer)
+        decades: list[float] = []
         for name, (xs, ys) in latency_curves(outcome.result).items():
-            pts = [(x, y) for x, y in zip(xs, ys, strict=True) if math.isfinite(y) and y > 0]
+            pts = [(x, math.log10(y)) for x, y in zip(xs, ys, strict=True) if math.isfinite(y) and y > 0]
             if pts:
                 plt.plot([p[0] for p in pts], [p[1] for p in pts], label=name, marker="braille")
-        plt.yscale("log")
+                decades += [p[1] for p in pts]
+        if decades:  # ticks at 1, 2 and 5 x 10^k ms within the range
+            lo, hi = min(decades), max(decades)
+            ms = [m * 10.0**k for k in range(math.floor(lo), math.ceil(hi) + 1) for m in (1, 2, 5)]
+            ms = [v for v in ms if lo <= math.log10(v) <= hi]
+            plt.yticks([math.log10(v) for v in ms], [f"{v:,.0f}" if v >= 1 else f"{v:g}" for v in ms])
         plt.title("p90 TTFT (ms, log scale) vs offered load per replica")
         plt.xlabel("req/s per replica")
         self.refresh()
