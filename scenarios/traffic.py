@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from scenarios.base import Strict
 
@@ -18,8 +18,12 @@ from scenarios.base import Strict
 MAX_REQUESTS = 200_000_000
 #: longest request length a scenario may state, tokens (beyond any model's context)
 MAX_TOKENS = 10_000_000
-#: highest arrival rate a scenario may state, requests/s
+#: highest arrival rate a scenario may state, requests/s (also for a rate step's rate x factor)
 MAX_RATE = 1e6
+#: latest time a rate step may start, and longest period, seconds (~31.7 years; keeps clocks precise)
+MAX_SECONDS = 1e9
+#: least gamma burstiness (shape): below it nearly all gaps are 0 and a few are enormous
+MIN_BURSTINESS = 1e-3
 
 
 # ----------------------------------------------------------------------------------------- lengths
@@ -97,6 +101,14 @@ class GammaArrival(Strict):
     type: Literal["gamma"] = "gamma"
     burstiness: float = Field(gt=0)
 
+    @field_validator("burstiness")
+    @classmethod
+    def _not_degenerate(cls, burstiness: float) -> float:
+        if burstiness < MIN_BURSTINESS:
+            raise ValueError(f"must be >= {MIN_BURSTINESS:g}: below that a gamma process is degenerate "
+                             "(nearly every gap 0, a rare few enormous)")
+        return burstiness
+
 
 class DiurnalArrival(Strict):
     """Poisson with a sinusoidal rate: rate x (1 + amplitude x cos(2 pi (t - peak_s) / period_s))."""
@@ -111,8 +123,9 @@ class DiurnalArrival(Strict):
 class RateStep(Strict):
     """From ``start_s`` on, the class's rate is multiplied by ``factor``."""
 
-    start_s: float = Field(ge=0)
+    start_s: float = Field(ge=0, le=MAX_SECONDS)
     factor: float = Field(ge=0)
+    """Multiplies the class's rate; the product is at most MAX_RATE requests/s."""
 
 
 class PiecewiseArrival(Strict):
@@ -120,7 +133,14 @@ class PiecewiseArrival(Strict):
 
     type: Literal["piecewise"] = "piecewise"
     steps: list[RateStep] = Field(min_length=1)
-    period_s: float | None = Field(default=None, gt=0)
+    period_s: float | None = Field(default=None, gt=0, le=MAX_SECONDS)
+
+    @field_validator("steps")
+    @classmethod
+    def _some_traffic(cls, steps: list[RateStep]) -> list[RateStep]:
+        if not any(s.factor > 0 for s in steps):
+            raise ValueError("every step's factor is 0, so no requests would ever arrive; give one a factor > 0")
+        return steps
 
     @model_validator(mode="after")
     def _order(self) -> PiecewiseArrival:
@@ -178,6 +198,31 @@ class TrafficClass(Strict):
     prefix_cache_hit: float = Field(default=0.0, ge=0, lt=1)
     """Fraction of prompt tokens served from vLLM's prefix cache (shared system prompts, repeats)."""
 
+    @model_validator(mode="after")
+    def _rate_fits_arrival(self) -> TrafficClass:
+        if isinstance(self.arrival, TraceArrival):
+            for field, value in (("rate", self.rate), ("share", self.share)):
+                if value is not None:
+                    raise ValueError(f"{field}(={value:g}) cannot be set with arrival type 'trace': the trace's "
+                                     "times set the rate (speed it up or slow it down with arrival.time_scale)")
+        problem = _steps_problem(self.arrival, self.rate, "rate") if self.rate is not None else None
+        if problem:
+            raise ValueError(problem)
+        return self
+
+
+def _steps_problem(arrival: Arrival, rate: float, what: str) -> str | None:
+    """What is wrong with a piecewise class's stepped rates (rate x factor): over MAX_RATE, or all 0."""
+    if not isinstance(arrival, PiecewiseArrival):
+        return None
+    for j, step in enumerate(arrival.steps):
+        if rate * step.factor > MAX_RATE:
+            return (f"arrival.steps[{j}].factor(={step.factor:g}) x {what}(={rate:g}) is {rate * step.factor:.3g} "
+                    f"requests/s; at most {MAX_RATE:g} (lower the factor or the rate)")
+    if not any(rate * step.factor > 0 for step in arrival.steps):
+        return f"{what}(={rate:g}) x every arrival.steps factor is 0 requests/s, so no requests would ever arrive"
+    return None
+
 
 class Traffic(Strict):
     """All traffic classes; rates are absolute or shares of ``total_rate``."""
@@ -201,6 +246,9 @@ class Traffic(Strict):
             if c.share is not None and not self.rate_of(c) > 0:
                 raise ValueError(f"class {c.name!r}: its share(={c.share:g}) of total_rate is 0 requests/s "
                                  "beside the others' shares")
+            problem = _steps_problem(c.arrival, self.rate_of(c), "share of total_rate") if c.share is not None else None
+            if problem:
+                raise ValueError(f"class {c.name!r}: {problem}")
         return self
 
     def rate_of(self, cls: TrafficClass) -> float:

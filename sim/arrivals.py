@@ -1,8 +1,9 @@
 """Arrival processes: when the requests of one traffic class arrive.
 
 A scenario picks a class's process by its ``type:`` name, looked up in :data:`ARRIVALS`; each
-builder turns the spec into an :class:`ArrivalProcess` whose ``sample(rng, horizon)`` returns the
-sorted arrival times in ``[0, horizon)``, vectorised:
+builder turns the spec into an :class:`ArrivalProcess` whose ``sample(rng, horizon, limit)`` returns
+the sorted arrival times in ``[0, horizon)``, vectorised, only the first ``limit`` when it is given (the
+same first ones: a sample's work and memory follow the requests wanted, never the horizon alone):
 
 ``poisson``
     exponential inter-arrival times at the class's rate.
@@ -20,9 +21,9 @@ sorted arrival times in ``[0, horizon)``, vectorised:
 ``trace``
     replay of a CSV (header line first) or JSON Lines file (``.jsonl``, ``.ndjson``, ``.json``):
     times (seconds, or ISO 8601 date/times) sorted, shifted to start at 0 and multiplied by
-    ``time_scale``; token counts are kept for length type ``trace``.  A trace is not looped.
-    A missing file, column or bad value is a :class:`~scenarios.errors.ScenarioError` naming
-    ``traffic.classes[i].arrival.path``.
+    ``time_scale``; token counts (whole numbers >= 1) are kept for length type ``trace``.  A trace
+    is not looped.  A missing file, column or bad value is a :class:`~scenarios.errors.ScenarioError`
+    naming ``traffic.classes[i].arrival.path``, and for a value the file's line and column.
 """
 
 from __future__ import annotations
@@ -65,16 +66,25 @@ class Trace:
     output: np.ndarray | None = None
 
 
+#: ``sample(rng, horizon, limit)``: the sorted times in ``[0, horizon)``, at most the first ``limit``
+Sampler = Callable[[np.random.Generator, float, "int | None"], np.ndarray]
+
+
 @dataclass(frozen=True)
 class ArrivalProcess:
-    """One class's arrivals: ``sample(rng, horizon)`` gives the sorted times in ``[0, horizon)``."""
+    """One class's arrivals: ``sample(rng, horizon, limit)`` gives the sorted times in ``[0, horizon)``."""
 
-    sample: Callable[[np.random.Generator, float], np.ndarray]
+    sample: Sampler
     mean_rate: float
     """Long-run arrivals per second (used to size the first horizon)."""
     end_s: float = math.inf
     """No arrivals at or after this time (a trace's end; inf for an endless process)."""
     trace: Trace | None = None
+    expected: Callable[[float], float] | None = None
+    """Expected arrivals in ``[0, t)`` (None: ``mean_rate * t``)."""
+
+    def expected_by(self, t: float) -> float:
+        return self.expected(t) if self.expected is not None else self.mean_rate * t
 
 
 @dataclass(frozen=True)
@@ -98,27 +108,34 @@ ARRIVALS: Registry[ArrivalBuilder] = Registry("arrival process")
 _EMPTY = np.empty(0, dtype=np.float64)
 
 
-def _renewal(draw: Callable[[int], np.ndarray], mean_gap: float, cv2: float, horizon: float) -> np.ndarray:
-    """Cumulative sums of i.i.d. gaps ``draw(k)`` up to ``horizon``, drawn in a few large chunks."""
-    if horizon <= 0:
+def _renewal(
+    draw: Callable[[int], np.ndarray], mean_gap: float, cv2: float, horizon: float, limit: int | None = None
+) -> np.ndarray:
+    """Cumulative sums of i.i.d. gaps ``draw(k)`` up to ``horizon`` (the first ``limit`` at most), drawn
+    in a few large chunks; a chunk holds at most ``2 * limit + 1024`` gaps, so a horizon far beyond the
+    ``limit``-th point costs no more than one just past it (and gives the same first ``limit`` points)."""
+    if horizon <= 0 or limit == 0:
         return _EMPTY
     chunks: list[np.ndarray] = []
-    start = 0.0
-    while start < horizon:
+    start, count = 0.0, 0
+    while start < horizon and (limit is None or count < limit):
         expected = (horizon - start) / mean_gap
-        chunk = start + np.cumsum(draw(int(expected + 6.0 * math.sqrt(expected * cv2) + 16)))
+        size = int(expected + 6.0 * math.sqrt(expected * cv2) + 16)
+        if limit is not None:
+            size = min(size, 2 * (limit - count) + 1024)
+        chunk = start + np.cumsum(draw(size))
         chunks.append(chunk)
-        start = float(chunk[-1])
+        start, count = float(chunk[-1]), count + size
     times = np.concatenate(chunks)
-    return times[: np.searchsorted(times, horizon, side="left")]
+    return times[: np.searchsorted(times, horizon, side="left")][:limit]
 
 
 @ARRIVALS.register("poisson")
 def _poisson(spec: PoissonArrival, ctx: ClassContext) -> ArrivalProcess:
     rate = ctx.rate
 
-    def sample(rng: np.random.Generator, horizon: float) -> np.ndarray:
-        return _renewal(lambda k: rng.exponential(1.0 / rate, k), 1.0 / rate, 1.0, horizon)
+    def sample(rng: np.random.Generator, horizon: float, limit: int | None) -> np.ndarray:
+        return _renewal(lambda k: rng.exponential(1.0 / rate, k), 1.0 / rate, 1.0, horizon, limit)
 
     return ArrivalProcess(sample, rate)
 
@@ -127,8 +144,11 @@ def _poisson(spec: PoissonArrival, ctx: ClassContext) -> ArrivalProcess:
 def _gamma(spec: GammaArrival, ctx: ClassContext) -> ArrivalProcess:
     rate, shape = ctx.rate, spec.burstiness
 
-    def sample(rng: np.random.Generator, horizon: float) -> np.ndarray:
-        return _renewal(lambda k: rng.gamma(shape, 1.0 / (rate * shape), k), 1.0 / rate, 1.0 / shape, horizon)
+    def sample(rng: np.random.Generator, horizon: float, limit: int | None) -> np.ndarray:
+        def gaps(k: int) -> np.ndarray:
+            return rng.gamma(shape, 1.0 / (rate * shape), k)
+
+        return _renewal(gaps, 1.0 / rate, 1.0 / shape, horizon, limit)
 
     return ArrivalProcess(sample, rate)
 
@@ -189,12 +209,12 @@ class CumulativeRate:
 def _time_changed(cum: CumulativeRate) -> ArrivalProcess:
     """A non-homogeneous Poisson process: unit-rate Poisson points mapped through ``Λ⁻¹``."""
 
-    def sample(rng: np.random.Generator, horizon: float) -> np.ndarray:
-        u = _renewal(rng.standard_exponential, 1.0, 1.0, cum(horizon))
+    def sample(rng: np.random.Generator, horizon: float, limit: int | None) -> np.ndarray:
+        u = _renewal(rng.standard_exponential, 1.0, 1.0, cum(horizon), limit)
         times = np.maximum.accumulate(cum.inverse(u)) if u.size else _EMPTY
         return times[: np.searchsorted(times, horizon, side="left")]
 
-    return ArrivalProcess(sample, cum.mean_rate, cum.end_s)
+    return ArrivalProcess(sample, cum.mean_rate, cum.end_s, expected=cum)
 
 
 @ARRIVALS.register("diurnal")
@@ -236,6 +256,16 @@ def _seconds(value: Any) -> float:
     except ValueError:
         stamp = datetime.fromisoformat(text)
         return (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp()
+
+
+def _count(value: Any) -> float:
+    """A trace token count: a whole number >= 1 (12 or 12.0, as a number or text), never a boolean."""
+    if isinstance(value, bool):
+        raise ValueError(value)
+    count = float(value)
+    if math.isfinite(count) and not (count >= 1 and count.is_integer()):
+        raise ValueError(count)
+    return count
 
 
 def _rows(text: str, jsonl: bool) -> tuple[list[str], list[tuple[int, dict[str, Any]]]]:
@@ -286,26 +316,28 @@ def read_trace(spec: TraceArrival, ctx: ClassContext, *, prompt: bool, output: b
     if not rows:
         raise fail(f"{path.name} has no rows")
 
-    def column(name: str, convert: Callable[[Any], float], limit: float) -> np.ndarray:
+    def column(name: str, convert: Callable[[Any], float], limit: float, what: str) -> np.ndarray:
         values = np.empty(len(rows), dtype=np.float64)
         for k, (line, row) in enumerate(rows):
             where = f"{path.name} line {line}: {name} value {row.get(name)!r}"
             try:
                 values[k] = convert(row.get(name))
             except (TypeError, ValueError):
-                raise fail(f"{where} is not a number") from None
+                raise fail(f"{where} is not {what}") from None
+            except OverflowError:  # an integer beyond any float
+                raise fail(f"{where} is out of range (at most {limit:,.0f})") from None
             if not math.isfinite(values[k]):
                 raise fail(f"{where} is not finite")
             if abs(values[k]) > limit:
                 raise fail(f"{where} is out of range (at most {limit:,.0f})")
         return values
 
-    times = column(spec.time_column, _seconds, MAX_TRACE_SECONDS)
+    times = column(spec.time_column, _seconds, MAX_TRACE_SECONDS, "a number")
     order = np.argsort(times, kind="stable")
     times = (times[order] - times[order[0]]) * spec.time_scale
 
     def tokens(name: str) -> np.ndarray:
-        return np.maximum(np.rint(column(name, float, MAX_TOKENS)[order]), 1).astype(np.int64)
+        return column(name, _count, MAX_TOKENS, "a token count (a whole number >= 1)")[order].astype(np.int64)
 
     return Trace(
         times,
@@ -325,8 +357,8 @@ def _trace(spec: TraceArrival, ctx: ClassContext) -> ArrivalProcess:
     times = trace.times
     span = float(times[-1])
 
-    def sample(rng: np.random.Generator, horizon: float) -> np.ndarray:
-        return times[: np.searchsorted(times, horizon, side="left")]
+    def sample(rng: np.random.Generator, horizon: float, limit: int | None) -> np.ndarray:
+        return times[: np.searchsorted(times, horizon, side="left")][:limit]
 
     rate = times.size / span if span > 0 else float(times.size)
     return ArrivalProcess(sample, rate, end_s=float(np.nextafter(span, math.inf)), trace=trace)

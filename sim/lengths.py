@@ -11,8 +11,9 @@ chosen by a ``type:`` name looked up in :data:`LENGTHS`:
     the rejected subset only) up to :data:`MAX_REDRAWS` times, and any still outside are clipped.
     With wide bounds the sample mean is close to ``mean``; tight bounds pull it inside them.
 ``empirical``
-    a histogram: bin ``i`` is chosen with probability ``weights[i] / sum(weights)``, then the
-    length is a uniform integer in ``[edges[i], edges[i+1])``.
+    a histogram: bin ``i`` is chosen with probability ``weights[i] / sum(weights)`` (weights whose
+    sum overflows are divided by the largest first), then the length is a uniform integer in
+    ``[edges[i], edges[i+1])``.
 ``trace``
     the lengths recorded in the class's trace file (see :mod:`sim.traffic`), in arrival order.
 
@@ -98,6 +99,10 @@ def _lognormal(dist: LognormalLength, rng: Gen, n: int, column: np.ndarray | Non
 @LENGTHS.register("empirical")
 def _empirical(dist: EmpiricalLength, rng: Gen, n: int, column: np.ndarray | None) -> np.ndarray:
     weights = np.asarray(dist.weights, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        total = weights.sum()
+    if not math.isfinite(total):  # huge weights (1e308, 1e308) overflow the sum: rescale first
+        weights = weights / weights.max()
     edges = np.asarray(dist.edges, dtype=np.int64)
     bins = rng.choice(weights.size, size=n, p=weights / weights.sum())
     return rng.integers(edges[bins], edges[bins + 1], dtype=np.int64)

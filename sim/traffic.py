@@ -11,8 +11,10 @@ order) and keeps either the first ``requests`` arrivals or all arrivals in ``[0,
 For a request count the classes are generated over a horizon expected to hold a few more than
 ``requests`` arrivals in all; if it falls short the horizon doubles and the classes are drawn
 again from the same seeds, until there are enough or every class has ended (a trace is not
-looped, so a count beyond the traces yields fewer requests).  Everything is vectorised: a
-million requests take a fraction of a second.
+looped, so a count beyond the traces yields fewer requests).  Each class draws at most its first
+``requests`` arrivals, so the work follows the request count however far the horizon has grown
+(a class idle for a long stretch costs no more).  Everything is vectorised: a million requests
+take a fraction of a second.
 """
 
 from __future__ import annotations
@@ -83,11 +85,12 @@ def _arrivals(
     """Each class's arrival times over a horizon holding ``requests`` arrivals (or ``duration_s``)."""
 
     def draw(horizon: float) -> list[np.ndarray]:
-        return [p.sample(np.random.default_rng(s), horizon) for p, s in zip(processes, seeds, strict=True)]
+        # at most the first ``requests`` of each class: the merge keeps no more of any one class
+        return [p.sample(np.random.default_rng(s), horizon, requests) for p, s in zip(processes, seeds, strict=True)]
 
     if requests is None:
         assert duration_s is not None
-        expected = sum(p.mean_rate for p in processes if not math.isfinite(p.end_s)) * duration_s
+        expected = sum(p.expected_by(duration_s) for p in processes if p.trace is None)
         if expected > MAX_REQUESTS:
             raise FleetPlannerError(
                 f"duration_s(={duration_s}) would generate ~{expected:.3g} requests; "
