@@ -22,6 +22,7 @@ from scenarios.errors import FleetPlannerError, ScenarioError, yaml_problem
 from scenarios.models import ModelSpec, load_model_config
 from scenarios.schema import Fleet, HardwareType, Pool, Routing, Scenario, ServingConfig
 from scenarios.traffic import Arrival, LengthDist
+from scenarios.yamlfile import safe_load
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ def _read_yaml(p: Path, what: str) -> Any:
     except UnicodeDecodeError as exc:
         raise ScenarioError([f"{p}: cannot read: not UTF-8 text (byte {exc.start})"]) from None
     try:
-        data = yaml.safe_load(text)
+        data = safe_load(text)
     except yaml.YAMLError as exc:
         raise ScenarioError([f"{p}: {yaml_problem(exc)}"]) from None
     return data

@@ -465,3 +465,38 @@ async def test_the_latency_plot_survives_a_resize(tmp_path: Path) -> None:
             await pilot.pause()
             await asyncio.sleep(0.2)
             assert app.is_running
+
+
+@pilot_test
+async def test_odd_input_is_a_notification_not_a_crash(tmp_path: Path) -> None:
+    # a number beyond Python's 4300-digit limit, a save path of an unknown user or with a NUL character,
+    # and a scenario whose classes share an SLO through a YAML alias (editing one had changed both)
+    aliased = tmp_path / "alias.yaml"
+    text = TINY.read_text().replace("slo: {ttft_ms: 500, tpot_ms: 60, percentile: 90}", "slo: &s {ttft_ms: 500}")
+    aliased.write_text(text.replace("slo: {e2e_ms: 60000, percentile: 90}", "slo: *s"))
+    app = make_app(tmp_path, aliased)
+    async with app.run_test(size=(100, 30)) as pilot:
+        session = app.screen
+        assert isinstance(session, SessionScreen)
+        await type_into(pilot, app, "traffic.classes[0].slo.ttft_ms", "123")
+        classes = session.data["traffic"]["classes"]
+        assert classes[0]["slo"]["ttft_ms"] == 123 and classes[1]["slo"]["ttft_ms"] == 500
+        session.form.input_for("simulation.seed").value = "9" * 5000
+        await pilot.pause()
+        assert app.is_running and not session.validation.ok
+        await type_into(pilot, app, "simulation.seed", "1")
+        for target, why in (("~nosuchuser-fp/x.yaml", "~nosuchuser-fp"), ("/tmp/a\x00.yaml", "NUL character")):
+            await pilot.press("w")
+            await pilot.pause()
+            app.screen.query_one("#dialog-input", Input).value = target
+            await pilot.press("enter")
+            await pilot.pause()
+            assert app.is_running
+            assert any(why in str(n.message) for n in app._notifications), [n.message for n in app._notifications]
+
+
+def test_a_number_too_large_to_read_is_named_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "big.yaml"
+    path.write_text(TINY.read_text().replace("seed: 1", "seed: " + "9" * 5000))
+    report = check_file(path)
+    assert not report.ok and "line" in report.problems[0] and "too large to read" in report.problems[0]

@@ -23,6 +23,7 @@ import yaml
 from scenarios.economics import DEFAULT_GRID_G_PER_KWH
 from scenarios.errors import FleetPlannerError, ScenarioError
 from scenarios.loader import LoadedScenario, scenario_from_dict
+from scenarios.yamlfile import safe_load, unshared
 
 Key = str | int
 PathT = tuple[Key, ...]
@@ -76,7 +77,10 @@ def parse_text(text: str, numeric: bool) -> Any:
     if not numeric:
         return text
     if _INT.match(text):
-        return int(text)
+        try:
+            return int(text)
+        except ValueError:  # beyond Python's 4300-digit limit: as text, which validation names
+            return text
     try:
         return float(text)
     except ValueError:
@@ -288,9 +292,11 @@ def read_document(path: Path) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError([f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}"]) from None
     try:
-        data = yaml.safe_load(text)
+        data = unshared(safe_load(text))  # an alias edited in one place must not change the other
     except yaml.YAMLError as exc:
         raise ScenarioError([f"{path}: invalid YAML: {getattr(exc, 'problem', None) or exc}"]) from None
+    except RecursionError:
+        raise ScenarioError([f"{path}: invalid YAML: an alias that contains itself"]) from None
     if not isinstance(data, dict):
         raise ScenarioError([f"{path}: (top level): expected a mapping of scenario fields"])
     return data

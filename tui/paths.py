@@ -20,6 +20,7 @@ from pathlib import Path
 import yaml
 
 import scenarios
+from scenarios.yamlfile import safe_load
 
 #: most recent files remembered
 MAX_RECENT = 10
@@ -58,7 +59,7 @@ class ScenarioFile:
 def describe(path: Path) -> ScenarioFile:
     """Name and first line of the description of a scenario file, never raising."""
     try:
-        data = yaml.safe_load(path.read_text())
+        data = safe_load(path.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         data = None
     if not isinstance(data, dict):
@@ -103,3 +104,14 @@ class RecentFiles:
             self.path.write_text(json.dumps({"recent": [str(q) for q in items]}, indent=2) + "\n")
         except OSError:
             pass
+
+
+def typed_path(text: str) -> Path | str:
+    """The path a user typed (``~`` and ``~user`` expanded), or why it is not one: an unknown user, a NUL
+    character (which no file name can hold)."""
+    if "\0" in text:
+        return "a path cannot hold a NUL character"
+    try:
+        return Path(text).expanduser()
+    except RuntimeError as exc:  # ~nosuchuser
+        return f"{text.split('/', 1)[0]}: {exc}"

@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
-from tui.paths import ScenarioFile, bundled_scenarios, describe
+from tui.paths import ScenarioFile, bundled_scenarios, describe, typed_path
 
 
 def _option(item: ScenarioFile, kind: str, shown: str) -> Option:
@@ -74,7 +74,11 @@ class PickerScreen(Screen[None]):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         if event.value.strip():
-            self._open(Path(event.value.strip()).expanduser())
+            path = typed_path(event.value.strip())
+            if isinstance(path, str):
+                self.notify(escape(path), severity="error")
+                return
+            self._open(path)
 
     def _open(self, path: Path) -> None:
         if not path.is_file():

@@ -13,16 +13,16 @@ import copy
 from pathlib import Path
 from typing import Any, ClassVar
 
-import yaml
 from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import Footer, Header, Input, TabbedContent, TabPane
 
 from scenarios.errors import FleetPlannerError
+from scenarios.yamlfile import safe_load, unshared
 from tui.editing import build_fields, scenario_yaml, set_value, validate
 from tui.messages import PlanFinished, RunCancelled, RunFailed, RunProgress, SimFinished
-from tui.paths import bundled_dir, state_file
+from tui.paths import bundled_dir, state_file, typed_path
 from tui.runs import PlanOutcome, SimOutcome
 from tui.screens.jobs import JobsMixin
 from tui.widgets.compare import CompareView, Snapshot
@@ -219,7 +219,10 @@ class SessionScreen(JobsMixin):
         """Write the document as edited, if ``planner check`` will accept it where it is written."""
         if not target or not self.validation.ok:
             return
-        path = Path(target).expanduser()
+        path = typed_path(target)
+        if isinstance(path, str):
+            self.notify(escape(path), title="not saved", severity="error")
+            return
         there = validate(self.data, path)  # relative paths in the scenario resolve from its folder
         if not there.ok:
             first = there.problems[0] if there.problems else "the scenario does not load"
@@ -237,7 +240,7 @@ class SessionScreen(JobsMixin):
             self.notify(f"cannot write {escape(str(path))}: {escape(exc.strerror or str(exc))}", severity="error")
             return
         self.path = path
-        self.data = yaml.safe_load(path.read_text())
+        self.data = unshared(safe_load(path.read_text()))
         self.form.data = self.data
         recent = getattr(self.app, "recent", None)
         if recent is not None:
@@ -259,7 +262,11 @@ class SessionScreen(JobsMixin):
 
     def export_to(self, target: str | None) -> None:
         if target and self.plan_outcome is not None:
-            self.start_export(self.plan_outcome, Path(target).expanduser())
+            path = typed_path(target)
+            if isinstance(path, str):
+                self.notify(escape(path), title="not exported", severity="error")
+                return
+            self.start_export(self.plan_outcome, path)
 
     # ---------------------------------------------------------------------------------- results
     def _snapshot(self, kind: str, label: str, metrics: Any) -> None:
