@@ -235,10 +235,15 @@ def parse_fleet_spec(spec: str, scenario: Scenario) -> Scenario:
         if gpus < 1:
             raise FleetPlannerError(f"--fleet: {part.strip()!r}: GPUs per replica(={gpus}) must be >= 1")
         key = f"{gpus}x{gpu}"
-        if key not in known:
-            configs.append(ServingConfig(gpu=gpu, gpus=gpus))
-            known.add(key)
-        pools.append(Pool(config=key, count=count))
+        try:
+            if key not in known:
+                configs.append(ServingConfig(gpu=gpu, gpus=gpus))
+                known.add(key)
+            pools.append(Pool(config=key, count=count))
+        except ValidationError as exc:  # a count or GPU number beyond the schema's bounds
+            err = exc.errors()[0]
+            field = ".".join(str(x) for x in err["loc"])
+            raise FleetPlannerError(f"--fleet: {part.strip()!r}: {field}: {err['msg']}") from None
     if not pools:
         raise FleetPlannerError("--fleet: empty spec; expected e.g. 1xH100-PCIe:2,2xRTX-4090:3")
     data = scenario.model_dump(mode="json", exclude_none=True)

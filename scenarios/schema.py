@@ -311,6 +311,14 @@ class Scenario(Strict):
             for name in names
             if name not in gpus
         ]
+        for name in sorted({*self.power.idle_w, *self.power.board_w} & set(gpus)):
+            idle, board = self.power.idle_w.get(name, gpus[name].idle_w), self.power.board_w.get(name, gpus[name].tdp_w)
+            if idle > board:
+                where = "power.idle_w" if name in self.power.idle_w else "power.board_w"
+                problems.append((f"{where}.{name}", f"idle power {idle:g} W is above the board power {board:g} W"))
+        for where, listed in (("plan.menu", self.plan.menu or []), ("plan.routing", self.plan.routing or [])):
+            if twice := sorted({n for n in listed if listed.count(n) > 1}):
+                problems.append((where, f"listed more than once: {', '.join(twice)}"))
         for name in [*(self.plan.menu or []), *self.plan.max_replicas]:
             if name not in config_keys:
                 problems.append(

@@ -206,3 +206,17 @@ def test_simulate_names_fleet_options_configurations_as_its_own(capsys: pytest.C
     assert err.startswith("error: --fleet 3xH100-PCIe: ") and "tensor-parallel size 3" in err and good not in err
     assert main(["simulate", good, "--fleet", "", "--requests", "20"]) == 2
     assert "--fleet: empty spec" in capsys.readouterr().err
+
+
+def test_power_above_board_and_lists_named_twice(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # an idle power above the board power made power fall as load rose; a menu entry or routing policy
+    # listed twice was enumerated twice
+    data = {**GOOD, "power": {"model": "linear", "idle_w": {"H100-PCIe": 1000}, "board_w": {"RTX-4090": 10}},
+            "plan": {"menu": ["1xH100-PCIe", "1xH100-PCIe"], "routing": ["round_robin", "round_robin"]}}
+    code, out, _ = run(["check", write(tmp_path, "p.yaml", data)], capsys)
+    text = "\n".join(out)
+    assert code == 2, text
+    assert "power.idle_w.H100-PCIe: idle power 1000 W is above the board power 350 W" in text
+    assert "power.board_w.RTX-4090: idle power 20 W is above the board power 10 W" in text
+    assert "plan.menu: listed more than once: 1xH100-PCIe" in text
+    assert "plan.routing: listed more than once: round_robin" in text

@@ -315,6 +315,7 @@ def test_parse_fleet_spec_drops_class_affinity_routing() -> None:
         ("1xH100-PCIe:two", "--fleet: cannot read '1xH100-PCIe:two'"),
         (" , ", "--fleet: empty spec"),
         ("0xH100-PCIe:1", "GPUs per replica(=0) must be >= 1"),
+        ("1xH100-PCIe:100001", "--fleet: '1xH100-PCIe:100001': count: Input should be less than or equal to 100000"),
     ],
 )
 def test_parse_fleet_spec_bad(spec: str, message: str) -> None:
