@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from scenarios.base import Strict
+from scenarios.base import Name, Strict
 from scenarios.catalog import GPUS, GpuSpec
 from scenarios.economics import Carbon, PlanSettings, Power, Pricing
 from scenarios.traffic import MAX_REQUESTS, TraceArrival, TraceLength, Traffic
@@ -31,12 +31,12 @@ MAX_REPLICAS = 100_000
 class HardwareType(Strict):
     """A GPU type not in the built-in catalogue (or overriding one)."""
 
-    name: str
+    name: Name
     memory_gb: float = Field(gt=0)
-    mem_bw_gbps: float = Field(gt=0)
-    """Peak memory bandwidth, GB/s."""
-    fp16_tflops: float = Field(gt=0)
-    """Dense FP16/BF16 tensor throughput, TFLOP/s."""
+    mem_bw_gbps: float = Field(ge=10)
+    """Peak memory bandwidth, GB/s (at least 10: slower makes every step take minutes)."""
+    fp16_tflops: float = Field(ge=1)
+    """Dense FP16/BF16 tensor throughput, TFLOP/s (at least 1)."""
     tdp_w: float = Field(gt=0)
     idle_w: float = Field(default=30.0, ge=0)
     link_gbps: float = Field(default=25.0, gt=0)
@@ -60,7 +60,7 @@ class ServingConfig(Strict):
     """GPU type: a catalogue name (H100-PCIe, RTX-4090, ...) or one of the scenario's ``hardware``."""
     gpus: int = Field(default=1, ge=1)
     """GPUs per replica (one vLLM server, tensor-parallel across them)."""
-    name: str | None = None
+    name: Name | None = None
     """Name pools use to refer to it; defaults to ``{gpus}x{gpu}``, e.g. ``2xRTX-4090``."""
     tp: int | None = Field(default=None, ge=1)
     """Tensor-parallel size; defaults to ``gpus`` and must equal it."""
@@ -124,7 +124,7 @@ class Pool(Strict):
     config: str
     """Name of a serving configuration (``configs[].name`` or its default ``{gpus}x{gpu}``)."""
     count: int = Field(default=1, ge=0, le=MAX_REPLICAS)
-    name: str | None = None
+    name: Name | None = None
     """Pool name for reports and routing; defaults to the configuration's name."""
     grid_g_per_kwh: float | None = Field(default=None, ge=0)
     """Grid carbon intensity where the pool runs (default: the scenario's ``carbon.grid_g_per_kwh``, else

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from scenarios.base import Strict
+from scenarios.base import Name, Strict
 
 #: most requests one workload may hold (a memory guard; the simulator refuses more)
 MAX_REQUESTS = 200_000_000
@@ -187,7 +187,7 @@ class SLO(Strict):
 class TrafficClass(Strict):
     """A stream of requests with its own rate, lengths and SLOs."""
 
-    name: str = Field(min_length=1)
+    name: Name
     rate: float | None = Field(default=None, gt=0, le=MAX_RATE)
     """Mean arrival rate, requests/s (or give ``share`` of ``traffic.total_rate``)."""
     share: float | None = Field(default=None, gt=0)

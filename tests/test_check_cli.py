@@ -220,3 +220,18 @@ def test_power_above_board_and_lists_named_twice(tmp_path: Path, capsys: pytest.
     assert "power.board_w.RTX-4090: idle power 20 W is above the board power 10 W" in text
     assert "plan.menu: listed more than once: 1xH100-PCIe" in text
     assert "plan.routing: listed more than once: round_robin" in text
+
+
+def test_names_that_would_break_specs_or_reports_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # a class or pool named 'x[/red]' crashed the printed tables (Rich markup), a configuration named 'a:b'
+    # printed as an emoji and cannot be given to --fleet; an empty configuration name fell back to the default
+    data = {**GOOD, "traffic": {"classes": [{"name": "x[/red]", "rate": 5.0}]},
+            "configs": [{"gpu": "H100-PCIe", "name": "a:b"}, {"gpu": "RTX-4090", "gpus": 2, "name": ""}],
+            "hardware": [{"name": "SLOW", "memory_gb": 80, "mem_bw_gbps": 0.001, "fp16_tflops": 0.001, "tdp_w": 300}]}
+    code, out, _ = run(["check", write(tmp_path, "n.yaml", data)], capsys)
+    text = "\n".join(out)
+    assert code == 2
+    assert "traffic.classes[0].name: a name cannot hold '[' ']'" in text
+    assert "configs[0].name: a name cannot hold ':'" in text
+    assert "configs[1].name: " in text and "at least 1 character" in text
+    assert "hardware[0].mem_bw_gbps: " in text and "hardware[0].fp16_tflops: " in text

@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from scenarios.errors import FleetPlannerError, ScenarioError
@@ -116,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _print(console: Console, result: Any, classes: Any, pools: Any) -> None:
     console.print(
-        f"[bold]{result.scenario}[/]: {len(result.requests):,} requests, seed {result.seed}, "
+        f"[bold]{escape(result.scenario)}[/]: {len(result.requests):,} requests, seed {result.seed}, "
         f"{result.makespan:,.1f} s simulated in {result.wall_s:.2f} s"
     )
     t = Table(title="per traffic class (ms)", show_lines=False)
