@@ -39,6 +39,7 @@ from calibrate.fit import (
 )
 from calibrate.importer import MeasuredRun
 from calibrate.replay import DEFAULT_SEEDS, engine_settings
+from calibrate.resultfields import clip
 from calibrate.workload import LengthModel
 from scenarios.catalog import GPUS, GpuSpec, find_gpu, find_model
 from scenarios.errors import FleetPlannerError
@@ -133,7 +134,7 @@ def resolve_points(runs: Sequence[MeasuredRun], configs: Sequence[str | Path] = 
     for r in runs:
         spec = known.get(r.gpu) or find_gpu(r.gpu_name, known)
         if spec is None:
-            raise FitInputError(f"{r.where}: gpu_name {r.gpu_name!r} is not a known GPU "
+            raise FitInputError(f"{r.where}: gpu_name {clip(r.gpu_name)} is not a known GPU "
                                 f"(known: {', '.join(known)}; describe others with --hardware FILE)")
         if r.max_concurrency is not None and r.max_concurrency < 1:
             raise FitInputError(f"{r.where}: max_concurrency(={r.max_concurrency}) must be >= 1 (or null)")
@@ -352,6 +353,15 @@ def check_record(entry: dict[str, Any], where: str) -> None:
     for key in _RECORD_MAPS:
         if not isinstance(fit.get(key) or {}, dict):
             raise FleetPlannerError(f"{where}.fit.{key}: expected a mapping, got {fit[key]!r:.60}")
+    for key in ("runs", "seeds", "evaluations"):
+        v = fit.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+            raise FleetPlannerError(f"{where}.fit.{key}: expected a whole number, got {v!r:.60}")
+    if fit.get("derived_from") is not None and not isinstance(fit["derived_from"], str):
+        raise FleetPlannerError(f"{where}.fit.derived_from: expected text, got {fit['derived_from']!r:.60}")
+    for name, v in (fit.get("engine") or {}).items():
+        if isinstance(v, dict | list):
+            raise FleetPlannerError(f"{where}.fit.engine.{name}: expected a number, got {v!r:.60}")
     for name, s in (fit.get("spread") or {}).items():
         if not (isinstance(s, dict) and _number(s.get("pm_pct")) and _number(s.get("data_share"))):
             raise FleetPlannerError(f"{where}.fit.spread.{name}: expected a mapping with numbers pm_pct and "

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -31,7 +33,16 @@ from pathlib import Path
 from typing import Any
 
 from calibrate.datasets import dataset_hint
-from calibrate.resultfields import ImportFailed, count_field, int_list, metrics_from_arrays, num_field, send_times
+from calibrate.resultfields import (
+    ImportFailed,
+    clip,
+    count_field,
+    gpu_count_field,
+    int_list,
+    metrics_from_arrays,
+    num_field,
+    send_times,
+)
 from scenarios.catalog import normalise_gpu_name
 from scenarios.traffic import MAX_REQUESTS
 
@@ -144,13 +155,13 @@ def parse_result(
     name = gpu_name or data.get("gpu_name")
     for key in ("gpu_name", "model_id"):
         if data.get(key) is not None and not isinstance(data[key], str):
-            raise ImportFailed(f"{where}: field '{key}' must be text (got {data[key]!r})")
+            raise ImportFailed(f"{where}: field '{key}' must be text (got {clip(data[key])})")
     if not isinstance(name, str) or not name.strip():
         raise ImportFailed(f"{where}: missing field 'gpu_name' (add --metadata gpu_name=... when "
                            "benchmarking, or give --gpu)")
-    count = gpu_count if gpu_count is not None else count_field(data, "gpu_count", where, required=False, least=1)
+    count = gpu_count if gpu_count is not None else gpu_count_field(data, "gpu_count", where)
     if count is None:
-        count = count_field(data, "tensor_parallel_size", where, required=False, least=1) or 1
+        count = gpu_count_field(data, "tensor_parallel_size", where) or 1
     if count < 1:
         raise ImportFailed(f"{where}: field 'gpu_count' must be >= 1 (got {count})")
     model = model_id or data.get("model_id") or data.get("model")
@@ -165,7 +176,7 @@ def parse_result(
         metrics["request_throughput"] = completed / duration
     burst = num_field(data, "burstiness", where, required=False)
     if burst is not None and not burst > 0:
-        raise ImportFailed(f"{where}: field 'burstiness' must be > 0 (got {data['burstiness']!r}; 1 is Poisson)")
+        raise ImportFailed(f"{where}: field 'burstiness' must be > 0 (got {clip(data['burstiness'])}; 1 is Poisson)")
     conc = count_field(data, "max_concurrency", where, required=False, least=1)
     return MeasuredRun(
         file=file or where, where=where, model_id=model, gpu_name=name, gpu=normalise_gpu_name(name),
@@ -182,7 +193,7 @@ def parse_result(
 def read_result_file(path: Path, **overrides: Any) -> list[MeasuredRun]:
     """All runs of one result file (JSON object, JSON list or JSON Lines)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a leading byte-order mark is no part of the JSON
     except FileNotFoundError:
         raise ImportFailed(f"{path}: file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -199,19 +210,40 @@ def read_result_file(path: Path, **overrides: Any) -> list[MeasuredRun]:
     except RecursionError:
         raise ImportFailed(f"{path}: JSON nested too deeply") from None
     except json.JSONDecodeError:
-        items = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                items.append((f"{path}:{n}", json.loads(line)))
-            except json.JSONDecodeError as exc:
-                raise ImportFailed(f"{path}: line {n}: not valid JSON ({exc.msg})") from None
-            except RecursionError:
-                raise ImportFailed(f"{path}: line {n}: JSON nested too deeply") from None
+        items = _json_lines(path, text)
+    except ValueError:  # Python's limit on an int's digits (sys.get_int_max_str_digits), no position given
+        raise ImportFailed(f"{path}: line {_long_number_line(text)}: not valid JSON ({LONG_NUMBER})") from None
     if not items:
         raise ImportFailed(f"{path}: holds no runs (an empty list; expected vLLM benchmark results)")
     return [parse_result(obj, where, file=str(path), **overrides) for where, obj in items]
+
+
+#: most digits Python reads as an int (``sys.set_int_max_str_digits``), and a number past it in messages
+INT_DIGITS = sys.get_int_max_str_digits() or 4300
+LONG_NUMBER = f"a number with more than {INT_DIGITS} digits"
+
+
+def _long_number_line(text: str) -> int:
+    """The line of the first number :data:`LONG_NUMBER` describes (1 where none is found)."""
+    m = re.search(rf"\d{{{INT_DIGITS + 1},}}", text)
+    return text.count("\n", 0, m.start()) + 1 if m else 1
+
+
+def _json_lines(path: Path, text: str) -> list[tuple[str, Any]]:
+    """The objects of a JSON Lines text, each with where it came from; errors name the line."""
+    items: list[tuple[str, Any]] = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            items.append((f"{path}:{n}", json.loads(line)))
+        except json.JSONDecodeError as exc:
+            raise ImportFailed(f"{path}: line {n}: not valid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise ImportFailed(f"{path}: line {n}: JSON nested too deeply") from None
+        except ValueError:  # an int past Python's digit limit
+            raise ImportFailed(f"{path}: line {n}: not valid JSON ({LONG_NUMBER})") from None
+    return items
 
 
 # ------------------------------------------------------------------------------------------ sessions

@@ -10,6 +10,7 @@ object came from and the field, so that a bad file stops with one line rather th
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from scenarios.errors import FleetPlannerError
@@ -17,6 +18,25 @@ from scenarios.errors import FleetPlannerError
 
 class ImportFailed(FleetPlannerError):
     """A measurement file cannot be read or lacks a field; the message names the file and field."""
+
+
+#: most GPUs one run may name (``gpu_count``): beyond any serving box, and it keeps a typo from reaching the model
+MAX_GPUS = 4096
+_WHOLE = re.compile(r"\s*\+?0*(\d+)(?:\.0*)?\s*")
+
+
+def clip(value: Any, width: int = 40) -> str:
+    """``repr(value)`` for a message, its first ``width`` characters and '...' where longer."""
+    text = repr(value)
+    return text if len(text) <= width + 3 else text[:width] + "..."
+
+
+def _finite(v: Any) -> bool:
+    """A finite int or float (an int too large for a float is not)."""
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
 
 
 def num_field(data: dict[str, Any], key: str, where: str, *, required: bool = True,
@@ -33,11 +53,11 @@ def num_field(data: dict[str, Any], key: str, where: str, *, required: bool = Tr
         try:
             value = float(value)
         except ValueError:
-            raise ImportFailed(f"{where}: field '{name}' is not a number ({data[key]!r})") from None
+            raise ImportFailed(f"{where}: field '{name}' is not a number ({clip(data[key])})") from None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ImportFailed(f"{where}: field '{name}' is not a number ({type(value).__name__})")
-    if finite and not math.isfinite(value):
-        raise ImportFailed(f"{where}: field '{name}' must be a finite number (got {data[key]!r})")
+    if (finite or isinstance(value, int)) and not _finite(value):  # an int past float range is no measurement
+        raise ImportFailed(f"{where}: field '{name}' must be a finite number (got {clip(data[key])})")
     return float(value)
 
 
@@ -48,8 +68,29 @@ def count_field(data: dict[str, Any], key: str, where: str, *, required: bool = 
     if value is None:
         return None
     if value < least:
-        raise ImportFailed(f"{where}: field '{label or key}' must be >= {least} (got {data[key]!r})")
+        raise ImportFailed(f"{where}: field '{label or key}' must be >= {least} (got {clip(data[key])})")
     return int(value)
+
+
+def gpu_count_field(data: dict[str, Any], key: str, where: str) -> int | None:
+    """A GPU count (``gpu_count``, ``tensor_parallel_size``): a whole number from 1 to :data:`MAX_GPUS`,
+    written as one (``2``, ``"2"``, ``2.0``; not ``"1e3"``); None when absent."""
+    value = data.get(key)
+    if value is None:
+        return None
+    n: float | None = None
+    if isinstance(value, str):
+        m = _WHOLE.fullmatch(value)
+        if m is not None:
+            n = int(m.group(1)) if len(m.group(1)) <= 6 else math.inf
+    else:
+        n = num_field(data, key, where)  # a finite number, or its error as for any number field
+        if n is not None and n != int(n):
+            n = None
+    if n is None or not 1 <= n <= MAX_GPUS:
+        raise ImportFailed(f"{where}: field '{key}' must be a whole number of GPUs from 1 to {MAX_GPUS} "
+                           f"(got {clip(value)})")
+    return int(n)
 
 
 def int_list(data: dict[str, Any], key: str, where: str) -> tuple[int, ...] | None:
@@ -58,14 +99,14 @@ def int_list(data: dict[str, Any], key: str, where: str) -> tuple[int, ...] | No
     if value is None:
         return None
     if not isinstance(value, list) or not value or not all(
-            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0 for v in value):
+            isinstance(v, int | float) and not isinstance(v, bool) and _finite(v) and v >= 0 for v in value):
         raise ImportFailed(f"{where}: field '{key}' must be a non-empty list of token counts (numbers >= 0)")
     return tuple(int(v) for v in value)
 
 
 def _seconds_list(value: Any) -> bool:
     return isinstance(value, list) and all(
-        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+        isinstance(v, int | float) and not isinstance(v, bool) and _finite(v) for v in value)
 
 
 def send_times(data: dict[str, Any], where: str, n: int | None) -> tuple[float, ...] | None:

@@ -44,7 +44,7 @@ def profile_fields(entry: dict[str, Any]) -> dict[str, Any]:
 
 def read_profile_entries(path: str | Path) -> list[tuple[dict[str, Any], HardwareProfile]]:
     """Every entry of a profile YAML file, raw (with its fit record) and parsed; errors name the
-    file and the entry."""
+    file and the entry.  An empty list, or two entries for one hardware configuration, is refused."""
     p = Path(path)
     if not p.exists():
         raise FleetPlannerError(f"{p}: profile file not found")
@@ -52,7 +52,10 @@ def read_profile_entries(path: str | Path) -> list[tuple[dict[str, Any], Hardwar
     entries = data.get("profiles") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         raise FleetPlannerError(f"{p}: profiles: expected a list of profile entries")
+    if not entries:
+        raise FleetPlannerError(f"{p}: profiles: expected at least one profile")
     out = []
+    seen: dict[tuple[str, int], int] = {}
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
             raise FleetPlannerError(f"{p}: profiles[{i}]: expected a mapping")
@@ -60,6 +63,11 @@ def read_profile_entries(path: str | Path) -> list[tuple[dict[str, Any], Hardwar
             prof = HardwareProfile.from_dict(profile_fields(entry))
         except (TypeError, ValueError) as exc:
             raise FleetPlannerError(f"{p}: profiles[{i}]: {exc}") from None
+        key = (normalise_gpu_name(prof.gpu), prof.gpus)
+        if key in seen:  # the simulator would use the first, a dict keyed by hardware the last
+            raise FleetPlannerError(f"{p}: profiles[{i}]: duplicate {prof.gpus}x{prof.gpu} "
+                                    f"(also profiles[{seen[key]}])")
+        seen[key] = i
         out.append((entry, prof))
     return out
 

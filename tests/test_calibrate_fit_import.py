@@ -422,8 +422,8 @@ def test_hardware_file_describes_hosts_outside_the_catalogue(tmp_path: Path) -> 
     (point,) = resolve_points([l4], hardware=load_hardware_file(hw))
     assert point.gpu.name == "L4" and point.run.hardware_key == ("L4", 1)
     assert point.gpu.matmul_tflops("fp8") == 242 and point.gpu.matmul_tflops("int8") == 121  # int8 not stated
-    hw.write_text("hardware:\n  - {name: A, memory_gb: 0, mem_bw_gbps: 1, fp16_tflops: 1, tdp_w: 1, colour: red}\n"
-                  "  - {name: A, memory_gb: 1, mem_bw_gbps: 1, fp16_tflops: 1, tdp_w: 1}\n")
+    hw.write_text("hardware:\n  - {name: A, memory_gb: 0, mem_bw_gbps: 100, fp16_tflops: 1, tdp_w: 1, colour: red}\n"
+                  "  - {name: A, memory_gb: 1, mem_bw_gbps: 100, fp16_tflops: 1, tdp_w: 1}\n")
     with pytest.raises(ScenarioError) as exc:
         load_hardware_file(hw)
     assert exc.value.problems == [

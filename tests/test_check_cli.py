@@ -222,7 +222,7 @@ def test_power_above_board_and_lists_named_twice(tmp_path: Path, capsys: pytest.
     assert "plan.routing: listed more than once: round_robin" in text
 
 
-def test_names_that_would_break_specs_or_reports_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_names_breaking_specs_or_reports_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # a class or pool named 'x[/red]' crashed the printed tables (Rich markup), a configuration named 'a:b'
     # printed as an emoji and cannot be given to --fleet; an empty configuration name fell back to the default
     data = {**GOOD, "traffic": {"classes": [{"name": "x[/red]", "rate": 5.0}]},

@@ -85,7 +85,8 @@ PRIOR_LED = 0.5
 
 
 def _set_by_prior(v: Any) -> bool:
-    return isinstance(v, dict) and v.get("data_share", 1.0) < PRIOR_LED
+    share = v.get("data_share") if isinstance(v, dict) else None  # null reads as absent, as in check_record
+    return isinstance(share, int | float) and share < PRIOR_LED
 
 
 def _spread(v: Any) -> str:
@@ -96,7 +97,14 @@ def _spread(v: Any) -> str:
     if _set_by_prior(v):
         return "prior"
     x = float(v["pm_pct"])
+    if math.isnan(x):
+        return "-"
     return f"{x:.2g}%" if x < 10 else f"{x:.0f}%" if x < 999 else ">999%"
+
+
+def _num(v: Any) -> str:
+    """A record's number as written, "-" where null or NaN (what check_record lets through as absent)."""
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
 
 
 def _pct(v: Any) -> str:
@@ -130,7 +138,8 @@ def show_entry(console: Console, entry: dict[str, Any], residuals: bool = True, 
                       unit, meaning)
     console.print(t)
     if fit:
-        console.print(f"fitted (*) on {fit.get('runs')} runs of {', '.join(fit.get('models', []))}")
+        runs = fit.get("runs")
+        console.print(f"fitted (*) on {'' if runs is None else f'{runs} '}runs of {', '.join(fit.get('models') or [])}")
         w = entry.get("fitted_weights_gb")
         if isinstance(w, list) and len(w) == 2:
             console.print(f"models' weights per GPU: {w[0]:g}-{w[1]:g} GB (predictions for models under half or "
@@ -140,7 +149,7 @@ def show_entry(console: Console, entry: dict[str, Any], residuals: bool = True, 
         unpinned = fit.get("unpinned") or []
         if unpinned:
             console.print(f"not pinned by any run (prior kept): {', '.join(unpinned)}")
-        led = [k for k, v in spread.items() if _set_by_prior(v) and k not in unpinned]
+        led = [str(k) for k, v in spread.items() if _set_by_prior(v) and k not in unpinned]
         if led:
             console.print(f"set by their priors, not by the runs (the data remove under {PRIOR_LED:.0%} of "
                           f"their spread; runs that exercise them would pin them): {', '.join(led)}")
@@ -157,13 +166,13 @@ def show_entry(console: Console, entry: dict[str, Any], residuals: bool = True, 
         eng = fit.get("engine") or {}
         console.print("engine limits replayed: " + ", ".join(f"{k}={v}" for k, v in eng.items()))
         names = fit.get("file_names") or []
-        console.print(f"sources: {len(names)} file(s) in {', '.join(fit.get('files', []))}: "
+        console.print(f"sources: {len(names)} file(s) in {', '.join(fit.get('files') or [])}: "
                       + ", ".join(names[:3]) + (f" (+{len(names) - 3} more)" if len(names) > 3 else ""))
         m = fit.get("mape_pct") or {}
-        console.print("MAPE (outliers excluded): " + ", ".join(f"{k} {v}%" for k, v in m.items()))
+        console.print("MAPE (outliers excluded): " + ", ".join(f"{k} {_num(v)}%" for k, v in m.items()))
         if fit.get("reserve_scan"):
             console.print("KV reserve scan (objective by GB): "
-                          + ", ".join(f"{k}: {v}" for k, v in fit["reserve_scan"].items()))
+                          + ", ".join(f"{k}: {_num(v)}" for k, v in fit["reserve_scan"].items()))
     rows = entry.get("residuals") or []
     if residuals and rows:
         r = Table(title="residuals (predicted / measured - 1)", header_style="bold")
