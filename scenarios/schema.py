@@ -33,10 +33,10 @@ class HardwareType(Strict):
 
     name: Name
     memory_gb: float = Field(gt=0)
-    mem_bw_gbps: float = Field(ge=10)
-    """Peak memory bandwidth, GB/s (at least 10: slower makes every step take minutes)."""
-    fp16_tflops: float = Field(ge=1)
-    """Dense FP16/BF16 tensor throughput, TFLOP/s (at least 1)."""
+    mem_bw_gbps: float = Field(ge=1)
+    """Peak memory bandwidth, GB/s (at least 1, below any CPU host: slower makes steps take minutes)."""
+    fp16_tflops: float = Field(ge=0.01)
+    """Dense FP16/BF16 tensor throughput, TFLOP/s (at least 0.01, below any CPU host)."""
     tdp_w: float = Field(gt=0)
     idle_w: float = Field(default=30.0, ge=0)
     link_gbps: float = Field(default=25.0, gt=0)

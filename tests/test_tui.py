@@ -82,6 +82,15 @@ async def simulate(pilot: Pilot[Any], app: FleetPlannerApp) -> SessionScreen:
     return session
 
 
+async def plan(pilot: Pilot[Any], app: FleetPlannerApp) -> SessionScreen:
+    session = app.screen
+    assert isinstance(session, SessionScreen)
+    await pilot.press("p")
+    await app.workers.wait_for_complete()
+    await until(pilot, lambda: session.plan_outcome is not None)
+    return session
+
+
 @pilot_test
 async def test_edit_rate_and_simulate_shows_new_numbers(tmp_path: Path) -> None:
     app = make_app(tmp_path)
@@ -287,11 +296,7 @@ async def test_plan_notes_say_where_the_answer_is_less_sure(tmp_path: Path) -> N
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     app = make_app(tmp_path, path)
     async with app.run_test(size=(120, 40)) as pilot:
-        session = app.screen
-        assert isinstance(session, SessionScreen)
-        await pilot.press("p")
-        await app.workers.wait_for_complete()
-        await until(pilot, lambda: session.plan_outcome is not None)
+        session = await plan(pilot, app)
         notes = " ".join(str(session.query_one("#plan-notes").render()).split())
         assert "routed over the whole fleet" in notes
         assert "no calibrated profile for 1xL40S" in notes
@@ -451,11 +456,7 @@ async def test_the_latency_plot_survives_a_resize(tmp_path: Path) -> None:
     # plotext's log scale raised inside its renderer when the plot redrew at another size, killing the app
     app = make_app(tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
-        session = app.screen
-        assert isinstance(session, SessionScreen)
-        await pilot.press("p")
-        await app.workers.wait_for_complete()
-        await until(pilot, lambda: session.plan_outcome is not None)
+        session = await plan(pilot, app)
         await pilot.press("4")
         await pilot.pause()
         session.query_one("#plot-tabs", TabbedContent).active = "plot-latency"
