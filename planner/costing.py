@@ -29,7 +29,7 @@ from planner.pricing import gpu_cost
 from scenarios.loader import LoadedScenario
 from scenarios.models import ModelSpec
 from sim.notes import extrapolation_note
-from sim.results import pool_summary
+from sim.results import pool_summary, window_s
 from sim.service import HardwareProfile
 from sim.simulation import SimResult
 
@@ -170,7 +170,7 @@ def priced_pools(result: SimResult, loaded: LoadedScenario) -> pd.DataFrame:
     ``embodied_g``, ``power_w``) from :func:`fleet_economics`: the scenario's prices (owned GPUs'
     electricity included), power model and PUE, where the simulator alone knows only datasheet figures."""
     df = pool_summary(result)
-    hours = float(result.extra.get("end_time", result.makespan) or 0.0) / 3600.0
+    hours = window_s(result) / 3600.0
     for econ in fleet_economics(result, loaded).pools:
         row = df["pool"] == econ.name
         df.loc[row, "cost_usd"] = econ.usd_per_hour * hours

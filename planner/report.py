@@ -21,6 +21,7 @@ from rich.table import Table
 from planner import plots
 from planner.search import PlanResult, to_dict
 from planner.verify import Verdict
+from sim.results import jsonable
 
 #: runners-up listed in the terminal and Markdown reports (all of them are in the JSON)
 RUNNERS_UP_SHOWN = 5
@@ -232,17 +233,7 @@ def write_report(result: PlanResult, out: Path) -> list[Path]:
 def plan_json(result: PlanResult) -> str:
     """The result as JSON; a figure that is not finite (an unbounded margin, an infinite intensity) is null,
     as JSON has no Infinity or NaN."""
-    return json.dumps(_finite(to_dict(result)), indent=2, default=str)
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
+    return json.dumps(jsonable(to_dict(result)), indent=2, default=str)
 
 
 def summary_for(result: PlanResult) -> dict[str, Any]:

@@ -57,10 +57,9 @@ def screen_config(loaded: LoadedScenario, config: str, rate: float, seed: int, r
     plan = build_fleet(one)[0].replica
     w = generate_workload(one, np.random.default_rng(seed), requests=2000)
     guess = plan.nominal_capacity(float(np.mean(w.prompt)), float(np.mean(w.output)))
-    if not rate > 0:  # a trace whose requests all arrive at once: no rate to scale, its burst as it is
-        res = simulate(one, seed=seed, requests=requests * 2, samples=0)
-    else:
-        res = simulate(scaled_traffic(one, max(3.0 * guess, 1e-3) / rate), seed=seed, requests=requests * 2, samples=0)
+    # overload it (a trace whose requests all arrive at once has no rate to scale: its burst as it is)
+    overload = scaled_traffic(one, max(3.0 * guess, 1e-3) / rate) if rate > 0 else one
+    res = simulate(overload, seed=seed, requests=requests * 2, samples=0)
     done = int(res.requests["finish"].notna().sum())
     capacity = done / res.makespan if res.makespan > 0 else 0.0
     curve = ConfigCurve(config, capacity, 0.0)

@@ -73,6 +73,12 @@ class Carbon(Strict):
     """Default grid intensity for pools that do not set their own (else 242, the EU27 2023 average)."""
     hourly_profile: list[NonNegative] | None = Field(default=None, min_length=24, max_length=24)
     """24 multipliers of the grid intensity by hour of day (mean ~1), for carbon-aware planning."""
+    embodied_kg_per_gpu: dict[str, NonNegative] = Field(default_factory=dict)
+    """GPU name -> embodied kg CO2e (defaults: see planner.carbon)."""
+    lifetime_years: float = Field(default=4.0, gt=0)
+    """Embodied carbon is spread over this many years of wall-clock time."""
+    already_owned: list[str] = Field(default_factory=list)
+    """GPU names that exist anyway and would otherwise sit idle: no new embodied carbon is charged."""
 
     def pool_grid(self, pool_g_per_kwh: float | None) -> float:
         """A pool's grid intensity: its own, else this section's, else :data:`DEFAULT_GRID_G_PER_KWH`."""
@@ -80,12 +86,6 @@ class Carbon(Strict):
             if value is not None:
                 return value
         return DEFAULT_GRID_G_PER_KWH
-    embodied_kg_per_gpu: dict[str, NonNegative] = Field(default_factory=dict)
-    """GPU name -> embodied kg CO2e (defaults: see planner.carbon)."""
-    lifetime_years: float = Field(default=4.0, gt=0)
-    """Embodied carbon is spread over this many years of wall-clock time."""
-    already_owned: list[str] = Field(default_factory=list)
-    """GPU names that exist anyway and would otherwise sit idle: no new embodied carbon is charged."""
 
 
 class PlanSettings(Strict):

@@ -118,10 +118,15 @@ def class_summary(result: SimResult) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def window_s(result: SimResult) -> float:
+    """Simulated time the fleet stood, seconds: to the last event (the makespan where not recorded)."""
+    return float(result.extra.get("end_time", result.makespan))
+
+
 def pool_summary(result: SimResult) -> pd.DataFrame:
     """One row per pool: traffic served, latency, utilisation, KV, queue, GPU-hours, energy."""
     df = result.requests
-    end = float(result.extra.get("end_time", result.makespan)) or 1e-9
+    end = window_s(result) or 1e-9
     rows = []
     for pool in result.pools:
         g = df[(df["pool"] == pool.name) & ~df["rejected"]]
@@ -160,26 +165,26 @@ def pool_summary(result: SimResult) -> pd.DataFrame:
 def summary_dict(result: SimResult, pools: pd.DataFrame | None = None) -> dict[str, Any]:
     """Everything a script needs, JSON-ready (``pools``: a per-pool table to use instead of
     :func:`pool_summary`'s, e.g. one priced by the planner)."""
-
-    def clean(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [
-            {
-                k: (
-                    None
-                    if isinstance(v, float) and not math.isfinite(v)
-                    else (v.item() if hasattr(v, "item") else v)
-                )
-                for k, v in rec.items()
-            }
-            for rec in records
-        ]
-
     return {
         "scenario": result.scenario,
         "seed": result.seed,
         "requests": len(result.requests),
         "makespan_s": result.makespan,
         "wall_s": result.wall_s,
-        "classes": clean(class_summary(result).to_dict("records")),
-        "pools": clean((pool_summary(result) if pools is None else pools).to_dict("records")),
+        "classes": jsonable(class_summary(result).to_dict("records")),
+        "pools": jsonable((pool_summary(result) if pools is None else pools).to_dict("records")),
     }
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` (dicts and lists, recursively) with numpy scalars as Python ones and figures that are not
+    finite as None: JSON has no Infinity or NaN."""
+    if hasattr(value, "item") and not isinstance(value, float | int):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value

@@ -105,11 +105,9 @@ def run(args: argparse.Namespace) -> int:
             console.print(f"[yellow]interrupted; finished runs are kept in {state}: run the same command to resume[/]")
             raise
     try:
-        if args.json == "-":
-            print(plan_json(result))
-        else:
-            if args.json:
-                write_output("--json", args.json, plan_json(result) + "\n")
+        if args.json:
+            write_output("--json", args.json, plan_json(result) + "\n")
+        if args.json != "-":
             print_report(result, console)
         if args.report:
             files = write_report(result, Path(args.report))

@@ -161,11 +161,7 @@ def run(args: argparse.Namespace) -> int:
             add_bands(points, records, choose, axes_of, seeds=tuple(range(args.seeds)),
                       progress=lambda i, n: status.update(f"replaying run {i}/{n} along the fit's axes ..."))
     if args.json:
-        text = json.dumps(records, indent=1)
-        if to_stdout:
-            print(text)
-        else:
-            write_output("--json", args.json, text + "\n")
+        write_output("--json", args.json, json.dumps(records, indent=1) + "\n")
     t = Table(title="measured / predicted (APE)", header_style="bold")
     for c in ("file", "model", "hardware", "rate", *(label for _, label, _ in COLUMNS)):
         t.add_column(c, justify="left" if c in ("file", "model", "hardware") else "right")
