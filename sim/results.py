@@ -6,8 +6,10 @@ it a replica's request-path latency, its profile's ``frontend_s``, after the eng
 token) / (output tokens - 1); ITL = the gaps between successive tokens of a request, pooled over
 requests (here from the engine's step-duration histogram, weighted by the sequences in each
 step, 0.5% bin resolution); E2E = finish - arrival; request throughput = completed / duration,
-duration running from the first arrival to the last completion.  Goodput counts requests that met
-every SLO bound of their class.  A class *passes* when, for each bound, the share of requests
+duration running from the first arrival to the last completion.  With ``simulation.warmup_s`` the
+requests arriving before it are left out (their ``warmup`` column is true) and the duration runs from the
+first arrival after it; the ITL histogram, kept by the engine, still holds them.  Goodput counts requests
+that met every SLO bound of their class.  A class *passes* when, for each bound, the share of requests
 within it is at least the SLO's percentile.
 """
 
@@ -72,9 +74,13 @@ def _slo_columns(df: pd.DataFrame, slo: Any) -> tuple[np.ndarray, dict[str, floa
 def class_summary(result: SimResult) -> pd.DataFrame:
     """One row per traffic class (and one for all traffic)."""
     df = result.requests
-    if result.warmup_s > 0:
+    duration = result.makespan
+    if result.warmup_s > 0:  # measure from the first request after the warm-up to the last completion
         df = df[df["arrival"] >= result.warmup_s]
-    duration = max(result.makespan, 1e-9)
+        finish = df["finish"].to_numpy()
+        ended = finish[np.isfinite(finish)]
+        duration = float(ended.max() - df["arrival"].min()) if len(ended) else 0.0
+    duration = max(duration, 1e-9)
     rows: list[dict[str, Any]] = []
     groups: list[tuple[str, pd.DataFrame, int | None]] = [
         (name, df[df["cls"] == name], i) for i, name in enumerate(result.class_names)

@@ -70,10 +70,16 @@ def _sampler(
     env: simpy.Environment,
     replicas: list[Replica],
     n_pools: int,
-    interval: float,
+    horizon: float,
+    samples: int,
     rows: list[tuple[Any, ...]],
     done: Any,
 ) -> Generator[simpy.Event, None, None]:
+    """Sample queues and KV use ``samples`` times over the arrivals' span, then, while the fleet drains,
+    at an interval that doubles every ``samples`` samples: a drain far longer than the arrivals (a burst
+    at a huge rate) then costs ``samples`` rows per doubling rather than drain / interval rows."""
+    interval = horizon / samples
+    after = 0
     while not done() and env.peek() != math.inf:  # stop when nothing else can happen
         waiting = [0] * n_pools
         running = [0] * n_pools
@@ -84,6 +90,10 @@ def _sampler(
             kv[r.pool] += r.kv_used / r.kv_tokens
         for p in range(n_pools):
             rows.append((env.now, p, waiting[p], running[p], kv[p]))
+        if env.now > horizon:
+            after += 1
+            if after == samples:
+                interval, after = 2 * interval, 0
         yield env.timeout(interval)
 
 
@@ -155,7 +165,7 @@ def simulate(
         def done() -> bool:
             return sum(r.completed + r.rejections for r in replicas) >= table.n
 
-        env.process(_sampler(env, replicas, len(pools), horizon / samples, rows, done))
+        env.process(_sampler(env, replicas, len(pools), horizon, samples, rows, done))
     env.run()
     stuck = int(np.sum(~np.isfinite(np.asarray(table.finish)) & ~np.asarray(table.rejected, dtype=bool)))
     if stuck:
@@ -167,6 +177,7 @@ def simulate(
     latency = client_latency(table.replica, [p.frontend_s for p in profiles], [p.frontend_spread for p in profiles],
                              np.random.default_rng((seed, LATENCY_STREAM)))
     frame = table.frame([pools[r.pool].name for r in replicas], class_names, latency)
+    frame["warmup"] = frame["arrival"] < scenario.simulation.warmup_s  # left out of the statistics
     finished = frame["finish"].to_numpy()
     makespan = float(np.nanmax(finished) - workload.arrival[0]) if np.isfinite(finished).any() else 0.0
     end = float(env.now)

@@ -147,6 +147,34 @@ def test_summaries_have_per_class_and_pool_figures() -> None:
     json.dumps(d)  # JSON-ready
 
 
+def test_warm_up_requests_are_marked_and_left_out_of_rates_and_their_time() -> None:
+    """Throughput after a warm-up is the later requests over the later window, not over the whole run."""
+    res = simulate(make_scenario(simulation={"requests": 2000, "seed": 3, "warmup_s": 100.0}))
+    df = res.requests
+    assert df["warmup"].tolist() == (df["arrival"] < 100.0).tolist()
+    kept = df[~df["warmup"]]
+    window = kept["finish"].max() - kept["arrival"].min()
+    row = class_summary(res).iloc[0]
+    assert row["requests"] == len(kept) < len(df)
+    assert row["request_throughput"] == pytest.approx(len(kept) / window)
+    assert row["request_throughput"] == pytest.approx(4.0, rel=0.1)  # the offered rate, fleet not saturated
+
+
+def test_a_drain_far_longer_than_the_arrivals_is_sampled_sparsely() -> None:
+    """300 requests at 1e6 req/s arrive within 0.3 ms and drain for seconds: the queue time series takes
+    about 200 samples per doubling of the interval, not one per 1.5 microseconds (millions of rows)."""
+    loaded = make_scenario()
+    data = loaded.scenario.model_dump(mode="json", exclude_none=True)
+    data["traffic"]["classes"][0]["rate"] = 1e6
+    from scenarios.loader import scenario_from_dict
+
+    res = simulate(scenario_from_dict(data), requests=300)
+    ts = res.timeseries
+    assert len(ts) < 2 * 200 * 40  # two pools, under 40 doublings
+    assert ts["time"].max() > 1.0  # still covers the drain
+    assert (ts.groupby("pool")["time"].diff().dropna() > 0).all()
+
+
 @pytest.mark.parametrize("path", BUNDLED, ids=[p.stem for p in BUNDLED])
 def test_bundled_scenarios_check_and_simulate(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert planner_main(["check", str(path)]) == 0
