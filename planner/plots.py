@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from planner.search import PlanResult
+from planner.outcome import PlanResult
 from planner.verify import Verdict
 
 

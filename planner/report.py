@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from planner import plots
-from planner.search import PlanResult, to_dict
+from planner.outcome import PlanResult, to_dict
 from planner.verify import Verdict
 from sim.results import jsonable
 

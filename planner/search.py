@@ -19,12 +19,11 @@ import itertools
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from planner.footprint import embodied_g_per_gpu_hour, grid_intensity, power_kind, power_model
 from planner.measured import measured_power
+from planner.outcome import Estimate, PlanResult, objective_total, total
 from planner.pricing import gpu_cost
 from planner.screen import ConfigCurve, screen
 from planner.variants import Candidate, affinity_applies, peak_traffic, pool_grid, slowed_scenario
@@ -38,68 +37,6 @@ CAPACITY_SAFETY = 0.75
 QUICK_REJECT = -0.03
 #: requests per verification run when the scenario's plan section does not say (plan.requests)
 VERIFY_REQUESTS_CAP = 6000
-
-
-@dataclass
-class Estimate:
-    candidate: Candidate
-    capacity_rps: float
-    slo_rps: float
-    usd_per_hour: float
-    carbon_g_per_hour: float
-
-
-@dataclass
-class PlanResult:
-    objective: str
-    offered_rps: float
-    curves: dict[str, ConfigCurve]
-    enumerated: int
-    screened: int
-    verified: list[Verdict] = field(default_factory=list)
-    recommended: Verdict | None = None
-    runners_up: list[Verdict] = field(default_factory=list)
-    pareto: list[Verdict] = field(default_factory=list)
-    closest: Verdict | None = None
-    estimates: dict[str, Estimate] = field(default_factory=dict)
-    elapsed_s: float = 0.0
-    truncated: bool = False
-    """The search stopped at ``max_verifications`` before finding a feasible fleet in objective order."""
-    slos: dict[str, dict[str, float | None]] = field(default_factory=dict)
-    """Class -> its SLO (ttft_ms, tpot_ms, e2e_ms, percentile), for reports and plots."""
-    confidence: float = 0.95
-    """Level of the confidence intervals on SLO attainment."""
-    stress: Verdict | None = None
-    """The recommended fleet verified again with every engine step ``1 + stress_pct / 100`` times as long
-    as the profiles say (None: not run, or no fleet recommended)."""
-    stress_pct: float = 0.0
-    budget: float | None = None
-    """``plan.max_budget_usd_per_hour``: fleets above it are not recommended, however well they do."""
-    peaks: list[str] = field(default_factory=list)
-    """One note per class whose rate varies over the day: the plan is sized for its peak rate."""
-    affinity_idle: set[str] = field(default_factory=set)
-    """Keys of class-affinity candidates whose map routes every class over the whole fleet (it names
-    none of the fleet's pools, or all of them): kept where class affinity is the only policy asked for."""
-
-    def routing_note(self, v: Verdict) -> str | None:
-        if v.candidate.key not in self.affinity_idle:
-            return None
-        return (f"routing: the class-affinity map names none of the pools of {v.candidate.fleet}, or all of "
-                f"them, so every class is routed over the whole fleet")
-
-    def message(self) -> str:
-        if self.recommended is not None:
-            return f"recommended: {self.recommended.candidate.fleet} with {self.recommended.candidate.routing}"
-        within = f" within the budget of ${self.budget:g}/h" if self.budget else ""
-        if self.closest is None:
-            return f"no fleet{within} meets the SLOs, and no candidate could be simulated within the caps"
-        if self.closest.feasible:  # only fleets over the budget met them
-            return (f"no fleet{within} meets the SLOs; {self.closest.candidate.fleet} "
-                    f"({self.closest.candidate.routing}) does, at ${_total(self.closest, 'usd_per_hour'):.2f}/h")
-        return (
-            f"no fleet meets the SLOs; closest is {self.closest.candidate.fleet} "
-            f"({self.closest.candidate.routing}), missing {self.closest.worst}"
-        )
 
 
 def _menu(loaded: LoadedScenario) -> list[str]:
@@ -266,7 +203,7 @@ def plan_fleet(
             tell(f"verifying {cand.fleet} ({cand.routing}), best effort", len(result.verified), 0)
             verdict = _verify(loaded, cand, seeds, requests, store, settings.confidence)
             result.verified.append(verdict)
-            if verdict.feasible and _total(verdict, "usd_per_hour") <= (result.budget or math.inf):
+            if verdict.feasible and total(verdict, "usd_per_hour") <= (result.budget or math.inf):
                 feasible.append(verdict)
     _conclude(result, feasible, objective)
     if result.closest is not None and len(result.closest.runs) < len(seeds):
@@ -322,21 +259,10 @@ def _best_effort(
     return out
 
 
-def _total(v: Verdict, key: str) -> float:
-    value = v.economics["total"].get(key)
-    return math.inf if value is None else float(value)
-
-
-def _objective_total(v: Verdict, objective: str) -> float:
-    """What the objective minimises: $/h, or for ``carbon`` operational plus embodied g CO2e/h."""
-    return _total(v, "usd_per_hour") if objective != "carbon" else _total(v, "carbon_g_per_hour") + _total(
-        v, "embodied_g_per_hour")
-
-
 def _conclude(result: PlanResult, feasible: list[Verdict], objective: str) -> None:
     def rank(v: Verdict) -> tuple[float, float, int]:  # ties (one replica, any routing): the other figure
         other = "carbon" if objective != "carbon" else "cost"
-        return _objective_total(v, objective), _objective_total(v, other), v.candidate.replicas()
+        return objective_total(v, objective), objective_total(v, other), v.candidate.replicas()
     if feasible:
         ranked = sorted(feasible, key=rank)
         result.recommended = ranked[0]
@@ -347,54 +273,7 @@ def _conclude(result: PlanResult, feasible: list[Verdict], objective: str) -> No
         result.closest = max(result.verified, key=lambda v: (v.margin, -v.overshoot), default=None)
     # the front: in cost order, each fleet that emits less than every cheaper one (one of equal fleets)
     result.pareto, least = [], math.inf
-    for v in sorted(feasible, key=lambda v: (_objective_total(v, "cost"), _objective_total(v, "carbon"))):
-        if _objective_total(v, "carbon") < least:
+    for v in sorted(feasible, key=lambda v: (objective_total(v, "cost"), objective_total(v, "carbon"))):
+        if objective_total(v, "carbon") < least:
             result.pareto.append(v)
-            least = _objective_total(v, "carbon")
-
-
-def to_dict(result: PlanResult) -> dict[str, Any]:
-    """JSON-ready plan result."""
-
-    def verdict(v: Verdict | None) -> dict[str, Any] | None:
-        if v is None:
-            return None
-        econ = v.economics
-        return {
-            "fleet": v.candidate.fleet,
-            "counts": dict(v.candidate.counts),
-            "routing": v.candidate.routing,
-            "feasible": v.feasible,
-            "margin": v.margin,
-            "worst": v.worst,
-            "seeds": len(v.runs),
-            "attainment": {k: {"mean": a[0], "low": a[1], "high": a[2]} for k, a in v.attainment.items()},
-            "classes": v.runs[0]["classes"],
-            "economics": econ,
-            "routing_note": result.routing_note(v),
-        }
-
-    return {
-        "objective": result.objective,
-        "message": result.message(),
-        "offered_rps": result.offered_rps,
-        "recommended": verdict(result.recommended),
-        "runners_up": [verdict(v) for v in result.runners_up],
-        "pareto": [verdict(v) for v in result.pareto],
-        "closest": verdict(result.closest),
-        "candidates": {"enumerated": result.enumerated, "screened": result.screened, "verified": len(result.verified)},
-        "peaks": result.peaks,
-        "configs": {
-            k: {"capacity_rps": c.capacity_rps, "slo_rps": c.slo_rps, "points": c.points}
-            for k, c in result.curves.items()
-        },
-        "stress": None if result.stress is None else {
-            "step_time_pct": result.stress_pct, "feasible": result.stress.feasible, "margin": result.stress.margin,
-            "worst": result.stress.worst,
-            "attainment": {k: {"mean": a[0], "low": a[1], "high": a[2]} for k, a in result.stress.attainment.items()},
-        },
-        "truncated": result.truncated,
-        "slos": result.slos,
-        "confidence": result.confidence,
-        "elapsed_s": result.elapsed_s,
-    }
+            least = objective_total(v, "carbon")

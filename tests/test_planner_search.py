@@ -14,7 +14,8 @@ from conftest import make_scenario
 
 from planner import search
 from planner.cli import main as planner_main
-from planner.search import enumerate_fleets, plan_fleet, to_dict
+from planner.outcome import to_dict
+from planner.search import enumerate_fleets, plan_fleet
 from planner.variants import Candidate, peak_traffic
 from planner.verify import pool_runs, run_once
 from scenarios.errors import FleetPlannerError
