@@ -60,6 +60,22 @@ class PlanResult:
     """Keys of class-affinity candidates whose map routes every class over the whole fleet (it names
     none of the fleet's pools, or all of them): kept where class affinity is the only policy asked for."""
 
+    requests: int = 0
+    """Requests per verification run (``plan.requests``, or the scenario's, capped)."""
+
+    def fleet_notes(self, v: Verdict) -> list[str]:
+        """What a reader of a fleet's figures must know: routing that changes nothing, requests the fleet
+        never serves, classes its runs could not judge."""
+        notes = [note] if (note := self.routing_note(v)) else []
+        for name, (n, of) in v.rejected.items():
+            notes.append(f"{v.candidate.fleet} rejects {n:,} of {of:,} {name} requests ({n / of:.1%}) in its runs: "
+                         "prompt plus output longer than the replica they reach can hold (max_model_len or KV "
+                         "cache); they count as missing every bound of their class")
+        if v.unverified:
+            notes.append(f"not verified: {', '.join(v.unverified)} had no requests in {len(v.runs)} run(s) of "
+                         f"{self.requests:,} requests, so its SLOs were not judged; raise plan.requests")
+        return notes
+
     def routing_note(self, v: Verdict) -> str | None:
         if v.candidate.key not in self.affinity_idle:
             return None
@@ -68,7 +84,11 @@ class PlanResult:
 
     def message(self) -> str:
         if self.recommended is not None:
-            return f"recommended: {self.recommended.candidate.fleet} with {self.recommended.candidate.routing}"
+            best = self.recommended
+            caveats = [f"rejects {sum(n for n, _ in best.rejected.values()):,} requests"] if best.rejected else []
+            caveats += ["classes unverified"] if best.unverified else []
+            return (f"recommended: {best.candidate.fleet} with {best.candidate.routing}"
+                    + (f" ({', '.join(caveats)}: see notes)" if caveats else ""))
         within = f" within the budget of ${self.budget:g}/h" if self.budget else ""
         if self.closest is None:
             return f"no fleet{within} meets the SLOs, and no candidate could be simulated within the caps"
@@ -111,6 +131,9 @@ def to_dict(result: PlanResult) -> dict[str, Any]:
             "classes": v.runs[0]["classes"],
             "economics": econ,
             "routing_note": result.routing_note(v),
+            "rejected": {k: n for k, (n, _) in v.rejected.items()},
+            "unverified": v.unverified,
+            "notes": result.fleet_notes(v),
         }
 
     return {
@@ -133,6 +156,7 @@ def to_dict(result: PlanResult) -> dict[str, Any]:
             "attainment": {k: {"mean": a[0], "low": a[1], "high": a[2]} for k, a in result.stress.attainment.items()},
         },
         "truncated": result.truncated,
+        "requests_per_run": result.requests,
         "slos": result.slos,
         "confidence": result.confidence,
         "elapsed_s": result.elapsed_s,

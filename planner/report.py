@@ -167,8 +167,7 @@ def _sections(result: PlanResult) -> list[Rows | str]:
         out.append(classes_table(best, result.confidence))
         out.append(pools_table(best))
         out += bases(best)
-        if note := result.routing_note(best):
-            out.append(note)
+        out += result.fleet_notes(best)
         if line := stress_line(result):
             out.append(line)
     if len(result.pareto) > 1 or (result.pareto and result.objective == "pareto"):
@@ -177,8 +176,7 @@ def _sections(result: PlanResult) -> list[Rows | str]:
         out.append(f"closest fleet: {result.closest.candidate.fleet} ({result.closest.candidate.routing})")
         out.append(classes_table(result.closest, result.confidence))
         out.append(pools_table(result.closest))
-        if note := result.routing_note(result.closest):
-            out.append(note)
+        out += result.fleet_notes(result.closest)
     out.append(screening_table(result))
     return out
 

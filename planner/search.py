@@ -148,7 +148,8 @@ def plan_fleet(
     result = PlanResult(objective, rate, curves, len(vectors) * len(policies), 0)
     result.slos = {c.name: c.slo.model_dump() for c in scenario.traffic.classes}
     result.confidence, result.peaks = settings.confidence, peaks
-    result.budget = settings.max_budget_usd_per_hour
+    result.budget, result.requests = settings.max_budget_usd_per_hour, requests
+    over_budget: list[Estimate] = []  # fleets with the capacity, at a price above the budget
     for counts in vectors:
         for policy in policies:
             cand = Candidate(counts, policy)
@@ -160,6 +161,7 @@ def plan_fleet(
             if est.capacity_rps < CAPACITY_SAFETY * rate:
                 continue
             if settings.max_budget_usd_per_hour and est.usd_per_hour > settings.max_budget_usd_per_hour:
+                over_budget.append(est)
                 continue
             result.estimates[est.candidate.key] = est
     result.screened = len(result.estimates)
@@ -176,35 +178,40 @@ def plan_fleet(
         order = [c for pair in itertools.zip_longest(by_cost, by_carbon) for c in (p.candidate for p in pair if p)]
     store = StateFile(state, scenario_hash(loaded, requests))
     want = settings.verify_top if objective != "pareto" else 3 * settings.verify_top
-    feasible: list[Verdict] = []
     infeasible: list[Candidate] = []
     seen: set[str] = set()
-    for cand in order:
-        if cand.key in seen:
-            continue
-        if len(feasible) >= want:
-            break
-        if len(result.verified) >= max_verifications:
-            result.truncated = not feasible
-            break
-        seen.add(cand.key)
-        if _dominated(cand, infeasible) is not None:
-            continue
-        tell(f"verifying {cand.fleet} ({cand.routing})", len(result.verified), min(len(order), max_verifications))
-        verdict = _verify(loaded, cand, seeds, requests, store, settings.confidence)
-        result.verified.append(verdict)
-        (feasible.append(verdict) if verdict.feasible else infeasible.append(cand))
-    if not feasible:
-        # best effort: the most capable fleets of the space, so "closest" means the best any fleet does
-        for cand in _best_effort(vectors, policies, curves):
+
+    def verify(cands: list[Candidate], want: float, label: str = "", skip_dominated: bool = True) -> list[Verdict]:
+        """Verify ``cands`` in order until ``want`` are feasible (or the verification limit); the feasible."""
+        found: list[Verdict] = []
+        for cand in cands:
             if cand.key in seen:
                 continue
+            if len(found) >= want:
+                break
+            if len(result.verified) >= max_verifications:
+                result.truncated = not feasible
+                break
             seen.add(cand.key)
-            tell(f"verifying {cand.fleet} ({cand.routing}), best effort", len(result.verified), 0)
+            if skip_dominated and _dominated(cand, infeasible) is not None:
+                continue
+            tell(f"verifying {cand.fleet} ({cand.routing}){label}", len(result.verified),
+                 min(len(order), max_verifications))
             verdict = _verify(loaded, cand, seeds, requests, store, settings.confidence)
             result.verified.append(verdict)
-            if verdict.feasible and total(verdict, "usd_per_hour") <= (result.budget or math.inf):
-                feasible.append(verdict)
+            (found.append(verdict) if verdict.feasible else infeasible.append(cand))
+        return found
+
+    feasible: list[Verdict] = []
+    feasible = verify(order, want)
+    if not feasible and over_budget:
+        # nothing within the budget meets the SLOs: the cheapest fleet above it that does (the closest)
+        over_budget.sort(key=lambda e: (e.usd_per_hour, e.carbon_g_per_hour, e.candidate.replicas(), e.candidate.key))
+        verify([e.candidate for e in over_budget], 1, ", over the budget")
+    if not any(v.feasible for v in result.verified):
+        # best effort: the most capable fleets of the space, so "closest" means the best any fleet does
+        found = verify(_best_effort(vectors, policies, curves), math.inf, ", best effort", skip_dominated=False)
+        feasible = [v for v in found if total(v, "usd_per_hour") <= (result.budget or math.inf)]
     _conclude(result, feasible, objective)
     if result.closest is not None and len(result.closest.runs) < len(seeds):
         # the closest fleet's figures and interval come from all seeds, not a quick rejection

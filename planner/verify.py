@@ -32,8 +32,9 @@ from sim.results import class_summary
 from sim.simulation import simulate
 
 #: bumped when a run record's content changes, so state files written by older code are not reused
-#: (3: simulated TTFT and E2E include the profiles' request-path latency; all-reduce latency x log2 TP)
-RECORD_VERSION = 3
+#: (3: simulated TTFT and E2E include the profiles' request-path latency; all-reduce latency x log2 TP;
+#: 4: per-class rejected counts)
+RECORD_VERSION = 4
 
 
 def scenario_hash(loaded: LoadedScenario, requests: int | None) -> str:
@@ -87,7 +88,7 @@ def run_once(loaded: LoadedScenario, cand: Candidate, seed: int, requests: int |
     classes = class_summary(result)
     econ = fleet_economics(result, variant)
     rec_classes: dict[str, Any] = {}
-    df = result.requests
+    df = result.requests[~result.requests["warmup"]]  # as class_summary: warm-up requests left out
     for row in classes.to_dict("records"):
         name = str(row["class"])
         if name == "ALL":
@@ -111,6 +112,7 @@ def run_once(loaded: LoadedScenario, cand: Candidate, seed: int, requests: int |
             }
         rec_classes[name] = {
             "n": int(row["requests"]),
+            "rejected": int(row["rejected"]),
             "attainment": float(row["slo_attainment"]),
             "target": slo.percentile / 100.0,
             "metrics": metrics,
@@ -145,6 +147,20 @@ class Verdict:
     overshoot: float = 0.0
     """Largest achieved / bound ratio over all classes and bounds (inf: unbounded): which of two fleets
     that meet no request's bound (the same margin) comes closer."""
+    unverified: list[str] = field(default_factory=list)
+    """Classes that had no request in any of the runs (a share too small for the run length): their SLOs
+    were not judged, and the verdict holds for the other classes only."""
+
+    @property
+    def rejected(self) -> dict[str, tuple[int, int]]:
+        """Class -> (requests rejected, requests) over all runs, for the classes with rejections (prompts
+        longer than a replica's max_model_len or its KV cache can hold: never served)."""
+        out = {}
+        for name in self.runs[0]["classes"]:
+            per = [r["classes"][name] for r in self.runs]
+            if (n := sum(int(p.get("rejected", 0)) for p in per)) > 0:
+                out[name] = (n, sum(int(p["n"]) for p in per))
+        return out
 
     @property
     def economics(self) -> dict[str, Any]:
@@ -184,9 +200,12 @@ def _interval(values: list[float], n_total: int, confidence: float) -> tuple[flo
 def pool_runs(cand: Candidate, runs: list[dict[str, Any]], confidence: float) -> Verdict:
     """Combine a candidate's per-seed runs into a :class:`Verdict`."""
     margin, worst, overshoot = math.inf, "no SLO bounds", 0.0
-    attainment = {}
+    attainment, unverified = {}, []
     for name in runs[0]["classes"]:
         per = [r["classes"][name] for r in runs]
+        if sum(p["n"] for p in per) == 0:
+            unverified.append(name)
+            continue
         attainment[name] = _interval([p["attainment"] for p in per], sum(p["n"] for p in per), confidence)
         target = per[0]["target"]
         for metric, m in per[0]["metrics"].items():
@@ -196,7 +215,7 @@ def pool_runs(cand: Candidate, runs: list[dict[str, Any]], confidence: float) ->
             if share - target < margin:
                 margin = share - target
                 worst = describe_bound(name, metric, target, share, value, float(m["bound_ms"]))
-    return Verdict(cand, runs, margin >= 0, margin, worst, attainment, overshoot)
+    return Verdict(cand, runs, margin >= 0, margin, worst, attainment, overshoot, unverified)
 
 
 def describe_bound(cls: str, metric: str, target: float, share: float, value_ms: float, bound_ms: float) -> str:
