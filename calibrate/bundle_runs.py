@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from calibrate.importer import MeasuredRun, parse_result
-from calibrate.resultfields import ImportFailed, count_field, num_field
+from calibrate.resultfields import GPU_RANGE, ImportFailed, count_field, gpus_in_range, num_field
 from calibrate.server import parse_cuda_graphs
 
 
@@ -153,6 +153,9 @@ def read_bundle(path: Path, **overrides: Any) -> list[MeasuredRun]:
         engine["gpu_memory_bytes"] = int(mem[0])
     names = _listed(gpus, "names", str, mf, "env.gpus.")
     tp = count_field(ident, "tp", mf, required=False, least=1, label="identity.tp") or int(engine.get("tp") or 1)
+    if not gpus_in_range(tp):  # as a result file's gpu_count
+        named = "'identity.tp'" if ident.get("tp") is not None else "'server.command' (--tensor-parallel-size)"
+        raise ImportFailed(f"{mf}: field {named} must be {GPU_RANGE} (got {tp})")
     gpu_name = overrides.pop("gpu_name", None) or (names[0] if names else None)
     if not gpu_name:
         raise ImportFailed(f"{mf}: missing field 'env.gpus.names' (give --gpu)")

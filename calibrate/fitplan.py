@@ -96,11 +96,11 @@ def model_resolver(configs: Sequence[str | Path] = ()) -> Callable[[MeasuredRun]
         spec = _find(run)
         served = str(run.engine.get("dtype") or "auto")
         if served != "auto":
-            spec = replace(spec, dtype_bytes=served_dtype_bytes(served, f"{run.where}: server --dtype"))
+            spec = replace(spec, dtype_bytes=served_dtype_bytes(served, f"{run.place}: server --dtype"))
         try:
             return served_as(spec, run.engine.get("quantization"), str(run.engine.get("kv_cache_dtype") or "auto"))
         except ValueError as exc:
-            raise FitInputError(f"{run.where}: server {exc}") from None
+            raise FitInputError(f"{run.place}: server {exc}") from None
 
     def _find(run: MeasuredRun) -> ModelSpec:
         short = run.short_model.lower()
@@ -114,8 +114,8 @@ def model_resolver(configs: Sequence[str | Path] = ()) -> Callable[[MeasuredRun]
         if spec is not None:
             return spec
         if run.model_config and "error" not in run.model_config:
-            return model_from_config(run.model_config, name=run.model_id, source=run.where)
-        raise FitInputError(f"{run.where}: model_id {run.model_id!r} is not in the built-in catalogue; "
+            return model_from_config(run.model_config, name=run.model_id, source=run.place)
+        raise FitInputError(f"{run.place}: model_id {run.model_id!r} is not in the built-in catalogue; "
                             "give its config.json with --model-config")
 
     return find
@@ -134,10 +134,10 @@ def resolve_points(runs: Sequence[MeasuredRun], configs: Sequence[str | Path] = 
     for r in runs:
         spec = known.get(r.gpu) or find_gpu(r.gpu_name, known)
         if spec is None:
-            raise FitInputError(f"{r.where}: gpu_name {clip(r.gpu_name)} is not a known GPU "
+            raise FitInputError(f"{r.place}: gpu_name {clip(r.gpu_name)} is not a known GPU "
                                 f"(known: {', '.join(known)}; describe others with --hardware FILE)")
         if r.max_concurrency is not None and r.max_concurrency < 1:
-            raise FitInputError(f"{r.where}: max_concurrency(={r.max_concurrency}) must be >= 1 (or null)")
+            raise FitInputError(f"{r.place}: max_concurrency(={r.max_concurrency}) must be >= 1 (or null)")
         if r.gpu != spec.name:
             r = replace(r, gpu=spec.name)
         out.append(FitPoint(r, find(r), spec))

@@ -17,7 +17,8 @@ token totals or per-request lengths, the measured metrics under vLLM's own field
 known about the server (engine limits, KV capacity, prefix caching).  Runs of one server session are
 linked (:attr:`MeasuredRun.session`, :attr:`MeasuredRun.order`): the published sweeps ran rates from
 high to low against one server with the same prompts, so every run but the first met a warm prefix
-cache.  A bad file or missing/ill-typed field raises :class:`ImportFailed` naming file, line and field.
+cache.  A bad file or missing/ill-typed field raises :class:`ImportFailed` naming file, line and field
+(``file: line N: field ...``).  A run given twice (the same record again, in one file or two) counts once.
 """
 
 from __future__ import annotations
@@ -33,14 +34,18 @@ from pathlib import Path
 from typing import Any
 
 from calibrate.datasets import dataset_hint
+from calibrate.repeats import Repeats
 from calibrate.resultfields import (
+    GPU_RANGE,
     ImportFailed,
     clip,
     count_field,
     gpu_count_field,
+    gpus_in_range,
     int_list,
     metrics_from_arrays,
     num_field,
+    place_of,
     send_times,
 )
 from scenarios.catalog import normalise_gpu_name
@@ -64,7 +69,8 @@ class MeasuredRun:
     file: str
     """File (or bundle point file) it came from."""
     where: str
-    """File and line (or list index) it came from, for messages."""
+    """File and line (``file:N``) or list index (``file:[i]``) it came from: the run's name, which also seeds
+    its replay's random streams (:mod:`calibrate.workload`); messages write it as :attr:`place`."""
     model_id: str
     gpu_name: str
     """As written in the file (e.g. ``NVIDIA-H100-PCIe``)."""
@@ -103,6 +109,11 @@ class MeasuredRun:
     """Where the prompts came from (:mod:`calibrate.datasets`): how a totals-only run's lengths are spread."""
 
     @property
+    def place(self) -> str:
+        """Where it came from as messages name it: ``file: line N``, ``file: [i]`` or the file."""
+        return place_of(self.where, self.file)
+
+    @property
     def hardware_key(self) -> tuple[str, int]:
         return (self.gpu, self.gpu_count)
 
@@ -125,73 +136,86 @@ def parse_result(
     model_id: str | None = None,
     dataset: str | None = None,
 ) -> MeasuredRun:
-    """One vLLM result object as a :class:`MeasuredRun` (``gpu_name`` etc. override/fill the file's)."""
+    """One vLLM result object as a :class:`MeasuredRun` (``gpu_name`` etc. override/fill the file's).
+
+    ``where``: the file, with ``:N`` for a line of JSON Lines or ``:[i]`` for a list item (messages name it
+    as ``file: line N`` / ``file: [i]``, :func:`calibrate.resultfields.place_of`)."""
+    at = place_of(where, file or where)
     if not isinstance(data, dict):
-        raise ImportFailed(f"{where}: expected a JSON object (a vLLM benchmark result)")
-    rate = num_field(data, "request_rate", where, finite=False) or 0.0  # vLLM writes inf for "all at once"
+        raise ImportFailed(f"{at}: expected a JSON object (a vLLM benchmark result)")
+    rate = num_field(data, "request_rate", at, finite=False) or 0.0  # vLLM writes inf for "all at once"
     if not rate > 0:
-        raise ImportFailed(f"{where}: field 'request_rate' must be > 0 (got {rate})")
-    completed = count_field(data, "completed", where) or 0
-    duration = num_field(data, "duration", where) or 0.0
+        raise ImportFailed(f"{at}: field 'request_rate' must be > 0 (got {rate})")
+    completed = count_field(data, "completed", at) or 0
+    duration = num_field(data, "duration", at) or 0.0
     if completed < 1 or not duration > 0:
-        raise ImportFailed(f"{where}: fields 'completed'(={completed}) and 'duration'(={duration}) must be > 0")
-    inputs = int_list(data, "input_lens", where)
-    outputs = int_list(data, "output_lens", where)
+        raise ImportFailed(f"{at}: fields 'completed'(={completed}) and 'duration'(={duration}) must be > 0")
+    inputs = int_list(data, "input_lens", at)
+    outputs = int_list(data, "output_lens", at)
     if inputs is not None and outputs is not None and len(inputs) != len(outputs):
-        raise ImportFailed(f"{where}: fields 'input_lens' and 'output_lens' must have one entry per request "
+        raise ImportFailed(f"{at}: fields 'input_lens' and 'output_lens' must have one entry per request "
                            f"(got {len(inputs)} and {len(outputs)})")
     for key in ("ttfts", "itls"):
         if inputs is not None and isinstance(data.get(key), list) and len(data[key]) != len(inputs):
-            raise ImportFailed(f"{where}: field '{key}' has {len(data[key])} entries but 'input_lens' has "
+            raise ImportFailed(f"{at}: field '{key}' has {len(data[key])} entries but 'input_lens' has "
                                f"{len(inputs)}")
-    tin = count_field(data, "total_input_tokens", where, required=inputs is None)
-    tout = count_field(data, "total_output_tokens", where, required=outputs is None)
+    tin = count_field(data, "total_input_tokens", at, required=inputs is None)
+    tout = count_field(data, "total_output_tokens", at, required=outputs is None)
     total_in = tin if tin is not None else sum(inputs or ())
     total_out = tout if tout is not None else sum(outputs or ())
-    num_prompts = count_field(data, "num_prompts", where, required=False, least=1) or len(inputs or ()) or completed
+    num_prompts = count_field(data, "num_prompts", at, required=False, least=1) or len(inputs or ()) or completed
     if max(num_prompts, completed) > MAX_REQUESTS:  # a replay draws every request: beyond this, no memory holds it
-        raise ImportFailed(f"{where}: fields 'num_prompts'(={num_prompts}) and 'completed'(={completed}) must be "
+        raise ImportFailed(f"{at}: fields 'num_prompts'(={num_prompts}) and 'completed'(={completed}) must be "
                            f"<= {MAX_REQUESTS:,}")
     name = gpu_name or data.get("gpu_name")
     for key in ("gpu_name", "model_id"):
         if data.get(key) is not None and not isinstance(data[key], str):
-            raise ImportFailed(f"{where}: field '{key}' must be text (got {clip(data[key])})")
+            raise ImportFailed(f"{at}: field '{key}' must be text (got {clip(data[key])})")
     if not isinstance(name, str) or not name.strip():
-        raise ImportFailed(f"{where}: missing field 'gpu_name' (add --metadata gpu_name=... when "
+        raise ImportFailed(f"{at}: missing field 'gpu_name' (add --metadata gpu_name=... when "
                            "benchmarking, or give --gpu)")
-    count = gpu_count if gpu_count is not None else gpu_count_field(data, "gpu_count", where)
+    count = gpu_count if gpu_count is not None else gpu_count_field(data, "gpu_count", at)
     if count is None:
-        count = gpu_count_field(data, "tensor_parallel_size", where) or 1
-    if count < 1:
-        raise ImportFailed(f"{where}: field 'gpu_count' must be >= 1 (got {count})")
+        count = gpu_count_field(data, "tensor_parallel_size", at) or 1
+    if not gpus_in_range(count):  # (given on the command line or by a bundle; a file's own is checked above)
+        raise ImportFailed(f"{at}: field 'gpu_count' must be {GPU_RANGE} (got {count})")
     model = model_id or data.get("model_id") or data.get("model")
     if not isinstance(model, str) or not model:
-        raise ImportFailed(f"{where}: missing field 'model_id'")
-    metrics = metrics_from_arrays(data, where)
+        raise ImportFailed(f"{at}: missing field 'model_id'")
+    metrics = metrics_from_arrays(data, at)
     for key in METRICS:
-        value = num_field(data, key, where, required=False, finite=False)
+        value = num_field(data, key, at, required=False, finite=False)
         if value is not None and math.isfinite(value):  # a NaN percentile (no samples) is no measurement
             metrics[key] = value
     if "request_throughput" not in metrics:
         metrics["request_throughput"] = completed / duration
-    burst = num_field(data, "burstiness", where, required=False)
+    burst = num_field(data, "burstiness", at, required=False)
     if burst is not None and not burst > 0:
-        raise ImportFailed(f"{where}: field 'burstiness' must be > 0 (got {clip(data['burstiness'])}; 1 is Poisson)")
-    conc = count_field(data, "max_concurrency", where, required=False, least=1)
+        raise ImportFailed(f"{at}: field 'burstiness' must be > 0 (got {clip(data['burstiness'])}; 1 is Poisson)")
+    conc = count_field(data, "max_concurrency", at, required=False, least=1)
     return MeasuredRun(
         file=file or where, where=where, model_id=model, gpu_name=name, gpu=normalise_gpu_name(name),
         gpu_count=int(count),
         request_rate=rate, burstiness=burst or 1.0, num_prompts=num_prompts, completed=completed,
         duration=duration, total_input_tokens=total_in, total_output_tokens=total_out, metrics=metrics,
         input_lens=inputs, output_lens=outputs, date=str(data.get("date") or ""),
-        send_times=send_times(data, where, len(inputs) if inputs is not None else None),
+        send_times=send_times(data, at, len(inputs) if inputs is not None else None),
         max_concurrency=conc,
         dataset=dataset or dataset_hint(data, file or where),
     )
 
 
 def read_result_file(path: Path, **overrides: Any) -> list[MeasuredRun]:
-    """All runs of one result file (JSON object, JSON list or JSON Lines)."""
+    """All runs of one result file (JSON object, JSON list or JSON Lines), repeated records included."""
+    return _parse_all(result_items(path), path, overrides)
+
+
+def _parse_all(items: list[tuple[str, Any]], path: Path, overrides: dict[str, Any]) -> list[MeasuredRun]:
+    return [parse_result(obj, where, file=str(path), **overrides) for where, obj in items]
+
+
+def result_items(path: Path) -> list[tuple[str, Any]]:
+    """The records of one result file, each with where it came from (``file``, ``file:[i]``, ``file:N``)."""
     try:
         text = path.read_text(encoding="utf-8-sig")  # a leading byte-order mark is no part of the JSON
     except FileNotFoundError:
@@ -215,7 +239,7 @@ def read_result_file(path: Path, **overrides: Any) -> list[MeasuredRun]:
         raise ImportFailed(f"{path}: line {_long_number_line(text)}: not valid JSON ({LONG_NUMBER})") from None
     if not items:
         raise ImportFailed(f"{path}: holds no runs (an empty list; expected vLLM benchmark results)")
-    return [parse_result(obj, where, file=str(path), **overrides) for where, obj in items]
+    return items
 
 
 #: most digits Python reads as an int (``sys.set_int_max_str_digits``), and a number past it in messages
@@ -299,8 +323,12 @@ def lone_runs_note(runs: Sequence[MeasuredRun]) -> str | None:
 
 
 def load_runs(paths: Sequence[str | Path], *, client_seed: int | None = None, engine: dict[str, Any] | None = None,
-              **overrides: Any) -> list[MeasuredRun]:
+              notes: list[str] | None = None, **overrides: Any) -> list[MeasuredRun]:
     """Read result files and bundle directories (a directory without a manifest: its *.json/*.jsonl).
+
+    A run given twice counts once (:mod:`calibrate.repeats`): a record with the same content as one read
+    before, in the same file or another, and a file or bundle read before are dropped, each with a note:
+    appended to ``notes``, or (without that list) printed to stderr once all is read.
 
     ``client_seed``: the ``--seed`` the client ran with, where the files do not say (see
     :func:`calibrate.replay.client_arrival_times`); ``engine``: server settings for runs whose files do
@@ -309,8 +337,11 @@ def load_runs(paths: Sequence[str | Path], *, client_seed: int | None = None, en
     runs: list[MeasuredRun] = []
     if not paths:
         raise ImportFailed("no measurement files given")
+    seen = Repeats()
     for raw in paths:
         p = Path(raw)
+        if not seen.first_time(p):
+            continue
         if p.is_dir():
             if (p / "manifest.json").exists():
                 from calibrate.bundle_runs import read_bundle  # it builds on parse_result
@@ -321,15 +352,21 @@ def load_runs(paths: Sequence[str | Path], *, client_seed: int | None = None, en
             if not files:
                 raise ImportFailed(f"{p}: directory holds no manifest.json and no *.json/*.jsonl results")
             for f in files:
-                runs += read_result_file(f, **overrides)
+                if seen.first_time(f):
+                    runs += _parse_all(seen.fresh(str(f), result_items(f)), f, overrides)
         else:
-            runs += read_result_file(p, **overrides)
+            runs += _parse_all(seen.fresh(str(p), result_items(p)), p, overrides)
     if not runs:  # a bundle whose sweep finished no point yet
         raise ImportFailed(f"{', '.join(str(p) for p in paths)}: no finished runs")
     if client_seed is not None:
         runs = [replace(r, client_seed=client_seed) for r in runs]
     if engine:
         runs = [replace(r, engine={**engine, **r.engine}) for r in runs]
+    if notes is None:
+        for note in seen.notes():
+            print(f"note: {note}", file=sys.stderr)
+    else:
+        notes += seen.notes()
     return assign_sessions(runs)
 
 

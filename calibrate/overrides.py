@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from calibrate.importer import ImportFailed
+from calibrate.resultfields import GPU_RANGE, gpus_in_range
 from scenarios.models import KV_CACHE_DTYPES, ONLINE_QUANTIZATION, SERVED_DTYPES
 
 
@@ -22,8 +23,8 @@ def hardware_overrides(gpu: str | None, gpus: int | None) -> dict[str, Any]:
     if gpu:
         out["gpu_name"] = gpu
     if gpus is not None:
-        if gpus < 1:
-            raise ImportFailed(f"--gpus(={gpus}) must be >= 1")
+        if not gpus_in_range(gpus):  # as a file's gpu_count must be
+            raise ImportFailed(f"--gpus(={gpus}) must be {GPU_RANGE}")
         out["gpu_count"] = gpus
     return out
 

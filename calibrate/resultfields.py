@@ -22,7 +22,33 @@ class ImportFailed(FleetPlannerError):
 
 #: most GPUs one run may name (``gpu_count``): beyond any serving box, and it keeps a typo from reaching the model
 MAX_GPUS = 4096
+#: what a GPU count must be (a run's ``gpu_count``, a command's ``--gpus`` / ``--tp``), as messages say it
+GPU_RANGE = f"a whole number of GPUs from 1 to {MAX_GPUS}"
 _WHOLE = re.compile(r"\s*\+?0*(\d+)(?:\.0*)?\s*")
+
+
+def gpus_in_range(n: int) -> bool:
+    """Whether ``n`` GPUs is a count a run may name (1 to :data:`MAX_GPUS`)."""
+    return 1 <= n <= MAX_GPUS
+
+
+#: the place in a file a run's ``where`` names after the file: ``:N`` (a JSON Lines line), ``:[i]`` (a list item)
+_SPOT = re.compile(r":(?:(\d+)|(\[\d+\]))")
+
+
+def spot_of(where: str, file: str) -> str:
+    """The place in ``file`` that ``where`` names: ``line N``, ``[i]``, or "" (the whole file)."""
+    m = _SPOT.fullmatch(where, len(file)) if where.startswith(file) else None
+    if m is None:
+        return ""
+    return f"line {m[1]}" if m[1] else m[2]
+
+
+def place_of(where: str, file: str) -> str:
+    """``where`` (a run's file, with ``:N`` for a line of JSON Lines or ``:[i]`` for a list item) written as
+    messages name a place: ``file: line N``, ``file: [i]`` (as in ``file.yaml: field.path: message``)."""
+    spot = spot_of(where, file)
+    return f"{file}: {spot}" if spot else where
 
 
 def clip(value: Any, width: int = 40) -> str:
@@ -88,8 +114,7 @@ def gpu_count_field(data: dict[str, Any], key: str, where: str) -> int | None:
         if n is not None and n != int(n):
             n = None
     if n is None or not 1 <= n <= MAX_GPUS:
-        raise ImportFailed(f"{where}: field '{key}' must be a whole number of GPUs from 1 to {MAX_GPUS} "
-                           f"(got {clip(value)})")
+        raise ImportFailed(f"{where}: field '{key}' must be {GPU_RANGE} (got {clip(value)})")
     return int(n)
 
 

@@ -32,11 +32,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from calibrate.resultfields import MAX_GPUS, gpus_in_range
 from scenarios.errors import FleetPlannerError
 from scenarios.models import SERVED_DTYPES
 
 HOST = "127.0.0.1"  # the only address this tool ever sends traffic to
 LAUNCHER = "calibrate.runner.launch"
+
+
+def tp_error(tp: int) -> str:
+    """Why ``tp`` is no tensor-parallel size (the GPUs one server uses; as a result file's ``gpu_count``)."""
+    return f"tp(={tp}) must be >= 1 and <= {MAX_GPUS} (the number of GPUs the server uses)"
 
 
 #: GiB, as vLLM compares device memory
@@ -109,8 +115,8 @@ class ServerConfig:
     max_num_batched_tokens: int | None = None
 
     def __post_init__(self) -> None:
-        if self.tp < 1:
-            raise ValueError(f"tp(={self.tp}) must be >= 1")
+        if not gpus_in_range(self.tp):
+            raise ValueError(tp_error(self.tp))
         if self.dtype != "auto" and self.dtype not in SERVED_DTYPES:
             raise ValueError(f"dtype(={self.dtype!r}) must be auto or one of {', '.join(SERVED_DTYPES)}")
         if self.max_model_len is not None and self.max_model_len < 1:

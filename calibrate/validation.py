@@ -90,7 +90,7 @@ def validate_points(
         except (ValueError, RuntimeError) as exc:
             predicted = None
             if failures is not None:
-                failures[p.run.where] = str(exc)
+                failures[p.run.place] = str(exc)
         out.append(record(p.run, predicted))
         if progress:
             progress(i + 1, len(points))

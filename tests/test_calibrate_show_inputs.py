@@ -175,3 +175,114 @@ def test_import_reads_gpu_counts_as_before(tmp_path: Path, count: Any, gpus: int
     path = tmp_path / "f.json"
     path.write_text(json.dumps({**BASE, "gpu_count": count}))
     assert read_result_file(path)[0].gpu_count == gpus
+
+
+def _lines(path: Path, *objs: dict[str, Any]) -> Path:
+    path.write_text("".join(json.dumps(o) + "\n" for o in objs))
+    return path
+
+
+def test_import_reads_a_repeated_record_once_and_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    slow = {**BASE, "request_rate": 1.0, "date": "20250610-150000"}
+    other = {**slow, "duration": 6.0}  # differs in one field: another run
+    path = _lines(tmp_path / "f.jsonl", BASE, slow, dict(reversed(list(BASE.items()))), other)
+    capsys.readouterr()
+    assert main(["import", str(path), "--json"]) == 0
+    got = capsys.readouterr()
+    runs = json.loads(got.out)
+    assert [r["where"] for r in runs] == [f"{path}:1", f"{path}:2", f"{path}:4"]
+    assert got.err == f"note: {path}: line 3 repeats line 1; imported once\n"
+    assert main(["import", str(_lines(tmp_path / "g.jsonl", BASE, slow, other))]) == 0
+    assert "note" not in capsys.readouterr().err  # records that differ are all read
+
+
+def test_a_record_repeated_in_another_file_or_a_file_given_twice_counts_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from calibrate.importer import load_runs
+
+    first = _lines(tmp_path / "a.jsonl", BASE, {**BASE, "request_rate": 1.0})
+    copy_ = tmp_path / "b.json"
+    copy_.write_text(json.dumps(BASE, indent=2))
+    listed = tmp_path / "c.json"
+    listed.write_text(json.dumps([{**BASE, "request_rate": 4.0}, {**BASE, "request_rate": 1.0}]))
+    capsys.readouterr()
+    runs = load_runs([first, copy_, listed, first, tmp_path])
+    assert sorted(r.request_rate for r in runs) == [1.0, 2.0, 4.0]
+    printed = capsys.readouterr().err
+    notes: list[str] = []  # or handed to the caller, to print when it will
+    assert load_runs([first, copy_, listed, first, tmp_path], notes=notes) == runs
+    assert printed == "".join(f"note: {note}\n" for note in notes) and capsys.readouterr().err == ""
+    assert notes == [f"{first}: given more than once; read once",  # by name, and in its folder
+                     f"{copy_}: given more than once; read once",
+                     f"{listed}: given more than once; read once",
+                     f"{copy_}: repeats line 1 of {first}; imported once",
+                     f"{listed}: [1] repeats line 2 of {first}; imported once"]
+
+
+def test_import_names_a_bad_record_as_file_colon_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _lines(tmp_path / "f.jsonl", BASE, {**BASE, "duration": "soon"})
+    capsys.readouterr()
+    assert main(["import", str(path)]) == 2
+    assert capsys.readouterr().err == f"error: {path}: line 2: field 'duration' is not a number ('soon')\n"
+    listed = tmp_path / "l.json"
+    listed.write_text(json.dumps([BASE, {**BASE, "completed": -1}]))
+    with pytest.raises(ImportFailed, match=r"^.*l\.json: \[1\]: field 'completed' must be >= 0 \(got -1\)$"):
+        read_result_file(listed)
+
+
+def test_a_fit_names_a_bad_run_as_file_colon_line(tmp_path: Path) -> None:
+    from calibrate.fitplan import FitInputError, resolve_points
+    from calibrate.importer import load_runs
+
+    path = _lines(tmp_path / "f.jsonl", BASE, {**BASE, "gpu_name": "My-Accel", "request_rate": 1.0})
+    runs = load_runs([path])
+    with pytest.raises(FitInputError, match=rf"^{path}: line 2: gpu_name 'My-Accel' is not a known GPU"):
+        resolve_points(runs)
+    assert runs[1].where == f"{path}:2" and runs[1].place == f"{path}: line 2"  # the name seeds the replay: kept
+
+
+@pytest.mark.parametrize("gpus", ["0", "-2", "4097", "100000"])
+@pytest.mark.parametrize("command", ["import", "fit"])
+def test_a_gpu_count_option_out_of_range_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                     command: str, gpus: str) -> None:
+    path = _lines(tmp_path / "f.jsonl", {k: v for k, v in BASE.items() if k != "gpu_count"})
+    extra = ["-o", str(tmp_path / "p.yaml")] if command == "fit" else []
+    capsys.readouterr()
+    assert main([command, str(path), "--gpus", gpus, *extra]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: --gpus(={gpus}) must be a whole number of GPUs from 1 to 4096\n"
+    assert not (tmp_path / "p.yaml").exists()
+
+
+@pytest.mark.parametrize("tp", ["-1", "4097", "1000000"])
+def test_run_refuses_a_tp_beyond_the_gpu_range(tmp_path: Path, capsys: pytest.CaptureFixture[str], tp: str) -> None:
+    from calibrate.resultfields import MAX_GPUS
+    from calibrate.server import ServerConfig
+
+    capsys.readouterr()
+    assert main(["run", "--model", "/m", "--out", str(tmp_path / "b"), "--tp", tp, "--device", "cuda",
+                 "--dry-run"]) == 2
+    got = capsys.readouterr()
+    assert got.err == f"error: tp(={tp}) must be >= 1 and <= {MAX_GPUS} (the number of GPUs the server uses)\n"
+    assert "dry run" not in got.out
+    with pytest.raises(ValueError, match=rf"tp\(={tp}\) must be >= 1 and <= {MAX_GPUS}"):
+        ServerConfig(model="m", tp=int(tp))
+    assert main(["run", "--model", "/m", "--out", str(tmp_path / "b"), "--tp", str(MAX_GPUS), "--device", "cuda",
+                 "--dry-run"]) == 0  # the bound itself is a count
+    assert "dry run: nothing started" in capsys.readouterr().out
+
+
+def test_a_bundle_tp_beyond_the_gpu_range_is_named(tmp_path: Path) -> None:
+    from calibrate.bundle import BundleWriter
+    from calibrate.importer import load_runs
+
+    writer = BundleWriter(tmp_path / "b", {"model": "meta-llama/Meta-Llama-3-8B-Instruct", "tp": 5000})
+    writer.update(server={"command": ["vllm", "serve", "m"]}, env={"gpus": {"names": ["NVIDIA H100 PCIe"]}},
+                  status="complete")
+    result = {k: v for k, v in BASE.items() if k not in ("gpu_name", "gpu_count", "model_id")}
+    writer.add_point({"index": 0, "rate": 2.0, "seed": 1000, "burstiness": 1.0, "num_prompts": 4, "result": result,
+                      "power": {"available": False}, "metrics": {}})
+    with pytest.raises(ImportFailed, match=r"manifest\.json: field 'identity\.tp' must be a whole number of GPUs "
+                                           r"from 1 to 4096 \(got 5000\)"):
+        load_runs([tmp_path / "b"])

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -97,13 +98,16 @@ def fit_files(
     # before the fit, not after it
     check_output_file("-o", output, what="the profile .yaml file", create_folder=True)
     done = read_profile_entries(output) if resume and output.exists() else {}
-    runs = load_runs(list(files), client_seed=client_seed, **(overrides or {}))
+    repeats: list[str] = []  # runs given twice: said once the inputs stand, as the note on lone runs
+    runs = load_runs(list(files), client_seed=client_seed, notes=repeats, **(overrides or {}))
     points = resolve_points(runs, model_configs, hardware)
     for p in points:  # lengths a run's dataset cannot have fail here, named, not as a far-off fit
         try:
             run_workload(p.run, options.seeds[0], options.lengths)
         except ValueError as exc:
-            raise FleetPlannerError(f"{p.run.where}: {exc}") from None
+            raise FleetPlannerError(f"{p.run.place}: {exc}") from None
+    for note in repeats:
+        console.print(f"[yellow]note: {escape(note)}[/]", highlight=False)
     lone = lone_runs_note(runs)  # once the inputs stand, so that an input error stays one line
     if lone:
         console.print(f"[yellow]note: {lone}[/]", highlight=False)

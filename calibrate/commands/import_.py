@@ -25,6 +25,8 @@ with or without the per-request arrays of --save-detailed) and `calibrate run` b
 the runs found per model and hardware.  lengths: "measured" where the files list every request's
 lengths, else the dataset they name (a dataset_name field or a word of the file name), whose lengths
 the replay models; auto: the token totals decide.  --json prints one object per run for scripts.
+A run given twice (the same record again in one file or another, or a file named twice) is read
+once, and a note on stderr names the file and line dropped.
 """
 
 

@@ -16,9 +16,10 @@ from typing import Any
 
 from calibrate.envinfo import is_cpu_build
 from calibrate.power import gpu_inventory
+from calibrate.resultfields import MAX_GPUS, gpus_in_range
 from calibrate.runner.bench import DATASETS, BenchConfig
 from calibrate.runner.orchestrate import RunPlan, describe_plan, execute, power_devices
-from calibrate.server import ServerConfig, default_engine_limits, free_port, sets_flag
+from calibrate.server import ServerConfig, default_engine_limits, free_port, sets_flag, tp_error
 from calibrate.sweep import SweepConfig
 from scenarios.errors import FleetPlannerError
 from scenarios.models import SERVED_DTYPES, load_model_config
@@ -73,7 +74,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the plan, commands and cost; start nothing")
 
     g = p.add_argument_group("server (vllm serve)")
-    g.add_argument("--tp", type=int, default=1, help="tensor-parallel size = GPUs used (default 1)")
+    g.add_argument("--tp", type=int, default=1, metavar="N",
+                   help=f"tensor-parallel size = GPUs used, 1 to {MAX_GPUS} (default 1)")
     g.add_argument("--dtype", default="auto", choices=("auto", *SERVED_DTYPES),
                    help="model dtype as vLLM takes it (default auto: the checkpoint's 16-bit type)")
     g.add_argument("--max-model-len", type=int, help="context length limit (default: the model's)")
@@ -188,8 +190,8 @@ def build_plan(args: argparse.Namespace) -> RunPlan:
     device = args.device
     if device == "auto":
         device = "cpu" if is_cpu_build() else "cuda"
-    if args.tp < 1:  # before the GPU lookup, which indexes the TP group's devices
-        raise RunArgumentError(f"tp(={args.tp}) must be >= 1")
+    if not gpus_in_range(args.tp):  # before the GPU lookup, which indexes the TP group's devices
+        raise RunArgumentError(tp_error(args.tp))
     extra = _split(args.server_arg, "--server-arg")
     max_num_seqs, max_num_batched_tokens = engine_limits(args, device, extra)
     backend = None if args.attention_backend.lower() in ("auto", "none", "") else args.attention_backend
