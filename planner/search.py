@@ -26,10 +26,12 @@ from planner.measured import measured_power
 from planner.outcome import Estimate, PlanResult, objective_total, total
 from planner.pricing import gpu_cost
 from planner.screen import ConfigCurve, screen
-from planner.variants import Candidate, affinity_applies, peak_traffic, pool_grid, slowed_scenario
+from planner.variants import Candidate, affinity_applies, peak_traffic, slowed_scenario
 from planner.verify import StateFile, Verdict, pool_runs, run_once, scenario_hash
 from scenarios.errors import FleetPlannerError
+from scenarios.fleetmap import pool_grid
 from scenarios.loader import LoadedScenario
+from scenarios.schema import Scenario
 
 #: a fleet must have at least this share of the offered load in summed saturation capacity
 CAPACITY_SAFETY = 0.75
@@ -37,6 +39,13 @@ CAPACITY_SAFETY = 0.75
 QUICK_REJECT = -0.03
 #: requests per verification run when the scenario's plan section does not say (plan.requests)
 VERIFY_REQUESTS_CAP = 6000
+
+
+def verify_requests(scenario: Scenario) -> int:
+    """Requests per verification run: ``plan.requests``, else the scenario's count up to
+    :data:`VERIFY_REQUESTS_CAP`."""
+    wanted = scenario.simulation.resolved_requests()
+    return scenario.plan.requests or min(wanted or VERIFY_REQUESTS_CAP, VERIFY_REQUESTS_CAP)
 
 
 def _menu(loaded: LoadedScenario) -> list[str]:
@@ -134,8 +143,7 @@ def plan_fleet(
         raise FleetPlannerError(f"objective(={objective!r}) must be one of cost, carbon, pareto")
     seed0 = scenario.simulation.seed
     seeds = [seed0 + i for i in range(settings.seeds)]
-    requests = settings.requests or min(scenario.simulation.resolved_requests() or VERIFY_REQUESTS_CAP,
-                                        VERIFY_REQUESTS_CAP)
+    requests = verify_requests(scenario)
     policies = settings.routing or [scenario.routing.type]
     menu = _menu(loaded)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from scenarios.fleetmap import config_affinity, pool_grid
 from scenarios.loader import LoadedScenario
 from scenarios.schema import ClassAffinity, Scenario
 from scenarios.traffic import MAX_RATE, DiurnalArrival, PiecewiseArrival
@@ -51,23 +52,12 @@ def _with(loaded: LoadedScenario, data: dict[str, Any]) -> LoadedScenario:
     return LoadedScenario(Scenario.model_validate(data), loaded.model, loaded.path)
 
 
-def pool_grid(scenario: Scenario) -> dict[str, dict[str, Any]]:
-    """Per configuration, the grid settings of the first pool that runs it (a candidate's pools keep them)."""
-    grid: dict[str, dict[str, Any]] = {}
-    for pool in scenario.fleet.pools:
-        grid.setdefault(pool.config, pool.model_dump(include={"grid_g_per_kwh", "grid_hourly_profile"},
-                                                     exclude_none=True))
-    return grid
-
-
 def routing_settings(scenario: Scenario, policy: str) -> dict[str, Any]:
     """Settings for ``policy`` on a candidate fleet whose pools are named after configurations."""
     if policy == "class_affinity":
-        routing = scenario.routing
-        if not isinstance(routing, ClassAffinity):
+        routing, affinity = scenario.routing, config_affinity(scenario)
+        if not isinstance(routing, ClassAffinity) or affinity is None:
             raise ValueError(f"policy(={policy!r}) needs the scenario's routing to define an affinity map")
-        to_config = {p.key: p.config for p in scenario.fleet.pools}
-        affinity = {c: [to_config.get(p, p) for p in pools] for c, pools in routing.affinity.items()}
         return {"type": policy, "affinity": affinity, "spill_threshold": routing.spill_threshold}
     if policy == scenario.routing.type:
         return scenario.routing.model_dump(mode="json")

@@ -4,7 +4,8 @@ Each command is a set of sub-command modules; every module exposes ``register(su
 adds its parser and sets ``func`` to a callable taking the parsed namespace and returning an exit
 status.  :func:`run_cli` builds the parser, dispatches, and turns
 :class:`~scenarios.errors.FleetPlannerError` into ``error: ...`` on stderr with exit status 2, so bad
-input never shows a traceback.
+input never shows a traceback.  :func:`refuse_empty_paths` is the commands' check that no path option was
+given as an empty string (which would otherwise read as "not given" or as the current folder).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from scenarios.errors import FleetPlannerError
 
@@ -48,3 +49,17 @@ def run_cli(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+
+
+#: a path option's value as parsed: a string, a list of them (``action="append"``, ``nargs``), or None
+PathValue = str | Sequence[str] | None
+
+
+def refuse_empty_paths(options: Iterable[tuple[str, PathValue, str]]) -> None:
+    """Each ``(flag, value, expected)`` whose value is given (not None) but empty or blank is an error
+    ``flag: empty path; expected <expected>``; in a list, any empty item is.  Pass values as typed:
+    ``Path("")`` is already ``.``, so an option read with ``type=Path`` cannot be checked."""
+    for flag, value, expected in options:
+        values = [value] if value is None or isinstance(value, str) else list(value)
+        if any(v is not None and not str(v).strip() for v in values):
+            raise FleetPlannerError(f"{flag}: empty path; expected {expected}")

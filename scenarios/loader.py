@@ -19,8 +19,10 @@ from pydantic import ValidationError
 
 from scenarios.catalog import MODELS, GpuSpec, find_model
 from scenarios.errors import FleetPlannerError, ScenarioError, yaml_problem
+from scenarios.fleetmap import config_affinity, pool_grid
 from scenarios.models import ModelSpec, load_model_config
-from scenarios.schema import Fleet, HardwareType, Pool, Routing, Scenario, ServingConfig
+from scenarios.prices import pricing_conflicts
+from scenarios.schema import ClassAffinity, Fleet, HardwareType, Pool, Routing, Scenario, ServingConfig
 from scenarios.traffic import Arrival, LengthDist
 from scenarios.yamlfile import safe_load
 
@@ -125,7 +127,8 @@ def _validate(data: Any, source: str) -> tuple[Scenario, list[str]]:
         raise ScenarioError(
             [f"{source}: {_where(dict(e), data)}: {_describe(dict(e))}" for e in exc.errors()]
         ) from None
-    return scenario, [f"{source}: {where}: {msg}" for where, msg in scenario.cross_check()]
+    checks = [*scenario.cross_check(), *pricing_conflicts(scenario.pricing)]
+    return scenario, [f"{source}: {where}: {msg}" for where, msg in checks]
 
 
 def scenario_from_dict(data: Any, source: str = "<scenario>", path: Path | None = None) -> LoadedScenario:
@@ -161,7 +164,9 @@ def _read_yaml(p: Path, what: str) -> Any:
 
 
 def load_scenario(path: str | Path) -> LoadedScenario:
-    """Read and validate a scenario YAML file."""
+    """Read and validate a scenario YAML file (an empty name is refused: ``Path("")`` would be the current folder)."""
+    if not str(path).strip():
+        raise ScenarioError([f"{str(path)!r}: empty file name; expected a scenario .yaml file"])
     p = Path(path)
     return scenario_from_dict(_read_yaml(p, "scenario"), str(p), p)
 
@@ -173,6 +178,8 @@ def load_hardware_file(path: str | Path) -> dict[str, GpuSpec]:
     (name, memory_gb, mem_bw_gbps, fp16_tflops, tdp_w, ...); every problem is reported at once as
     ``file.yaml: hardware[1].mem_bw_gbps: message``.
     """
+    if not str(path).strip():
+        raise ScenarioError([f"{str(path)!r}: empty file name; expected a hardware .yaml file"])
     p = Path(path)
     data = _read_yaml(p, "hardware")
     if not isinstance(data, dict) or not isinstance(data.get("hardware"), list) or set(data) != {"hardware"}:
@@ -213,44 +220,100 @@ def resolve_model(name: str, base: Path) -> ModelSpec:
     )
 
 
-_POOL = re.compile(r"^\s*(\d+)\s*[xX]\s*([A-Za-z0-9._-]+?)\s*(?::\s*(\d+))?\s*$")
+_GPUS_X_GPU = re.compile(r"^(\d+)\s*[xX]\s*([A-Za-z0-9._-]+)$", re.ASCII)
 
 
-def parse_fleet_spec(spec: str, scenario: Scenario) -> Scenario:
-    """Replace a scenario's fleet by a compact spec ``GPUSxGPU[:COUNT],...`` (count defaults to 1).
+def _spec_help(scenario: Scenario) -> str:
+    return (f"expected GPUSxGPU:COUNT or CONFIG:COUNT (COUNT defaults to 1), CONFIG one of the scenario's "
+            f"configurations ({', '.join(scenario.config_by_key())}), e.g. 1xH100-PCIe:2,2xRTX-4090:3")
 
-    A configuration already in the scenario's menu keeps its engine settings; a new one gets defaults.
+
+def _fleet_token(part: str, scenario: Scenario, notes: list[str]) -> tuple[str, ServingConfig | None, int]:
+    """One ``--fleet`` item: (configuration key, a new configuration or None for one of the menu, count)."""
+    token = part.strip()
+    head, colon, count_s = token.rpartition(":") if ":" in token else (token, "", "1")
+    head, count_s = head.strip(), count_s.strip()
+    if colon and not (count_s.isascii() and count_s.isdigit()):
+        raise FleetPlannerError(f"--fleet: cannot read {token!r}; {_spec_help(scenario)}")
+    count = int(count_s)
+    menu = scenario.config_by_key()
+    if head in menu:  # a configuration of the scenario, by its name or default GPUSxGPU key
+        return head, None, count
+    m = _GPUS_X_GPU.match(head)
+    if not m:
+        raise FleetPlannerError(f"--fleet: cannot read {token!r}; {_spec_help(scenario)}")
+    gpus, gpu = int(m.group(1)), m.group(2)
+    if gpus < 1:
+        raise FleetPlannerError(f"--fleet: {token!r}: GPUs per replica(={gpus}) must be >= 1")
+    key = f"{gpus}x{gpu}"
+    if key in menu:  # e.g. ``1 x H100-PCIe``
+        return key, None, count
+    if named := [c.key for c in scenario.configs if c.gpu == gpu and c.gpus == gpus]:
+        notes.append(f"--fleet {key}: a new configuration with default engine settings; the scenario configures "
+                     f"that hardware as {', '.join(named)} (give one of those names to use its settings)")
+    return key, ServingConfig(gpu=gpu, gpus=gpus), count
+
+
+def _fleet_routing(scenario: Scenario, pools: list[Pool], notes: list[str]) -> dict[str, Any] | None:
+    """The scenario's class-affinity map moved onto ``--fleet``'s pools (named after their configurations,
+    as the planner's candidates are): None, with a note, where it names none of them; other policies as set."""
+    routing, by_config = scenario.routing, config_affinity(scenario)
+    if not isinstance(routing, ClassAffinity) or by_config is None:
+        return None
+    to_config = {p.key: p.config for p in scenario.fleet.pools}
+    present = {p.key for p in pools}
+    populated = {p.key for p in pools if p.count > 0}
+    affinity: dict[str, list[str]] = {}
+    dropped: list[str] = []
+    for cls, names in routing.affinity.items():
+        affinity[cls] = [n for n in by_config[cls] if n in present]
+        if gone := [n for n in names if to_config.get(n, n) not in populated]:
+            dropped.append(f"{cls} ({', '.join(gone)})")
+    if not any(populated.intersection(names) for names in affinity.values()):
+        named = ", ".join(dict.fromkeys(n for names in routing.affinity.values() for n in names))
+        notes.append(f"--fleet: routing switched from class_affinity to least_outstanding: the affinity map's pools "
+                     f"({named}) are not in this fleet ({', '.join(sorted(populated))}), so every class would go "
+                     "to any replica anyway")
+        return {"type": "least_outstanding"}
+    if dropped:
+        notes.append("--fleet: class_affinity kept; preferred pools not in this fleet are left out of the map: "
+                     f"{'; '.join(dropped)} (a class left with none goes to any replica)")
+    return {**routing.model_dump(mode="json"), "affinity": affinity}
+
+
+def parse_fleet_spec(spec: str, scenario: Scenario, notes: list[str] | None = None) -> Scenario:
+    """Replace a scenario's fleet by a compact spec ``ITEM[:COUNT],...`` (count defaults to 1), each ``ITEM``
+    a configuration of the scenario (its ``name``, or its default ``GPUSxGPU`` key) or a new ``GPUSxGPU``.
+
+    A configuration of the menu keeps its engine settings, and its pool the grid settings of the first pool
+    of the scenario's fleet that runs it; a new one gets defaults.  Pools are named after their
+    configurations.  A ``class_affinity`` map is translated to those names (pools the fleet lacks are left
+    out); where it names none of the new pools, routing becomes ``least_outstanding``.  What is worth
+    knowing about such choices is appended to ``notes``.
     """
+    notes = [] if notes is None else notes
     configs = list(scenario.configs)
-    known = {c.key for c in configs}
+    grid = pool_grid(scenario)
     pools: list[Pool] = []
     for part in [s for s in spec.split(",") if s.strip()]:
-        m = _POOL.match(part)
-        if not m:
-            raise FleetPlannerError(
-                f"--fleet: cannot read {part.strip()!r}; expected GPUSxGPU:COUNT, "
-                "e.g. 1xH100-PCIe:2,2xRTX-4090:3"
-            )
-        gpus, gpu, count = int(m.group(1)), m.group(2), int(m.group(3) or 1)
-        if gpus < 1:
-            raise FleetPlannerError(f"--fleet: {part.strip()!r}: GPUs per replica(={gpus}) must be >= 1")
-        key = f"{gpus}x{gpu}"
         try:
-            if key not in known:
-                configs.append(ServingConfig(gpu=gpu, gpus=gpus))
-                known.add(key)
-            pools.append(Pool(config=key, count=count))
+            key, new, count = _fleet_token(part, scenario, notes)
+            if key in (p.config for p in pools):
+                raise FleetPlannerError(f"--fleet: {part.strip()!r}: configuration {key} is listed twice")
+            if new is not None and key not in (c.key for c in configs):
+                configs.append(new)
+            pools.append(Pool(config=key, count=count, **grid.get(key, {})))
         except ValidationError as exc:  # a count or GPU number beyond the schema's bounds
             err = exc.errors()[0]
             field = ".".join(str(x) for x in err["loc"])
             raise FleetPlannerError(f"--fleet: {part.strip()!r}: {field}: {err['msg']}") from None
     if not pools:
-        raise FleetPlannerError("--fleet: empty spec; expected e.g. 1xH100-PCIe:2,2xRTX-4090:3")
+        raise FleetPlannerError(f"--fleet: empty spec; {_spec_help(scenario)}")
     data = scenario.model_dump(mode="json", exclude_none=True)
     data["configs"] = [c.model_dump(mode="json", exclude_none=True) for c in configs]
     data["fleet"] = Fleet(pools=pools).model_dump(mode="json", exclude_none=True)
-    if data.get("routing", {}).get("type") == "class_affinity":
-        data["routing"] = {"type": "least_outstanding"}
+    if (routing := _fleet_routing(scenario, pools, notes)) is not None:
+        data["routing"] = routing
     # the model was resolved with the scenario (possibly a config.json relative to its file): no re-resolve
     result, problems = _validate(data, "--fleet")
     if problems:

@@ -9,7 +9,9 @@ they were quoted.  No spot prices are quoted in those sources, so a catalogue wi
 ``kind: spot`` unless the scenario gives its own quote in ``pricing.overrides``.
 
 Owned hardware costs ``purchase / lifetime + overhead`` per hour, plus electricity
-(``energy x PUE x price``), which the planner adds from the simulated energy.
+(``energy x PUE x price``), which the planner adds from the simulated energy.  A GPU type is either
+owned or rented, so one named in both ``pricing.owned`` and ``pricing.overrides`` is refused
+(:func:`pricing_conflicts`, run by the scenario loader), as is a key a price-list file does not use.
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from scenarios.catalog import GPUS
 from scenarios.errors import FleetPlannerError
 from scenarios.yamlfile import read_yaml
 
 if TYPE_CHECKING:
+    from scenarios.economics import Pricing
     from scenarios.schema import Scenario
 
 HOURS_PER_YEAR = 8760.0
@@ -108,8 +111,22 @@ _SEEDED: dict[str, Catalogue] = {
 CATALOGUES: dict[str, Catalogue] = {"default": _default(), **_SEEDED}
 
 
+#: keys of a price-list file, and of one GPU's entry under its ``prices``
+FILE_KEYS = ("source", "date", "prices")
+ENTRY_KEYS = ("on_demand", "spot", "note")
+
+
+def _refuse_unknown(path: Path, where: str, data: dict[Any, Any], known: tuple[str, ...]) -> None:
+    """A key of a price list that is not read is a typo (``ondemand``, ``spot_price``), not a silent no-op."""
+    for key in data:
+        if key not in known:
+            raise FleetPlannerError(f"pricing.catalogue: {path}: {where}{key}: unknown key (not part of a price "
+                                    f"list; check the spelling); known: {', '.join(known)}")
+
+
 def load_catalogue(name: str, base: Path) -> Catalogue:
-    """A built-in catalogue by name, or a YAML file ``{source, date, prices: {GPU: {on_demand, spot}}}``."""
+    """A built-in catalogue by name, or a YAML file ``{source, date, prices: {GPU: {on_demand, spot, note}}}``;
+    a key outside those is refused, naming the file and its path in it."""
     if name in CATALOGUES:
         return CATALOGUES[name]
     path = Path(name) if Path(name).is_absolute() else base / name
@@ -121,10 +138,12 @@ def load_catalogue(name: str, base: Path) -> Catalogue:
     shape = "expected a mapping with prices: {GPU: {on_demand: USD, spot: USD}}"
     if not isinstance(data, dict) or not isinstance(data.get("prices"), dict):
         raise FleetPlannerError(f"pricing.catalogue: {path}: {shape}")
+    _refuse_unknown(path, "", data, FILE_KEYS)
     prices = {}
     for gpu, v in data["prices"].items():
         if not isinstance(v, dict):
             raise FleetPlannerError(f"pricing.catalogue: {path}: prices.{gpu}: {shape}")
+        _refuse_unknown(path, f"prices.{gpu}.", v, ENTRY_KEYS)
         for kind in ("on_demand", "spot"):
             usd = v.get(kind)
             if usd is not None and (isinstance(usd, bool) or not isinstance(usd, int | float)
@@ -175,3 +194,17 @@ def gpu_cost(scenario: Scenario, gpu: str, base: Path) -> GpuCost:
             f"give one in pricing.overrides.{gpu}"
         )
     return GpuCost(gpu, value, False, f"{cat.name} {pricing.kind} ({cat.source}, {cat.date})")
+
+
+def pricing_conflicts(pricing: Pricing) -> list[tuple[str, str]]:
+    """GPUs given both a rental quote (``overrides``) and purchase terms (``owned``), as (dotted path, message).
+
+    A GPU type is costed one way: rented (its quote, electricity included) or owned (amortised purchase plus
+    overhead, electricity paid on top); :func:`gpu_cost` would take ``owned`` and drop the quote unread.
+    """
+    return [
+        (f"pricing.overrides.{gpu}", f"{gpu} is also in pricing.owned: a GPU type is either rented at a quote "
+                                     "(overrides) or owned (purchase terms), not both; remove one of them")
+        for gpu in pricing.overrides
+        if gpu in pricing.owned
+    ]

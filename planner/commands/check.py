@@ -6,7 +6,8 @@ order; each takes the :class:`~scenarios.loader.LoadedScenario` and returns its 
 ``dotted.path: message`` strings (this command puts the file name in front).  A check may also
 raise :class:`~scenarios.errors.ScenarioError` (its lines are printed as they are) or any other
 :class:`~scenarios.errors.FleetPlannerError` (printed after the file name).  Further checks — say,
-whether the model fits on each configuration's GPUs — are added with :func:`add_check`.
+whether the model fits on each configuration's GPUs — are added with :func:`add_check`.  :func:`locate`
+names a profile or price-list problem that ``simulate`` or ``plan`` ran into the way this command does.
 
 Exit status: 0 when every file is fine, 2 when any has a problem.
 """
@@ -94,6 +95,19 @@ def check_file(path: str | Path, checks: Iterable[Check] | None = None) -> FileR
         except FleetPlannerError as exc:
             problems.append(f"{name}: {exc}")
     return FileReport(name, problems, summarise(loaded))
+
+
+def locate(loaded: LoadedScenario, exc: FleetPlannerError) -> FleetPlannerError:
+    """``exc``, raised while another command built ``loaded``'s replicas, as this command names it: a broken
+    profile file or price list says only what is wrong in that file, so its lines from
+    :func:`sim.fleet.check_fits` (``file.yaml: configs[1].profile: ...``, ``file.yaml: pricing...``) that end
+    in the same message are returned as a :class:`ScenarioError`; ``exc`` itself where none does."""
+    from sim.fleet import check_fits
+
+    if isinstance(exc, ScenarioError):
+        return exc
+    lines = [line for line in check_fits(loaded) if line.endswith(f": {exc}")]
+    return ScenarioError(lines) if lines else exc
 
 
 EPILOG = """\

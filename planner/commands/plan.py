@@ -10,8 +10,11 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from planner.commands.check import locate
+from planner.commands.simulate import print_note, trace_shortfall
+from scenarios.cliutil import refuse_empty_paths
 from scenarios.errors import FleetPlannerError
-from scenarios.loader import load_scenario
+from scenarios.loader import LoadedScenario, load_scenario
 from scenarios.outputs import check_output_file, check_output_folder, write_output
 
 EPILOG = """\
@@ -77,9 +80,13 @@ def run(args: argparse.Namespace) -> int:
         raise FleetPlannerError(f"--max-verifications(={args.max_verifications}) must be >= 1")
     if args.stress is not None and not 0 <= args.stress <= 100:
         raise FleetPlannerError(f"--stress(={args.stress}) must be between 0 and 100 (percent)")
+    refuse_empty_paths([("--json", args.json, "a file to write (or - for stdout)"),
+                        ("--report", args.report, "a folder to write report.md, plan.json and the plots into"),
+                        ("--state", args.state, "a state file (.jsonl) to write")])
     loaded = load_scenario(args.scenario)
     state = Path(args.state) if args.state else _default_state(Path(args.scenario))
     _check_outputs(args, state)
+    _note_short_traces(loaded, args.scenario)
     if args.fresh and state.exists():
         state.unlink()
     console = Console(stderr=args.json == "-")
@@ -104,6 +111,11 @@ def run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             console.print(f"[yellow]interrupted; finished runs are kept in {state}: run the same command to resume[/]")
             raise
+        except FleetPlannerError as exc:  # a broken profile or price list named as planner check names it
+            located = locate(loaded, exc)
+            if located is exc:
+                raise
+            raise located from None
     try:
         if args.json:
             write_output("--json", args.json, plan_json(result) + "\n")
@@ -118,6 +130,21 @@ def run(args: argparse.Namespace) -> int:
     if args.json != "-":
         console.print(f"[dim]simulation runs cached in {state} (--fresh to recompute)[/]")
     return 0 if result.recommended is not None else 3
+
+
+def _note_short_traces(loaded: LoadedScenario, file: str) -> None:
+    """A note where the traces hold fewer requests than a verification run asks for."""
+    from planner.search import verify_requests
+
+    settings, requested = loaded.scenario.plan, verify_requests(loaded.scenario)
+    if settings.requests:
+        asked = f"{file}: plan.requests, per verification run"
+    elif requested == loaded.scenario.simulation.resolved_requests():
+        asked = f"{file}: simulation.requests, per verification run"
+    else:
+        asked = "the planner's verification runs"
+    if short := trace_shortfall(loaded, requested, None, asked):
+        print_note(short)
 
 
 def _check_outputs(args: argparse.Namespace, state: Path) -> None:

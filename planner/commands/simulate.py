@@ -12,10 +12,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from planner.commands.check import locate
+from scenarios.cliutil import refuse_empty_paths
 from scenarios.errors import FleetPlannerError, ScenarioError
 from scenarios.loader import LoadedScenario, load_scenario, parse_fleet_spec
 from scenarios.outputs import check_output_file, write_output
-from scenarios.traffic import MAX_REQUESTS
+from scenarios.traffic import MAX_REQUESTS, TraceArrival
 from sim.notes import extrapolation_notes
 
 EPILOG = """\
@@ -25,8 +27,10 @@ examples:
   planner simulate scenarios/paper-14b.yaml --fleet 1xH100-PCIe:2,2xRTX-4090:3 --json out.json
   planner simulate scenarios/bench-1m.yaml --csv requests.csv
 
---fleet replaces the scenario's fleet: a comma-separated list of GPUSxGPU:REPLICAS
-(configurations already in the scenario's menu keep their engine settings).
+--fleet replaces the scenario's fleet: a comma-separated list of GPUSxGPU:REPLICAS or CONFIG:REPLICAS,
+CONFIG the name of one of the scenario's configurations (e.g. a region's, r-se:2); configurations of
+the scenario's menu keep their engine settings and their pool's grid intensity, and a class-affinity
+map follows the pools it still names (a note says what changed).
 Latencies are in milliseconds; percentiles as vLLM's benchmark client reports them.
 """
 
@@ -43,21 +47,71 @@ def register(sub: Any) -> None:
     p.add_argument("--requests", type=int, metavar="N", help="number of requests (overrides the scenario)")
     p.add_argument("--duration", type=float, metavar="S", help="simulate arrivals over S seconds instead")
     p.add_argument("--seed", type=int, metavar="S", help="random seed (default: the scenario's)")
-    p.add_argument("--fleet", metavar="SPEC", help="override the fleet, e.g. 1xH100-PCIe:2,2xRTX-4090:3")
+    p.add_argument("--fleet", metavar="SPEC", help="override the fleet, e.g. 1xH100-PCIe:2,2xRTX-4090:3 or CONFIG:2 "
+                   "(a configuration of the scenario by name)")
     p.add_argument("--json", metavar="PATH", help="write the summary as JSON ('-' for stdout)")
     p.add_argument("--csv", metavar="PATH", help="write one row per request as CSV ('-' for stdout)")
     p.add_argument("--quiet", action="store_true", help="print no table")
     p.set_defaults(func=run)
 
 
-def _load(args: argparse.Namespace) -> tuple[LoadedScenario, int]:
+def _load(args: argparse.Namespace, notes: list[str]) -> tuple[LoadedScenario, int]:
     """The scenario (with ``--fleet``'s pools) and how many of its configurations its file names."""
     loaded = load_scenario(args.scenario)
     own = len(loaded.scenario.configs)
     if args.fleet is not None:
-        scenario = parse_fleet_spec(args.fleet, loaded.scenario)
+        scenario = parse_fleet_spec(args.fleet, loaded.scenario, notes)
         loaded = LoadedScenario(scenario, loaded.model, loaded.path)
     return loaded, own
+
+
+def print_note(text: str) -> None:
+    """A note about the inputs, on stderr whatever goes to stdout (and with ``--quiet``)."""
+    Console(stderr=True, soft_wrap=True, highlight=False).print(f"[yellow]note: {escape(text)}[/]")
+
+
+def trace_shortfall(loaded: LoadedScenario, requested: int, got: int | None, asked: str,
+                    window: float | None = None) -> str | None:
+    """Why a run holds ``got`` requests, not the ``requested`` (``asked`` says who asked): every class replays
+    a trace (which is not looped) and the traces, all ending within the ``window`` (seconds, if any), hold
+    fewer.  ``got=None``: whether a run would.  None where that is not so."""
+    from sim.arrivals import build_arrivals
+
+    classes = loaded.scenario.traffic.classes
+    if not all(isinstance(c.arrival, TraceArrival) for c in classes):
+        return None  # a class that is no trace supplies requests without end
+    processes = build_arrivals(loaded)
+    rows = [p.trace.times.size if p.trace is not None else 0 for p in processes]
+    if sum(rows) >= requested or (got is not None and got >= requested):
+        return None
+    if window is not None and window < max(p.end_s for p in processes):
+        return None  # the window ends before the traces do: it, not they, cut the run short
+    files = "; ".join(f"traffic.classes[{i}] ({c.name}) replays {c.arrival.path}, which has only {n:,}"
+                      for i, (c, n) in enumerate(zip(classes, rows, strict=True))
+                      if isinstance(c.arrival, TraceArrival))
+    have = f"the run has {got:,}" if got is not None else f"each run has at most {sum(rows):,}"
+    return f"{have} requests, not the {requested:,} asked for ({asked}): a trace is not looped; {files}"
+
+
+def _check_count(loaded: LoadedScenario, args: argparse.Namespace, got: int) -> None:
+    """A run of no requests is an error (a window too short); one short of the count asked for because the
+    traces ran out gets a note.  ``simulate()`` takes the scenario's limits where neither option is given."""
+    flags = args.requests is not None or args.duration is not None
+    requested = args.requests if flags else loaded.scenario.simulation.resolved_requests()
+    window = args.duration if flags else loaded.scenario.simulation.duration_s
+    if got == 0 and window is not None:
+        where = "--duration" if args.duration is not None else f"{args.scenario}: simulation.duration_s"
+        rate = sum(loaded.scenario.traffic.rate_of(c) for c in loaded.scenario.traffic.classes)
+        hint = f", e.g. --duration {100 / rate:.3g} for about 100 requests at {rate:.3g} req/s" if rate > 0 else ""
+        alternative = ", or --requests N" if args.requests is None else ""
+        raise FleetPlannerError(f"{where}(={window:g}): no request arrives within {window:g} s, so there is nothing "
+                                f"to simulate; give a longer --duration{hint}{alternative}")
+    if got == 0:
+        raise FleetPlannerError("the simulation has no requests")
+    if requested is not None:
+        asked = "--requests" if args.requests is not None else f"{args.scenario}: simulation.requests"
+        if short := trace_shortfall(loaded, requested, got, asked, window):
+            print_note(short)
 
 
 def _blame_fleet(exc: ScenarioError, loaded: LoadedScenario, own: int) -> ScenarioError:
@@ -89,18 +143,27 @@ def run(args: argparse.Namespace) -> int:
         raise FleetPlannerError(f"--duration(={args.duration}) must be > 0")
     if args.seed is not None and args.seed < 0:
         raise FleetPlannerError(f"--seed(={args.seed}) must be >= 0")
+    refuse_empty_paths([("--json", args.json, "a file to write (or - for stdout)"),
+                        ("--csv", args.csv, "a file to write (or - for stdout)")])
     check_output_file("--json", args.json)
     check_output_file("--csv", args.csv)
     if args.json == "-" and args.csv == "-":
         raise FleetPlannerError("--json - and --csv -: only one of them can go to stdout")
     to_stdout = "-" in (args.json, args.csv)
-    loaded, own = _load(args)
+    fleet_notes: list[str] = []
+    loaded, own = _load(args, fleet_notes)
+    for text in fleet_notes:
+        print_note(text)
     console = Console(stderr=to_stdout)
     with console.status("simulating ...", spinner="dots"):
         try:
             result = simulate(loaded, seed=args.seed, requests=args.requests, duration_s=args.duration)
-        except ScenarioError as exc:
-            raise _blame_fleet(exc, loaded, own) from None
+        except FleetPlannerError as exc:  # a broken profile or price list named as planner check names it
+            located = locate(loaded, exc)
+            if not isinstance(located, ScenarioError):
+                raise
+            raise _blame_fleet(located, loaded, own) from None
+    _check_count(loaded, args, len(result.requests))
     pools = priced_pools(result, loaded)  # the scenario's prices, power model and PUE, as plan's
     if args.csv:
         write_output("--csv", args.csv, lambda stream: result.requests.to_csv(stream, index=False))

@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from scenarios.cliutil import refuse_empty_paths
 from scenarios.errors import FleetPlannerError
 
 EPILOG = """\
@@ -43,6 +44,9 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.requests is not None and args.requests < 1:
         raise FleetPlannerError(f"--requests(={args.requests}) must be >= 1")
+    refuse_empty_paths([("FILE", args.scenario, "a scenario .yaml file (or leave it out to choose in the app)"),
+                        ("--config-dir", args.config_dir, "a folder for recent.json"),
+                        ("--data-dir", args.data_dir, "a folder for plan state and reports")])
     if args.scenario is not None and not Path(args.scenario).is_file():
         raise FleetPlannerError(f"{args.scenario}: file not found")
     from tui.app import FleetPlannerApp

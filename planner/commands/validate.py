@@ -21,6 +21,7 @@ from calibrate.fitplan import resolve_points
 from calibrate.importer import MeasuredRun, load_runs, lone_runs_note
 from calibrate.overrides import ENGINE_HELP, check_seed_options, engine_overrides, hardware_overrides
 from calibrate.validation import METRICS, ape, mape, profile_chooser, validate_points
+from scenarios.cliutil import refuse_empty_paths
 from scenarios.loader import load_hardware_file
 from scenarios.outputs import check_output_file, write_output
 from sim.notes import extrapolation_notes
@@ -72,7 +73,7 @@ def register(sub: Any) -> None:
     p.add_argument("--engine", action="append", default=[], metavar="KEY=VALUE", help=ENGINE_HELP)
     p.add_argument("--dataset", choices=DATASETS, help=DATASET_HELP)
     p.add_argument("--seeds", type=int, default=4, metavar="N", help="replay seeds averaged per run (default 4)")
-    p.add_argument("--hardware", type=Path, metavar="FILE",
+    p.add_argument("--hardware", metavar="FILE",
                    help="YAML file describing GPU types (or CPU hosts) outside the catalogue (see calibrate fit)")
     p.add_argument("--gpu", metavar="NAME", help="GPU name for files that do not record gpu_name")
     p.add_argument("--gpus", type=int, metavar="N", help="GPU count for files that do not record gpu_count")
@@ -138,6 +139,11 @@ def _print_bands(console: Console, records: list[dict[str, Any]]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_seed_options(args.seeds, args.client_seed)
+    refuse_empty_paths([("RESULT_FILE", args.files, "a result file, folder or bundle"),
+                        ("--json", args.json, "a file to write (or - for stdout)"),
+                        ("--model-config", args.model_config, "a config.json or a model folder"),
+                        ("--profile", args.profile, "a profile file or a bundled profile's name"),
+                        ("--hardware", args.hardware, "a hardware .yaml file")])
     check_output_file("--json", args.json)
     overrides = hardware_overrides(args.gpu, args.gpus)
     if args.dataset:
