@@ -21,6 +21,7 @@ from rich.table import Table
 from planner import plots
 from planner.outcome import PlanResult, to_dict
 from planner.verify import Verdict
+from scenarios.numbers import number
 from sim.results import jsonable
 
 #: runners-up listed in the terminal and Markdown reports (all of them are in the JSON)
@@ -32,11 +33,11 @@ Rows = tuple[str, list[str], list[list[str]]]
 
 
 def _money(v: float | None, digits: int = 3) -> str:
-    return "-" if v is None or not math.isfinite(v) else f"${v:,.{digits}f}"
+    return "-" if v is None or not math.isfinite(v) else number(f"${{:,.{digits}f}}", v)
 
 
 def _num(v: float | None, digits: int = 1) -> str:
-    return "-" if v is None or not math.isfinite(v) else f"{v:,.{digits}f}"
+    return "-" if v is None or not math.isfinite(v) else number(f"{{:,.{digits}f}}", v)
 
 
 def verdict_row(v: Verdict) -> list[str]:

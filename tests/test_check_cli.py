@@ -235,3 +235,13 @@ def test_names_breaking_specs_or_reports_are_refused(tmp_path: Path, capsys: pyt
     assert "configs[0].name: a name cannot hold ':'" in text
     assert "configs[1].name: " in text and "at least 1 character" in text
     assert "hardware[0].mem_bw_gbps: " in text and "hardware[0].fp16_tflops: " in text
+
+
+def test_a_simulation_window_that_holds_no_request(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # 6 req/s for 10 ms: 0.06 requests on average; simulate would have nothing to run
+    short = write(tmp_path, "short.yaml", {**GOOD, "simulation": {"duration_s": 0.01}})
+    code, out, _ = run(["check", short], capsys)
+    assert code == 2 and out == [f"{short}: simulation.duration_s: 0.01 s holds 0.06 requests on average; expected a "
+                                 "window in which requests arrive; e.g. duration_s: 16.7 holds about 100 at 6 req/s"]
+    enough = write(tmp_path, "enough.yaml", {**GOOD, "simulation": {"duration_s": 1.0}})
+    assert run(["check", enough], capsys)[0] == 0

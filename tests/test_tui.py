@@ -501,3 +501,152 @@ def test_a_number_too_large_to_read_is_named_with_its_line(tmp_path: Path) -> No
     path.write_text(TINY.read_text().replace("seed: 1", "seed: " + "9" * 5000))
     report = check_file(path)
     assert not report.ok and "line" in report.problems[0] and "too large to read" in report.problems[0]
+
+
+def notes(app: FleetPlannerApp) -> list[str]:
+    return [str(n.message) for n in app._notifications]
+
+
+@pilot_test
+async def test_save_export_open_and_plan_errors_name_the_path_and_the_reason(tmp_path: Path) -> None:
+    # the OS says "File exists" when the folder of /dev/null/x.yaml cannot be made: the TUI says what is wrong
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder\n")
+    app = make_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        session = app.screen
+        assert isinstance(session, SessionScreen)
+        targets = [(afile / "x.yaml", f"{afile} is not a directory"), (tmp_path, f"{tmp_path} is a directory")]
+        if Path("/dev/null").exists():
+            targets.append((Path("/dev/null/x.yaml"), "/dev/null is not a directory"))
+        for target, why in targets:
+            await pilot.press("w")
+            await pilot.pause()
+            app.screen.query_one("#dialog-input", Input).value = str(target)
+            await pilot.press("enter")
+            await pilot.pause()
+            assert f"cannot save to {target}: {why}" in notes(app)
+        # the report goes to a folder: a file in its way is named (write_report fails before it reads the plan)
+        from tui.runs import PlanOutcome
+
+        session.plan_outcome = PlanOutcome(None, "tui-tiny")
+        for target in (afile / "report", afile):
+            session.export_to(str(target))
+            await app.workers.wait_for_complete()
+            said = f"cannot export to {target}:"
+            await until(pilot, lambda said=said: any(n.startswith(said) for n in notes(app)))
+            assert f"{said} {afile} is not a directory" in notes(app), notes(app)
+        await pilot.press("o")  # the picker: a typed path that is no scenario file says why
+        assert isinstance(app.screen, PickerScreen)
+        path_input = app.screen.query_one("#path-input", Input)
+        for target, why in ((afile / "x.yaml", f"{afile} is not a directory"), (tmp_path, "is a directory")):
+            path_input.focus()
+            path_input.value = str(target)
+            await pilot.press("enter")
+            await pilot.pause()
+            assert any(n.startswith(f"cannot open {target}: ") and why in n for n in notes(app)), notes(app)
+        assert app.is_running
+
+    # a data folder that is a file: the plan's state file cannot be written, and the notification says why
+    app = FleetPlannerApp(TINY, config=tmp_path / "config", data=afile)
+    async with app.run_test(size=(100, 30)) as pilot:
+        session = app.screen
+        assert isinstance(session, SessionScreen)
+        await pilot.press("p")
+        await app.workers.wait_for_complete()
+        await until(pilot, lambda: session.running is None)
+        assert session.status.text == "plan failed"
+        assert any(f"{afile} is not a directory" in n for n in notes(app)), notes(app)
+
+
+def test_os_errors_are_explained_with_the_path_at_fault(tmp_path: Path) -> None:
+    import errno
+    import os
+
+    from scenarios.errors import ScenarioError
+    from tui.editing import read_document
+    from tui.paths import os_reason
+
+    def err(cls: type[OSError], code: int, path: Path) -> OSError:
+        return cls(code, os.strerror(code), str(path))
+
+    new = tmp_path / "new.yaml"
+    assert os_reason(new, err(PermissionError, errno.EACCES, new)) == f"no permission to write in {tmp_path}"
+    new.write_text("x")
+    assert os_reason(new, err(PermissionError, errno.EACCES, new)) == f"no permission to write {new}"
+    assert os_reason(new, err(PermissionError, errno.EACCES, new), writing=False) == f"no permission to read {new}"
+    deep = tmp_path / "a" / "b" / "c.yaml"
+    assert os_reason(deep, err(FileNotFoundError, errno.ENOENT, deep)) == f"{tmp_path / 'a'} does not exist"
+    assert os_reason(tmp_path, err(IsADirectoryError, errno.EISDIR, tmp_path)) == f"{tmp_path} is a directory"
+    link = tmp_path / "gone"
+    link.symlink_to(tmp_path / "nowhere")  # a folder that was moved away: mkdir says "File exists"
+    assert os_reason(link / "x.yaml", err(FileExistsError, errno.EEXIST, link)).startswith(f"{link} is a link to a")
+    with pytest.raises(ScenarioError) as exc:
+        read_document(new / "x.yaml")
+    assert exc.value.problems == [f"{new / 'x.yaml'}: cannot read: {new} is not a directory"]
+
+
+def test_huge_numbers_are_written_with_an_exponent() -> None:
+    from scenarios.numbers import number
+    from tui.runs import Metric
+    from tui.widgets.compare import change
+
+    # ordinary figures exactly as before
+    assert number("${:,.2f}", 1234.5) == "$1,234.50" and number("{:+.1f}", -3.25) == "-3.2"
+    assert number("{:,.0f}", 999_999_999_999.0) == "999,999,999,999"
+    assert number("${:,.2f}", 1e308) == "$1e+308"
+    assert number("{:+.1f}", 1.23456e15) == "+1.235e+15"
+    assert number("{:,.0f}", 10**400) == "1e+400"  # an int beyond float range too
+    assert Metric(1e308, "${:,.2f}").text() == "$1e+308"
+    delta = change(Metric(1e308, "${:,.2f}"), Metric(1e306, "${:,.2f}"))
+    assert str(delta) == "-$9.9e+307 (-99%)"
+    assert str(change(Metric(1e-300, "{:,.1f}"), Metric(1.0, "{:,.1f}"))) == "+1.0 (+1e+302%)"
+
+
+@pilot_test
+async def test_a_huge_price_is_shown_with_an_exponent(tmp_path: Path) -> None:
+    data = yaml.safe_load(TINY.read_text())
+    data["pricing"] = {"overrides": {"RTX-4090": 1e308, "H100-PCIe": 1e300}}
+    path = tmp_path / "pricey.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    app = make_app(tmp_path, path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        session = app.screen
+        assert isinstance(session, SessionScreen)
+        price = "pricing.overrides.RTX-4090"
+        assert session.form.input_for(price).value == "1e+308"
+        await simulate(pilot, app)
+        economics = str(session.query_one("#economics").render())
+        assert "cost $1e+308/h" in economics and len(economics) < 200
+        pools = session.query_one("#pool-table", DataTable)
+        rtx = next(pools.get_row_at(i) for i in range(pools.row_count) if pools.get_row_at(i)[0] == "rtx4090")
+        assert str(rtx[6]) == "1e+308"
+        assert session.sim_outcome is not None and session.sim_outcome.metrics()["$/hour"].text() == "$1e+308"
+        await plan(pilot, app)
+        table = session.query_one("#plan-table", DataTable)
+        cells = [str(c) for i in range(table.row_count) for c in table.get_row_at(i)]
+        assert "$1e+300" in cells and max(len(c) for c in cells) < 20, cells
+        await pilot.press("4")
+        session.query_one("#plot-tabs", TabbedContent).active = "plot-pareto"
+        await pilot.pause()
+        assert app.is_running
+
+
+@pilot_test
+async def test_a_class_without_requests_has_no_slo_verdict(tmp_path: Path) -> None:
+    # at 1e-6 req/s beside chat's 3, batch gets none of the 300 requests: nothing to judge, not a FAIL
+    data = yaml.safe_load(TINY.read_text())
+    data["traffic"]["classes"][1]["rate"] = 1e-6
+    path = tmp_path / "idle.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    app = make_app(tmp_path, path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        session = await simulate(pilot, app)
+        results = session.query_one(ResultsView)
+        assert results.cell("batch", "done") == "0"
+        assert results.cell("batch", "SLO") == "-" and results.cell("batch", "SLO ok") == "-"
+        assert results.cell("ALL", "SLO") == results.cell("chat", "SLO") != "-"  # chat's verdict alone
+        assert "batch" not in session.status.text.split("(")[0] and "no requests for batch" in session.status.text
+        assert session.sim_outcome is not None
+        metrics = session.sim_outcome.metrics()
+        assert metrics["batch SLO"].text() == "-" and metrics["batch SLO attainment %"].text() == "-"

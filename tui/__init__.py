@@ -6,6 +6,6 @@ compares a pinned result with a rerun, and saves the scenario or exports a plan 
 
 Layout: :mod:`tui.app` (the App), :mod:`tui.screens` (picker, session, dialogs),
 :mod:`tui.widgets` (form, results, plots, compare, status bar), and plain-Python helpers that the
-widgets use (:mod:`tui.paths`, :mod:`tui.editing`, :mod:`tui.runs`).  Nothing outside this package
-imports it except the lazily imported ``planner tui`` command.
+widgets use (:mod:`tui.paths`, :mod:`tui.editing`, :mod:`tui.runs`).  Nothing
+outside this package imports it except the lazily imported ``planner tui`` command.
 """

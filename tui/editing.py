@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,9 @@ import yaml
 from scenarios.economics import DEFAULT_GRID_G_PER_KWH
 from scenarios.errors import FleetPlannerError, ScenarioError
 from scenarios.loader import LoadedScenario, scenario_from_dict
+from scenarios.numbers import number
 from scenarios.yamlfile import safe_load, unshared
+from tui.paths import os_reason
 
 Key = str | int
 PathT = tuple[Key, ...]
@@ -90,9 +91,9 @@ def parse_text(text: str, numeric: bool) -> Any:
 def show_value(value: Any) -> str:
     if value is None:
         return ""
-    if isinstance(value, float) and value.is_integer() and math.isfinite(value):
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
         return f"{value:.1f}"
-    return str(value)
+    return str(value)  # a huge float as Python writes it (1e+308), which reads back as the same number
 
 
 @dataclass(frozen=True)
@@ -249,7 +250,7 @@ def _price(loaded: LoadedScenario | None, gpu: str) -> str:
     from scenarios.prices import gpu_cost
 
     try:
-        return f"{gpu_cost(loaded.scenario, gpu, loaded.base_dir).usd_per_hour:.2f} (catalogue)"
+        return f"{number('{:.2f}', gpu_cost(loaded.scenario, gpu, loaded.base_dir).usd_per_hour)} (catalogue)"
     except (FleetPlannerError, OSError):
         return "catalogue"
 
@@ -289,8 +290,10 @@ def read_document(path: Path) -> Any:
     """Parse a scenario file for editing; raise :class:`ScenarioError` if it is not readable YAML."""
     try:
         text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError([f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}"]) from None
+    except OSError as exc:  # which path is at fault and why ("Not a directory" alone does not say)
+        raise ScenarioError([f"{path}: cannot read: {os_reason(path, exc, writing=False)}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError([f"{path}: cannot read: {exc}"]) from None
     try:
         data = unshared(safe_load(text))  # an alias edited in one place must not change the other
     except yaml.YAMLError as exc:

@@ -7,10 +7,14 @@
   ``$XDG_DATA_HOME/fleet-planner`` (``~/.local/share/fleet-planner`` by default).
 
 Both folders can be given explicitly (the app's arguments), which is what the tests do.
+
+:func:`os_reason` says why a file could not be read or written, naming the path at fault: the OS's own
+text can mislead (creating the folder of ``/dev/null/x.yaml`` fails with "File exists").
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -115,3 +119,65 @@ def typed_path(text: str) -> Path | str:
         return Path(text).expanduser()
     except RuntimeError as exc:  # ~nosuchuser
         return f"{text.split('/', 1)[0]}: {exc}"
+
+
+def _on_the_way(path: Path, itself: bool) -> list[Path]:
+    """``path`` (when ``itself``) and its folders, nearest first."""
+    return ([path] if itself else []) + list(path.parents)
+
+
+def _nearest(path: Path, itself: bool = False) -> Path | None:
+    """The nearest of ``path`` (when ``itself``) and its folders that exists."""
+    return next((p for p in _on_the_way(path, itself) if os.path.exists(p)), None)
+
+
+def not_a_folder(path: Path, itself: bool = False) -> Path | None:
+    """The file that stands where a folder on the way to ``path`` should be (``/dev/null`` of
+    ``/dev/null/x.yaml``); with ``itself``, ``path`` too must be a folder.  ``None`` if there is none."""
+    near = _nearest(path, itself)
+    return near if near is not None and not os.path.isdir(near) else None
+
+
+def os_reason(path: Path, exc: OSError, *, writing: bool = True, folder: bool = False) -> str:
+    """Why reading or writing the file ``path`` (a folder to write into, with ``folder``) failed with
+    ``exc``, in words that name the path at fault: a file where a folder should be, a folder where a
+    file should be, no permission, a broken link, a missing file or folder, else the OS's own text."""
+    failed = Path(os.fsdecode(exc.filename)) if isinstance(exc.filename, (str, bytes)) else path
+    for where, itself in ((path, folder), (failed, False)):
+        if (blocker := not_a_folder(where, itself)) is not None:
+            return f"{blocker} is not a directory"
+    if isinstance(exc, IsADirectoryError):
+        return f"{failed} is a directory"
+    if not folder and os.path.isdir(path):
+        return f"{path} is a directory"
+    if isinstance(exc, PermissionError):
+        if not writing:
+            return f"no permission to read {failed}"
+        if os.path.exists(failed):
+            return f"no permission to write {failed}"
+        return f"no permission to write in {_nearest(failed) or failed.parent}"
+    dangling = (p for p in _on_the_way(failed, True) if os.path.islink(p) and not os.path.exists(p))
+    if (link := next(dangling, None)) is not None:
+        return f"{link} is a link to a path that does not exist"
+    why = exc.strerror or str(exc) or type(exc).__name__
+    if isinstance(exc, FileNotFoundError):
+        missing = [p for p in _on_the_way(failed, True) if not os.path.exists(p)]
+        return f"{missing[-1]} does not exist" if missing else why
+    return why if failed == path else f"{failed}: {why}"
+
+
+def os_error_text(exc: OSError) -> str:
+    """An OS error as ``file: reason`` (:func:`os_reason`), for errors of runs that may have been reading
+    or writing; the OS's own text when it names no file."""
+    if not isinstance(exc.filename, (str, bytes)):
+        return exc.strerror or str(exc) or type(exc).__name__
+    path = Path(os.fsdecode(exc.filename))
+    return f"{path}: {'permission denied' if isinstance(exc, PermissionError) else os_reason(path, exc)}"
+
+
+def not_a_file(path: Path) -> str:
+    """Why ``path`` is no file to open: a folder, a special file, or (:func:`os_reason`) missing."""
+    if os.path.exists(path):
+        return f"{path} is a directory" if os.path.isdir(path) else f"{path} is not a regular file"
+    missing = FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
+    return os_reason(path, missing, writing=False)

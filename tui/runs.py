@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from scenarios.loader import LoadedScenario
+from scenarios.numbers import number
 
 Progress = Callable[[str, int, int], None]
 
@@ -37,7 +38,7 @@ class Metric:
         v = self.value
         if v is None or (isinstance(v, float) and not math.isfinite(v)):
             return "-"
-        return self.fmt.format(v) if isinstance(v, (int, float)) else str(v)
+        return number(self.fmt, v) if isinstance(v, (int, float)) else str(v)
 
 
 def _num(v: Any) -> float | None:
@@ -68,7 +69,8 @@ class SimOutcome:
             name = row["class"]
             for metric in ("ttft", "tpot", "e2e"):
                 out[f"{name} {metric.upper()} p90 ms"] = Metric(_num(row.get(f"{metric}_p90_ms")))
-            out[f"{name} SLO attainment %"] = Metric(100 * (_num(row.get("slo_attainment")) or 0.0), better="high")
+            attained = None if row.get("requests") == 0 else 100 * (_num(row.get("slo_attainment")) or 0.0)
+            out[f"{name} SLO attainment %"] = Metric(attained, better="high")  # "-": no requests to judge
             verdict = row.get("slo_pass")
             out[f"{name} SLO"] = Metric("-" if verdict is None else ("pass" if verdict else "FAIL"), better=None)
         t = self.economics["total"]
@@ -80,6 +82,21 @@ class SimOutcome:
         for p in self.pools:
             out[f"{p['pool']} utilisation %"] = Metric(100 * p["utilisation"], "{:.0f}", better=None)
         return out
+
+
+def judge_classes(classes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The class rows with SLO verdicts as the TUI shows them: a class that got no requests in the run has
+    nothing to judge (``slo_pass`` ``None``, shown as "-"; the simulator's 0-of-0 share reads as a miss),
+    and the ALL row passes when every class that was judged passes."""
+    rows = [dict(row) for row in classes]
+    for row in rows:
+        if row["class"] != "ALL" and row.get("requests") == 0:
+            row["slo_pass"] = None
+    verdicts = [row["slo_pass"] for row in rows if row["class"] != "ALL" and row.get("slo_pass") is not None]
+    for row in rows:
+        if row["class"] == "ALL":
+            row["slo_pass"] = all(verdicts) if verdicts else None
+    return rows
 
 
 def fleet_spec(loaded: LoadedScenario) -> str:
@@ -107,7 +124,7 @@ def run_simulation(loaded: LoadedScenario, requests: int | None = None) -> SimOu
         requests=len(result.requests),
         seed=result.seed,
         makespan_s=result.makespan,
-        classes=class_summary(result).to_dict("records"),
+        classes=judge_classes(class_summary(result).to_dict("records")),
         pools=pools,
         economics=econ,
         timeseries=result.timeseries,
@@ -123,7 +140,7 @@ class PlanOutcome:
     """A finished plan (the planner's own result object) and the scenario it was run on."""
 
     result: Any
-    """:class:`planner.search.PlanResult`"""
+    """:class:`planner.outcome.PlanResult`"""
     scenario: str
 
     def metrics(self) -> dict[str, Metric]:

@@ -49,6 +49,23 @@ def traces_readable(loaded: LoadedScenario) -> list[str]:
     return []
 
 
+@add_check
+def window_holds_requests(loaded: LoadedScenario) -> list[str]:
+    """A ``simulation.duration_s`` in which not even one request is expected to arrive (rates times the window,
+    plus trace rows before its end) leaves nothing to simulate."""
+    scenario = loaded.scenario
+    window = scenario.simulation.duration_s
+    if window is None:
+        return []
+    rate = sum(scenario.traffic.rate_of(c) for c in scenario.traffic.classes)
+    traced = sum(int((p.trace.times < window).sum()) for p in build_arrivals(loaded) if p.trace is not None)
+    if rate * window + traced >= 1:
+        return []
+    hint = f"; e.g. duration_s: {100 / rate:.3g} holds about 100 at {rate:.3g} req/s" if rate > 0 else ""
+    return [f"simulation.duration_s: {window:g} s holds {rate * window + traced:.2g} requests on average; expected a "
+            f"window in which requests arrive{hint}"]
+
+
 @dataclass
 class FileReport:
     """Outcome of checking one file."""

@@ -19,12 +19,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from textual import work
 from textual.screen import Screen
 from textual.worker import Worker, get_current_worker
 
 from scenarios.loader import LoadedScenario
 from tui.messages import PlanFinished, RunCancelled, RunFailed, RunProgress, SimFinished
+from tui.paths import os_error_text, os_reason
 from tui.runs import PlanOutcome, SimOutcome, fleet_spec, run_plan, run_simulation
 
 
@@ -67,6 +69,8 @@ def _stoppable(worker: Worker[Any], name: str, fn: Callable[[], Any]) -> dict[st
                 box["outcome"] = fn()
             except RunStopped:
                 pass
+            except OSError as exc:  # a file of the run (the plan's state file, a trace): which, and why
+                box["error"] = f"{type(exc).__name__}: {os_error_text(exc)}"
             except Exception as exc:  # shown as a notification, never a crash
                 box["error"] = f"{type(exc).__name__}: {exc}"
             finally:
@@ -157,7 +161,7 @@ class JobsMixin(Screen[None]):
             self.post_message(PlanFinished(run_id, box["outcome"]))
 
     def start_export(self, outcome: PlanOutcome, folder: Path) -> None:
-        self.notify(f"exporting the report to {folder} …")
+        self.notify(escape(f"exporting the report to {folder} …"))
         self._export(outcome, folder)
 
     @work(thread=True, group="export", exit_on_error=False)
@@ -166,9 +170,15 @@ class JobsMixin(Screen[None]):
 
         try:
             files = write_report(outcome.result, folder)
-        except Exception as exc:
+        except OSError as exc:  # name the path at fault and the real reason, not just the OS's text
+            why = os_reason(folder, exc, folder=True)
             self.app.call_from_thread(
-                self.notify, f"{type(exc).__name__}: {exc}", title="export failed", severity="error"
+                self.notify, escape(f"cannot export to {folder}: {why}"), title="export failed", severity="error"
             )
             return
-        self.app.call_from_thread(self.notify, f"wrote {len(files)} files to {folder}", title="report exported")
+        except Exception as exc:
+            self.app.call_from_thread(
+                self.notify, escape(f"{type(exc).__name__}: {exc}"), title="export failed", severity="error"
+            )
+            return
+        self.app.call_from_thread(self.notify, escape(f"wrote {len(files)} files to {folder}"), title="report exported")

@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
-from tui.paths import ScenarioFile, bundled_scenarios, describe, typed_path
+from tui.paths import ScenarioFile, bundled_scenarios, describe, not_a_file, typed_path
 
 
 def _option(item: ScenarioFile, kind: str, shown: str) -> Option:
@@ -82,7 +82,7 @@ class PickerScreen(Screen[None]):
 
     def _open(self, path: Path) -> None:
         if not path.is_file():
-            self.notify(f"no such file: {escape(str(path))}", severity="error")
+            self.notify(escape(f"cannot open {path}: {not_a_file(path)}"), severity="error")
             return
         self.post_message(self.Chosen(path))
 

@@ -19,10 +19,11 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Footer, Header, Input, TabbedContent, TabPane
 
 from scenarios.errors import FleetPlannerError
+from scenarios.numbers import number
 from scenarios.yamlfile import safe_load, unshared
 from tui.editing import build_fields, scenario_yaml, set_value, validate
 from tui.messages import PlanFinished, RunCancelled, RunFailed, RunProgress, SimFinished
-from tui.paths import bundled_dir, state_file, typed_path
+from tui.paths import bundled_dir, os_reason, state_file, typed_path
 from tui.runs import PlanOutcome, SimOutcome
 from tui.screens.jobs import JobsMixin
 from tui.widgets.compare import CompareView, Snapshot
@@ -46,7 +47,11 @@ def notes_for(validation: Any) -> dict[str, str]:
     menu = []
     for c in s.configs:
         g = gpus.get(c.gpu)
-        spec = f"{g.memory_gb:g} GB, {g.mem_bw_gbps:,.0f} GB/s, {g.tdp_w:.0f} W" if g else "unknown GPU"
+        spec = (
+            f"{g.memory_gb:g} GB, {number('{:,.0f}', g.mem_bw_gbps)} GB/s, {number('{:.0f}', g.tdp_w)} W"
+            if g
+            else "unknown GPU"
+        )
         menu.append(f"{c.key}: {c.gpus}× {c.gpu} ({spec}), max {c.max_num_seqs} seqs, {_step_basis(c, loaded)}")
     return {
         "Scenario": f"model {s.model} · routing {s.routing.type} · "
@@ -236,8 +241,9 @@ class SessionScreen(JobsMixin):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(scenario_yaml(self.data))
-        except OSError as exc:
-            self.notify(f"cannot write {escape(str(path))}: {escape(exc.strerror or str(exc))}", severity="error")
+        except OSError as exc:  # the OS's text can mislead ("File exists" for /dev/null/x.yaml): say what is wrong
+            why = os_reason(path, exc)
+            self.notify(escape(f"cannot save to {path}: {why}"), title="not saved", severity="error", timeout=10)
             return
         self.path = path
         self.data = unshared(safe_load(path.read_text()))
@@ -295,6 +301,8 @@ class SessionScreen(JobsMixin):
         self._snapshot("simulate", outcome.fleet, outcome.metrics())
         failing = [r["class"] for r in outcome.classes if r["class"] != "ALL" and r.get("slo_pass") is False]
         verdict = f"SLO missed by {', '.join(failing)}" if failing else "every class meets its SLO"
+        if idle := [r["class"] for r in outcome.classes if r["class"] != "ALL" and r.get("requests") == 0]:
+            verdict += f" (no requests for {', '.join(idle)})"
         self.status.finish(f"simulated {outcome.fleet}: {verdict}")
         self.query_one(TabbedContent).active = "tab-results"
 

@@ -19,6 +19,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Static
 
+from scenarios.numbers import number
 from tui.editing import diff
 from tui.runs import Metric
 
@@ -45,11 +46,11 @@ def change(old: Metric | None, new: Metric | None) -> Text:
         return Text("=", "dim")
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         delta = float(b) - float(a)
-        rel = f" ({delta / abs(float(a)) * 100:+.0f}%)" if a else ""
+        rel = f" ({number('{:+.0f}', delta / abs(float(a)) * 100)}%)" if a else ""
         good = (delta < 0) == (new.better == "low")
         style = "yellow" if new.better is None else ("bold green" if good else "bold red")
         plain = new.fmt.replace("{:+", "{:")
-        return Text(("-" if delta < 0 else "+") + plain.format(abs(delta)) + rel, style)
+        return Text(("-" if delta < 0 else "+") + number(plain, abs(delta)) + rel, style)
     return Text("changed", "bold yellow")
 
 

@@ -4,9 +4,10 @@ Rows carry what ``planner plan`` prints (:func:`planner.report.verdict_row`): fl
 $/1M tokens, gCO2e/1M tokens and the lowest class's SLO attainment (its confidence interval is
 left out to fit 80 columns); the routing policy gets a column only when the plan tried several.
 The recommended row is green; Pareto-optimal fleets are marked with ★.  Notes below say where the
-answer is less sure: a routing map that changes nothing on the fleet, step times extrapolated beyond
-a profile's fitted models or taken from uncalibrated roofline defaults, and whether the recommended
-fleet survives the stress test (every engine step ``plan.stress_pct`` % slower).
+answer is less sure: a routing map that changes nothing on the fleet, requests the fleet rejects,
+classes the runs could not judge, step times extrapolated beyond a profile's fitted models or taken
+from uncalibrated roofline defaults, and whether the recommended fleet survives the stress test
+(every engine step ``plan.stress_pct`` % slower).
 """
 
 from __future__ import annotations
@@ -79,8 +80,7 @@ class PlanView(VerticalScroll):
         best = r.recommended or r.closest
         if best is not None:
             # how sure the answer is: routing that changes nothing, step times extrapolated or uncalibrated
-            if routing := r.routing_note(best):
-                notes.append(routing)
+            notes += r.fleet_notes(best)  # routing that changes nothing, rejected requests, unverified classes
             for pool in best.economics["pools"]:
                 if note := service_note(str(pool.get("service_basis") or "")):
                     notes.append(f"{pool['name']}: {note}")

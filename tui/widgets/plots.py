@@ -2,7 +2,7 @@
 
 - Queue: requests waiting per pool over simulated time (:attr:`sim.simulation.SimResult.timeseries`).
 - Latency vs load: p90 TTFT of one replica of each serving configuration at increasing offered load
-  (the planner's screening curves, :attr:`planner.search.PlanResult.curves`), log scale.
+  (the planner's screening curves, :attr:`planner.outcome.PlanResult.curves`), log scale.
 - Cost–carbon: every verified fleet ($/h vs kg CO2e/h; ``o`` meets the SLOs, ``x`` misses them) and
   the Pareto front (``★``) joining the feasible fleets no other beats on both.
 

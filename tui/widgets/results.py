@@ -17,6 +17,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Static
 
+from scenarios.numbers import number
 from tui.runs import SimOutcome
 
 CLASS_COLUMNS = ("class", "done", "TTFT p50", "TTFT p90", "TPOT p90", "E2E p90", "SLO ok", "SLO")
@@ -27,13 +28,15 @@ def fmt(v: Any, digits: int = 1) -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "-"
     if isinstance(v, float):
-        return f"{v:,.{digits}f}"
+        return number(f"{{:,.{digits}f}}", v)
     return str(v)
 
 
 def _judged(row: dict[str, Any], metric: str, value: Any) -> Text:
     share = row.get(f"slo_{metric}_share")
     text = Text(fmt(value), justify="right")
+    if row.get("requests") == 0:  # no requests: nothing to judge (the simulator's share of none is 0)
+        return text
     if share is not None and isinstance(share, float) and math.isfinite(share):
         text.stylize("green" if share >= row.get("slo_percentile", 90.0) / 100.0 else "bold red")
     return text
@@ -52,7 +55,7 @@ def class_rows(outcome: SimOutcome) -> list[list[Text]]:
                 _judged(row, "ttft", row["ttft_p90_ms"]),
                 _judged(row, "tpot", row["tpot_p90_ms"]),
                 _judged(row, "e2e", row["e2e_p90_ms"]),
-                Text(f"{row['slo_attainment'] * 100:.1f}%", justify="right"),
+                Text("-" if row.get("requests") == 0 else f"{row['slo_attainment'] * 100:.1f}%", justify="right"),
                 slo,
             ]
         )
@@ -62,13 +65,13 @@ def class_rows(outcome: SimOutcome) -> list[list[Text]]:
 def economics_line(outcome: SimOutcome) -> str:
     t = outcome.economics["total"]
     carbon = t["carbon_g_per_hour"] + t["embodied_g_per_hour"]
-    per_tok = t.get("usd_per_mtok")
-    g_tok = t.get("g_per_mtok")
+    per_tok = "-" if t.get("usd_per_mtok") is None else number("${:,.3f}", t["usd_per_mtok"])
+    g_tok = "-" if t.get("g_per_mtok") is None else number("{:,.1f}", t["g_per_mtok"])
     return (
-        f"[b]cost[/] ${t['usd_per_hour']:,.2f}/h ({'-' if per_tok is None else f'${per_tok:,.3f}'}/1M tok)  "
-        f"[b]energy[/] {t['kwh_per_hour']:,.2f} kWh/h  "
-        f"[b]carbon[/] {carbon:,.0f} gCO2e/h ({'-' if g_tok is None else f'{g_tok:,.1f}'} g/1M tok)  "
-        f"[b]throughput[/] {t['tokens_per_s']:,.0f} tok/s"
+        f"[b]cost[/] {number('${:,.2f}', t['usd_per_hour'])}/h ({per_tok}/1M tok)  "
+        f"[b]energy[/] {number('{:,.2f}', t['kwh_per_hour'])} kWh/h  "
+        f"[b]carbon[/] {number('{:,.0f}', carbon)} gCO2e/h ({g_tok} g/1M tok)  "
+        f"[b]throughput[/] {number('{:,.0f}', t['tokens_per_s'])} tok/s"
     )
 
 
@@ -97,7 +100,7 @@ class ResultsView(VerticalScroll):
             table.display = True
         self.query_one("#sim-title", Static).update(
             f"[b]{outcome.scenario}[/]: fleet {outcome.fleet} · {outcome.requests:,} requests, seed {outcome.seed}, "
-            f"{outcome.makespan_s:,.0f} s simulated · latencies in ms"
+            f"{number('{:,.0f}', outcome.makespan_s)} s simulated · latencies in ms"
         )
         table = self.query_one("#class-table", DataTable)
         table.clear()
