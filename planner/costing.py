@@ -4,8 +4,8 @@ Rates are steady-state: what an hour of running the simulated fleet under the si
 costs and emits.  Per-token figures divide by the tokens actually served (prompt + output, as the
 seed paper's $/1M-token column does; output-only figures are reported beside them).
 
-- $/hour: GPUs x price (rent from the price catalogue or quote; owned GPUs: amortised capex +
-  overhead + electricity x PUE).
+- $/hour: GPUs x price (rent from the price catalogue or quote; owned GPUs, up to the number owned:
+  amortised capex + overhead + electricity x PUE).
 - Power: the scenario's power model (:mod:`planner.footprint`; measured power from calibration where
   :mod:`planner.measured` finds it) at each replica's utilisation.
 - Carbon: energy x PUE x grid intensity (with an hourly profile, its mean over the day: the fleet stands
@@ -25,7 +25,7 @@ import pandas as pd
 
 from planner.footprint import embodied_g_per_gpu_hour, grid_intensity, power_kind, power_model
 from planner.measured import measured_power
-from planner.pricing import gpu_cost
+from planner.pricing import fleet_costs
 from scenarios.loader import LoadedScenario
 from scenarios.models import ModelSpec
 from sim.notes import extrapolation_note
@@ -113,7 +113,9 @@ def fleet_economics(result: SimResult, loaded: LoadedScenario) -> FleetEconomics
     served = df[~df["rejected"] & df["finish"].notna()]
     span = max(result.makespan, 1e-9)
     pools: list[Economics] = []
-    for pool in result.pools:
+    costs = fleet_costs(scenario, loaded.base_dir, [(p.replica.gpu.name, p.count * p.replica.config.gpus)
+                                                   for p in result.pools])
+    for pool, cost in zip(result.pools, costs, strict=True):
         plan = pool.replica
         gpu = plan.gpu
         n_gpus = pool.count * plan.config.gpus
@@ -123,10 +125,9 @@ def fleet_economics(result: SimResult, loaded: LoadedScenario) -> FleetEconomics
         pm = power_model(scenario, gpu, measured)
         power_w = pm.mean_w(util) * n_gpus
         kwh_h = power_w / 1000.0
-        cost = gpu_cost(scenario, gpu.name, loaded.base_dir)
-        usd_h = cost.usd_per_hour * n_gpus
-        if cost.owned:
-            usd_h += kwh_h * pricing.pue * pricing.electricity_usd_per_kwh
+        usd_h = cost.usd_per_hour  # and the electricity of the owned GPUs (rent includes it)
+        if cost.owned_gpus:
+            usd_h += kwh_h * cost.owned_gpus / n_gpus * pricing.pue * pricing.electricity_usd_per_kwh
         grid = grid_intensity(scenario, pool.grid_g_per_kwh, 0.0, 24.0, pool.grid_profile)  # the day's mean
         emb, emb_basis = embodied_g_per_gpu_hour(scenario, gpu.name)
         mine = served[served["pool"] == pool.name]

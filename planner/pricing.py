@@ -5,9 +5,9 @@ The price catalogues themselves live in :mod:`scenarios.prices` (shared with the
 
 from __future__ import annotations
 
-from scenarios.prices import CATALOGUES, GpuCost, gpu_cost, load_catalogue, owned_hourly
+from scenarios.prices import CATALOGUES, GpuCost, fleet_costs, gpu_cost, load_catalogue, owned_hourly
 
-__all__ = ["CATALOGUES", "GpuCost", "break_even_hours", "gpu_cost", "load_catalogue", "owned_hourly"]
+__all__ = ["CATALOGUES", "GpuCost", "break_even_hours", "fleet_costs", "gpu_cost", "load_catalogue", "owned_hourly"]
 
 
 def break_even_hours(capex_usd: float, revenue_usd_per_hour: float, running_usd_per_hour: float) -> float:

@@ -24,7 +24,7 @@ from pathlib import Path
 from planner.footprint import embodied_g_per_gpu_hour, grid_intensity, power_kind, power_model
 from planner.measured import measured_power
 from planner.outcome import Estimate, PlanResult, objective_total, total
-from planner.pricing import gpu_cost
+from planner.pricing import fleet_costs
 from planner.screen import ConfigCurve, screen
 from planner.variants import Candidate, affinity_applies, peak_traffic, slowed_scenario
 from planner.verify import StateFile, Verdict, pool_runs, run_once, scenario_hash
@@ -96,17 +96,16 @@ def estimate(loaded: LoadedScenario, cand: Candidate, curves: dict[str, ConfigCu
     util = min(rate / capacity, 1.0) if capacity > 0 else 1.0
     usd = carbon = 0.0
     grid = pool_grid(scenario)
-    for name, n in cand.counts:
-        if n == 0:
-            continue
+    present = [(name, n) for name, n in cand.counts if n > 0]
+    costs = fleet_costs(scenario, loaded.base_dir, [(gpus[configs[name].gpu].name, configs[name].gpus * n)
+                                                   for name, n in present])
+    for (name, n), cost in zip(present, costs, strict=True):
         cfg = configs[name]
         gpu = gpus[cfg.gpu]
         measured = measured_power(cfg, loaded.base_dir) if power_kind(scenario) == "measured" else None
         kw = power_model(scenario, gpu, measured).mean_w(util) * cfg.gpus * n / 1000.0
-        cost = gpu_cost(scenario, gpu.name, loaded.base_dir)
-        usd += cost.usd_per_hour * cfg.gpus * n
-        if cost.owned:
-            usd += kw * scenario.pricing.pue * scenario.pricing.electricity_usd_per_kwh
+        usd += cost.usd_per_hour  # and the electricity of the owned GPUs (rent includes it)
+        usd += kw * cost.owned_gpus / (cfg.gpus * n) * scenario.pricing.pue * scenario.pricing.electricity_usd_per_kwh
         emb, _ = embodied_g_per_gpu_hour(scenario, gpu.name)
         where = grid.get(name, {})  # a standing fleet: the day's mean intensity
         intensity = grid_intensity(scenario, where.get("grid_g_per_kwh"), 0.0, 24.0, where.get("grid_hourly_profile"))

@@ -32,6 +32,9 @@ class OwnedHardware(Strict):
     lifetime_years: float = Field(default=3.0, gt=0)
     overhead_usd_per_hour: float = Field(default=0.0, ge=0)
     """Per GPU: hosting, cooling not covered by PUE, operations."""
+    count: int | None = Field(default=None, ge=1, le=1_000_000)
+    """How many you own: a fleet's first ``count`` GPUs of this type (pool by pool, in fleet order) are costed
+    as owned, any beyond at the rental price (``pricing.overrides`` or the catalogue).  Unset: all of them."""
 
 
 class Pricing(Strict):
@@ -44,7 +47,7 @@ class Pricing(Strict):
     overrides: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
     """GPU name -> USD per GPU-hour (your own quotes); wins over the catalogue."""
     owned: dict[str, OwnedHardware] = Field(default_factory=dict)
-    """GPU name -> purchase terms; these GPUs are costed as owned, not rented."""
+    """GPU name -> purchase terms; these GPUs (up to their ``count``) are costed as owned, not rented."""
     electricity_usd_per_kwh: float = Field(default=0.16, ge=0)
     """Paid for owned hardware only (rental prices include power)."""
     pue: float = Field(default=1.2, ge=1.0)

@@ -10,13 +10,16 @@ they were quoted.  No spot prices are quoted in those sources, so a catalogue wi
 
 Owned hardware costs ``purchase / lifetime + overhead`` per hour, plus electricity
 (``energy x PUE x price``), which the planner adds from the simulated energy.  A GPU type is either
-owned or rented, so one named in both ``pricing.owned`` and ``pricing.overrides`` is refused
-(:func:`pricing_conflicts`, run by the scenario loader), as is a key a price-list file does not use.
+owned or rented: owned ones up to ``pricing.owned.<GPU>.count`` (unset: all of them), the rest at the
+rental price (:func:`fleet_costs`).  A quote in ``pricing.overrides`` for a GPU owned without a count
+would never be read and is refused (:func:`pricing_conflicts`, run by the scenario loader), as is a key
+a price-list file does not use.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -173,7 +176,8 @@ def owned_hourly(purchase_usd: float, lifetime_years: float, overhead_usd_per_ho
 
 
 def gpu_cost(scenario: Scenario, gpu: str, base: Path) -> GpuCost:
-    """Price of one GPU-hour of ``gpu`` under the scenario's pricing section."""
+    """Price of one GPU-hour of ``gpu`` under the scenario's pricing section (owned terms where it has them,
+    whatever their ``count``: :func:`fleet_costs` splits a fleet into owned and rented GPUs)."""
     pricing = scenario.pricing
     if gpu in pricing.owned:
         o = pricing.owned[gpu]
@@ -183,6 +187,12 @@ def gpu_cost(scenario: Scenario, gpu: str, base: Path) -> GpuCost:
             True,
             f"owned: ${o.purchase_usd:,.0f} over {o.lifetime_years:g} y + ${o.overhead_usd_per_hour}/h",
         )
+    return rental_cost(scenario, gpu, base)
+
+
+def rental_cost(scenario: Scenario, gpu: str, base: Path) -> GpuCost:
+    """Rent of one GPU-hour of ``gpu``: the scenario's quote (``pricing.overrides``), else the catalogue's."""
+    pricing = scenario.pricing
     if gpu in pricing.overrides:
         return GpuCost(gpu, pricing.overrides[gpu], False, "scenario quote")
     cat = load_catalogue(pricing.catalogue, base)
@@ -196,15 +206,47 @@ def gpu_cost(scenario: Scenario, gpu: str, base: Path) -> GpuCost:
     return GpuCost(gpu, value, False, f"{cat.name} {pricing.kind} ({cat.source}, {cat.date})")
 
 
-def pricing_conflicts(pricing: Pricing) -> list[tuple[str, str]]:
-    """GPUs given both a rental quote (``overrides``) and purchase terms (``owned``), as (dotted path, message).
+@dataclass(frozen=True)
+class PoolCost:
+    """Hourly cost of one pool's GPUs, owned and rented (electricity of the owned ones not included)."""
 
-    A GPU type is costed one way: rented (its quote, electricity included) or owned (amortised purchase plus
-    overhead, electricity paid on top); :func:`gpu_cost` would take ``owned`` and drop the quote unread.
+    usd_per_hour: float
+    owned_gpus: int
+    """Of the pool's GPUs, how many are owned (their electricity is paid on top; rent includes it)."""
+    basis: str
+
+
+def fleet_costs(scenario: Scenario, base: Path, pools: Sequence[tuple[str, int]]) -> list[PoolCost]:
+    """Per pool, given as (GPU type, GPUs in the pool) in fleet order: the GPUs of a type in ``pricing.owned``
+    are owned up to its ``count`` (unset: all), taken pool by pool; the others rent."""
+    left = {gpu: math.inf if o.count is None else float(o.count) for gpu, o in scenario.pricing.owned.items()}
+    out = []
+    for gpu, n in pools:
+        mine = int(min(n, left.get(gpu, 0.0)))
+        if mine:
+            left[gpu] -= mine
+        usd, parts = 0.0, []
+        if mine:
+            owned = gpu_cost(scenario, gpu, base)
+            usd += owned.usd_per_hour * mine
+            parts.append(owned.basis if mine == n else f"{mine} {owned.basis}")
+        if n > mine:
+            rent = rental_cost(scenario, gpu, base)
+            usd += rent.usd_per_hour * (n - mine)
+            parts.append(rent.basis if not mine else f"{n - mine} rented: {rent.basis}")
+        out.append(PoolCost(usd, mine, "; ".join(parts)))
+    return out
+
+
+def pricing_conflicts(pricing: Pricing) -> list[tuple[str, str]]:
+    """GPUs given both a rental quote (``overrides``) and purchase terms (``owned``) that cover every GPU of the
+    type (no ``count``), as (dotted path, message): the quote would never be read.  With a ``count``, the quote
+    prices the GPUs beyond it.
     """
     return [
-        (f"pricing.overrides.{gpu}", f"{gpu} is also in pricing.owned: a GPU type is either rented at a quote "
-                                     "(overrides) or owned (purchase terms), not both; remove one of them")
+        (f"pricing.overrides.{gpu}", f"{gpu} is also in pricing.owned, which covers every {gpu} (no count): the "
+                                     "quote would never be used; give owned a count (GPUs beyond it rent at the "
+                                     "quote) or remove one of them")
         for gpu in pricing.overrides
-        if gpu in pricing.owned
+        if gpu in pricing.owned and pricing.owned[gpu].count is None
     ]

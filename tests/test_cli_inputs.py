@@ -234,12 +234,15 @@ def test_a_price_list_refuses_unknown_keys(tmp_path: Path, content: str, where: 
                                f"spelling); known: {known}")
 
 
-def test_a_gpu_both_owned_and_quoted_is_refused() -> None:
+def test_a_gpu_owned_without_a_count_and_quoted_is_refused() -> None:
     data = regions(pricing={"overrides": {"RTX-4090": 0.3, "H100-PCIe": 2.0},
                             "owned": {"RTX-4090": {"purchase_usd": 1600}}})
     with pytest.raises(ScenarioError) as info:
         scenario_from_dict(data, "p.yaml")
     assert info.value.problems == [
-        "p.yaml: pricing.overrides.RTX-4090: RTX-4090 is also in pricing.owned: a GPU type is either rented at a "
-        "quote (overrides) or owned (purchase terms), not both; remove one of them"
+        "p.yaml: pricing.overrides.RTX-4090: RTX-4090 is also in pricing.owned, which covers every RTX-4090 (no "
+        "count): the quote would never be used; give owned a count (GPUs beyond it rent at the quote) or remove "
+        "one of them"
     ]
+    data["pricing"]["owned"]["RTX-4090"]["count"] = 4  # the quote prices the GPUs beyond the four owned
+    scenario_from_dict(data, "p.yaml")

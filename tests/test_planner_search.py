@@ -371,3 +371,20 @@ def test_closest_is_the_fleet_nearest_the_bounds_when_none_meets_any() -> None:
     assert result.closest is not None
     least = min(v.overshoot for v in result.verified if v.margin == result.closest.margin)
     assert result.closest.overshoot == least and math.isfinite(least)
+
+
+def test_owned_gpus_are_used_up_to_the_number_owned() -> None:
+    # two RTX 4090s owned outright (electricity only), more of them rent at $50/h: the plan takes the two owned
+    # ones where one H100 at $2/h had been cheapest; a third would rent, so none of the fleets uses more
+    def plan(owned: int | None) -> Any:
+        data = small().scenario.model_dump(mode="json", exclude_none=True)
+        data["pricing"] = {"overrides": {"RTX-4090": 50.0}}
+        if owned:
+            data["pricing"]["owned"] = {"RTX-4090": {"purchase_usd": 0, "count": owned}}
+        data["plan"]["stress_pct"] = 0
+        return plan_fleet(scenario_from_dict(data))
+
+    assert plan(None).recommended.candidate.fleet == "1xH100-PCIe:1"
+    best = plan(2).recommended
+    assert best.candidate.fleet == "1xRTX-4090:2" and best.economics["total"]["usd_per_hour"] < 0.5
+    assert best.economics["pools"][0]["cost_basis"].startswith("owned: $0 over 3 y")

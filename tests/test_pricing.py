@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import make_scenario
 
-from planner.pricing import CATALOGUES, break_even_hours, gpu_cost, owned_hourly
+from planner.pricing import CATALOGUES, break_even_hours, fleet_costs, gpu_cost, owned_hourly
 from scenarios.errors import FleetPlannerError
 from scenarios.loader import scenario_from_dict
 
@@ -62,6 +62,35 @@ def test_gpu_cost_precedence_owned_then_quote_then_catalogue(tmp_path) -> None:
     assert gpu_cost(s, "RTX-4090", tmp_path).usd_per_hour == 0.4
     owned = gpu_cost(s, "A100", tmp_path)
     assert owned.owned and owned.usd_per_hour == pytest.approx(1.5)
+
+
+def test_owned_gpus_up_to_their_count_then_rent(tmp_path) -> None:
+    # 3 RTX 4090s owned at $1/h each; the fleet's first three are owned (pool by pool), the rest rent at $0.4
+    s = _scenario({"overrides": {"RTX-4090": 0.4}, "owned": {"RTX-4090": {"purchase_usd": 8760 * 3, "count": 3}}})
+    first, h100, second = fleet_costs(s, tmp_path, [("RTX-4090", 2), ("H100-PCIe", 1), ("RTX-4090", 4)])
+    assert (first.usd_per_hour, first.owned_gpus) == (pytest.approx(2.0), 2) and first.basis.startswith("owned: ")
+    assert h100.owned_gpus == 0 and h100.usd_per_hour == gpu_cost(s, "H100-PCIe", tmp_path).usd_per_hour
+    assert (second.usd_per_hour, second.owned_gpus) == (pytest.approx(1.0 + 3 * 0.4), 1)
+    assert second.basis == "1 owned: $26,280 over 3 y + $0.0/h; 3 rented: scenario quote"
+    unlimited = _scenario({"owned": {"RTX-4090": {"purchase_usd": 8760 * 3}}})
+    assert fleet_costs(unlimited, tmp_path, [("RTX-4090", 6)])[0].owned_gpus == 6
+
+
+def test_a_fleet_pays_electricity_for_its_owned_gpus_only(tmp_path) -> None:
+    from planner.costing import fleet_economics
+    from sim.simulation import simulate
+
+    def rtx_pool(owned: dict) -> dict:
+        data = make_scenario().scenario.model_dump(mode="json", exclude_none=True)
+        data["pricing"] = {"overrides": {"RTX-4090": 0.4} if owned else {}, "electricity_usd_per_kwh": 1.0,
+                           "pue": 1.5, "owned": {"RTX-4090": {"purchase_usd": 8760 * 3, **owned}}}
+        loaded = scenario_from_dict(data)
+        return next(p for p in fleet_economics(simulate(loaded, requests=200), loaded).pools if p.name == "rtx")
+
+    one, both = rtx_pool({"count": 1}), rtx_pool({})
+    assert one.gpus == 2 and one.power_w == both.power_w  # the same fleet and simulation, priced two ways
+    assert both.usd_per_hour == pytest.approx(2 * 1.0 + one.kwh_per_hour * 1.5 * 1.0)
+    assert one.usd_per_hour == pytest.approx(1.0 + 0.4 + one.kwh_per_hour / 2 * 1.5 * 1.0)
 
 
 def test_missing_price_is_a_clear_error(tmp_path) -> None:
