@@ -29,7 +29,7 @@ from sim.requests import RequestTable
 from sim.service import StepTimeModel, causal_pairs
 
 IDLE, MIXED, MACRO = 0, 1, 2
-#: ITL histogram resolution: bin = round(ln(seconds) * ITL_SCALE) + ITL_OFFSET
+#: ITL histogram resolution: bin = floor(ln(seconds) * ITL_SCALE) + ITL_OFFSET (centre: bin + 0.5)
 ITL_SCALE = 200.0
 ITL_OFFSET = 2400
 ITL_BINS = 3400
@@ -151,7 +151,7 @@ class Replica:
         rid = self.waiting[0]
         t = self.table
         chunk = min(t.pf_total[rid] - t.pf_done[rid], left)
-        used = self.ctx_sum + self.pf_sum + self.half_block * (len(self.running) + 1)
+        used = self.ctx_sum + self.pf_sum + self.half_block * (len(self.running) + 1) + t.pf_done[rid]
         return used + self.n_dec + chunk <= self.kv_tokens
 
     # ------------------------------------------------------------------ planning
@@ -211,7 +211,8 @@ class Replica:
             while waiting and left > 0 and len(running) < self.max_seqs:  # admissions, FCFS
                 rid = waiting[0]
                 c = min(t.pf_total[rid] - t.pf_done[rid], left)
-                if c + self.half_block > free:
+                held = t.pf_done[rid] + self.half_block  # its prefix-cached tokens take KV room too
+                if c + held > free:
                     break
                 waiting.popleft()
                 running[rid] = None
@@ -221,7 +222,7 @@ class Replica:
                 ctx += t.pf_done[rid]
                 pairs += causal_pairs(c, t.pf_done[rid])
                 left -= c
-                free -= c + self.half_block
+                free -= c + held
                 tokens += c
         if not chunks:
             return False
@@ -273,7 +274,7 @@ class Replica:
             quarter = (last - first) / 4
             spots = ((first + quarter, steps / 2), (last - quarter, steps / 2))
         for seconds, n in spots:  # steps beyond the histogram's range (6 us .. 148 s) land in its end bins
-            b = min(max(int(math.log(seconds) * ITL_SCALE) + ITL_OFFSET, 0), ITL_BINS - 1)
+            b = min(max(math.floor(math.log(seconds) * ITL_SCALE) + ITL_OFFSET, 0), ITL_BINS - 1)
             for c, k in enumerate(self.dec_cls):
                 if k:
                     self.itl_hist[c][b] += k * n
