@@ -9,6 +9,10 @@ registry.  Each is built once per simulation from the scenario's routing setting
 - ``least_kv_load``: least KV demand as a fraction of capacity.
 - ``class_affinity``: a class prefers its pools and spills over to all when they are full.
 - ``cost_aware`` / ``carbon_aware``: cheapest / greenest pool per unit of capacity with headroom.
+
+Whatever the policy, a request longer (prompt plus output) than the chosen replica can hold goes to the
+least-outstanding replica of the pools that can hold it (:meth:`Router.holding`), as a gateway that knows
+its pools' context limits falls back; only a request that no replica can hold is rejected.
 """
 
 from __future__ import annotations
@@ -69,6 +73,17 @@ class Router:
 
     def choose(self, cls: int) -> Replica:
         raise NotImplementedError
+
+    def holding(self, tokens: int) -> Replica | None:
+        """The least-outstanding replica of the pools whose replicas hold ``tokens`` (prompt plus output);
+        None where none does."""
+        best: int | None = None
+        for lo, hi in self.pool_range:
+            if hi > lo and self.replicas[lo].max_len >= tokens:
+                i = self._least(lo, hi)
+                if best is None or self.outs[i] < self.outs[best]:
+                    best = i
+        return None if best is None else self.replicas[best]
 
     def _least(self, lo: int, hi: int) -> int:
         """Index of a least-outstanding replica in [lo, hi); ties rotate."""

@@ -57,13 +57,17 @@ class SimResult:
 def _arrivals(env: simpy.Environment, table: RequestTable, router: Any) -> Generator[simpy.Event, None, None]:
     arrival = table.arrival
     cls = table.cls
+    need = [p + o for p, o in zip(table.prompt, table.output, strict=True)]
     choose = router.choose
     timeout = env.timeout
     for rid in range(table.n):
         dt = arrival[rid] - env.now
         if dt > 0:
             yield timeout(dt)
-        choose(cls[rid]).arrive(rid)
+        replica = choose(cls[rid])
+        if need[rid] > replica.max_len:  # too long for it: a replica that holds it, if any (else rejected there)
+            replica = router.holding(need[rid]) or replica
+        replica.arrive(rid)
 
 
 def _sampler(

@@ -122,3 +122,21 @@ def test_registry_is_strict() -> None:
     reg.add("a", 1)
     with pytest.raises(ValueError, match="already registered"):
         reg.add("a", 2)
+
+
+@pytest.mark.parametrize("policy", ["round_robin", "least_outstanding", "least_kv_load", "cost_aware"])
+def test_a_request_too_long_for_its_replica_goes_to_one_that_holds_it(policy: str) -> None:
+    # the 4090s hold 4096 tokens, the H100 8192: requests of 4097..8192 go to the H100 whatever the policy,
+    # and only those no replica holds (over 8192) are rejected
+    data = make_scenario().scenario.model_dump(mode="json", exclude_none=True)
+    data["configs"][0]["max_model_len"] = 8192
+    data["traffic"]["classes"][0].update(
+        rate=2.0, prompt_tokens={"type": "lognormal", "mean": 3500, "sigma": 0.8, "min": 100, "max": 12000},
+        output_tokens={"type": "fixed", "value": 50})
+    data["routing"] = {"type": policy}
+    df = simulate(scenario_from_dict(data), requests=600).requests
+    need = df["prompt_tokens"] + df["output_tokens"]
+    assert (df["rejected"] == (need > 8192)).all() and df["rejected"].sum() > 0
+    middle = df[(need > 4096) & (need <= 8192)]
+    assert len(middle) > 100 and (middle["pool"] == "h100").all()
+    assert (df.loc[need <= 4096, "pool"] == "rtx").any()
