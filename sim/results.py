@@ -113,7 +113,7 @@ def class_summary(result: SimResult) -> pd.DataFrame:
             for metric, share in shares.items():
                 row[f"slo_{metric}_share"] = share
             row["slo_percentile"] = slo.percentile
-            row["slo_pass"] = passed if shares else None
+            row["slo_pass"] = passed if shares and len(g) else None  # no requests: nothing to judge
         else:
             sub = list(rows)
             row["goodput"] = sum(r["goodput"] for r in sub)

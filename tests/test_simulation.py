@@ -160,6 +160,17 @@ def test_warm_up_requests_are_marked_and_left_out_of_rates_and_their_time() -> N
     assert row["request_throughput"] == pytest.approx(4.0, rel=0.1)  # the offered rate, fleet not saturated
 
 
+def test_a_class_without_requests_has_no_slo_verdict() -> None:
+    """A class too rare to get a request in the run is not judged (None, printed '-'), rather than failed."""
+    data = make_scenario().scenario.model_dump(mode="json", exclude_none=True)
+    data["traffic"]["classes"].append(dict(data["traffic"]["classes"][0], name="rare", rate=1e-6))
+    from scenarios.loader import scenario_from_dict
+
+    rows = class_summary(simulate(scenario_from_dict(data), requests=300)).set_index("class")
+    assert rows.loc["rare", "requests"] == 0 and rows.loc["rare", "slo_pass"] is None
+    assert rows.loc["chat", "slo_pass"] is True and rows.loc["ALL", "slo_pass"] is True
+
+
 def test_a_drain_far_longer_than_the_arrivals_is_sampled_sparsely() -> None:
     """300 requests at 1e6 req/s arrive within 0.3 ms and drain for seconds: the queue time series takes
     about 200 samples per doubling of the interval, not one per 1.5 microseconds (millions of rows)."""

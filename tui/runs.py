@@ -84,21 +84,6 @@ class SimOutcome:
         return out
 
 
-def judge_classes(classes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The class rows with SLO verdicts as the TUI shows them: a class that got no requests in the run has
-    nothing to judge (``slo_pass`` ``None``, shown as "-"; the simulator's 0-of-0 share reads as a miss),
-    and the ALL row passes when every class that was judged passes."""
-    rows = [dict(row) for row in classes]
-    for row in rows:
-        if row["class"] != "ALL" and row.get("requests") == 0:
-            row["slo_pass"] = None
-    verdicts = [row["slo_pass"] for row in rows if row["class"] != "ALL" and row.get("slo_pass") is not None]
-    for row in rows:
-        if row["class"] == "ALL":
-            row["slo_pass"] = all(verdicts) if verdicts else None
-    return rows
-
-
 def fleet_spec(loaded: LoadedScenario) -> str:
     return ",".join(f"{p.config}:{p.count}" for p in loaded.scenario.fleet.pools if p.count > 0)
 
@@ -124,7 +109,7 @@ def run_simulation(loaded: LoadedScenario, requests: int | None = None) -> SimOu
         requests=len(result.requests),
         seed=result.seed,
         makespan_s=result.makespan,
-        classes=judge_classes(class_summary(result).to_dict("records")),
+        classes=class_summary(result).to_dict("records"),
         pools=pools,
         economics=econ,
         timeseries=result.timeseries,
