@@ -96,6 +96,12 @@ def plan_config(
             ]
         )
     limit = cfg.max_model_len or model.max_position_embeddings
+    if limit > kv:  # as vLLM checks at start-up: one sequence of max_model_len must fit in the KV cache
+        given = "max_model_len" if cfg.max_model_len is not None else \
+            f"max_model_len (unset: {model.name}'s context, max_position_embeddings)"
+        raise ScenarioError([f"{src}: {where}.max_model_len: {given} of {limit:,} tokens exceeds the KV cache of "
+                             f"{cfg.key} ({kv:,} tokens at gpu_memory_utilization={cfg.gpu_memory_utilization}); vLLM "
+                             f"refuses to start with it: set max_model_len <= {kv:,}, or give it more memory"])
     price = gpu_cost(scenario, gpu.name, loaded.base_dir).usd_per_hour * cfg.gpus
     step = StepTimeModel(model, gpu, profile, tp, cfg.cuda_graph_max_tokens)
     return ReplicaPlan(cfg, gpu, profile, step, kv, min(limit, kv - cfg.block_size), price, model)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -245,3 +246,20 @@ def test_a_simulation_window_that_holds_no_request(tmp_path: Path, capsys: pytes
                                  "window in which requests arrive; e.g. duration_s: 16.7 holds about 100 at 6 req/s"]
     enough = write(tmp_path, "enough.yaml", {**GOOD, "simulation": {"duration_s": 1.0}})
     assert run(["check", enough], capsys)[0] == 0
+
+
+def test_a_context_longer_than_the_kv_cache_is_refused_as_vllm_does(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    # the 14B on two 4090s holds ~72k tokens of KV cache: vLLM will not start with max_model_len 131072, set or
+    # left at the model's context; the simulator had quietly served such requests up to the cache's size
+    data = {**GOOD, "model": "DeepSeek-R1-Distill-Qwen-14B", "configs": [{"gpu": "RTX-4090", "gpus": 2}],
+            "fleet": {"pools": [{"config": "2xRTX-4090", "count": 1}]}}
+    unset = write(tmp_path, "unset.yaml", data)
+    code, out, _ = run(["check", unset], capsys)
+    assert code == 2 and len(out) == 1
+    assert re.fullmatch(rf"{re.escape(unset)}: configs\[0\]\.max_model_len: max_model_len \(unset: .*'s context, "
+                        r"max_position_embeddings\) of 131,072 tokens exceeds the KV cache of 2xRTX-4090 \(([\d,]+) "
+                        r"tokens at gpu_memory_utilization=0.9\); vLLM refuses to start with it: set max_model_len "
+                        r"<= \1, or give it more memory", out[0]), out
+    data["configs"][0]["max_model_len"] = 32768
+    assert run(["check", write(tmp_path, "set.yaml", data)], capsys)[0] == 0
