@@ -37,6 +37,7 @@ from calibrate.datasets import dataset_hint
 from calibrate.repeats import Repeats
 from calibrate.resultfields import (
     GPU_RANGE,
+    MAX_REQUEST_TOKENS,
     ImportFailed,
     clip,
     count_field,
@@ -167,6 +168,13 @@ def parse_result(
     if max(num_prompts, completed) > MAX_REQUESTS:  # a replay draws every request: beyond this, no memory holds it
         raise ImportFailed(f"{at}: fields 'num_prompts'(={num_prompts}) and 'completed'(={completed}) must be "
                            f"<= {MAX_REQUESTS:,}")
+    if completed > num_prompts:
+        raise ImportFailed(f"{at}: field 'completed'(={completed}) must be <= the requests sent "
+                           f"('num_prompts'={num_prompts})")
+    for key, total in (("total_input_tokens", total_in), ("total_output_tokens", total_out)):
+        if total > MAX_REQUEST_TOKENS * completed:
+            raise ImportFailed(f"{at}: field '{key}'(={clip(total)}) must be at most {MAX_REQUEST_TOKENS} tokens per "
+                               f"completed request ({completed})")
     name = gpu_name or data.get("gpu_name")
     for key in ("gpu_name", "model_id"):
         if data.get(key) is not None and not isinstance(data[key], str):
@@ -185,6 +193,8 @@ def parse_result(
     metrics = metrics_from_arrays(data, at)
     for key in METRICS:
         value = num_field(data, key, at, required=False, finite=False)
+        if value is not None and value < 0:
+            raise ImportFailed(f"{at}: field '{key}' must be >= 0 (got {clip(data[key])})")
         if value is not None and math.isfinite(value):  # a NaN percentile (no samples) is no measurement
             metrics[key] = value
     if "request_throughput" not in metrics:

@@ -20,6 +20,9 @@ from scenarios.models import KV_CACHE_DTYPES, ONLINE_QUANTIZATION, SERVED_DTYPES
 def hardware_overrides(gpu: str | None, gpus: int | None) -> dict[str, Any]:
     """``load_runs`` overrides from the ``--gpu NAME`` / ``--gpus N`` options of the commands."""
     out: dict[str, Any] = {}
+    if gpu is not None and not gpu.strip():
+        raise ImportFailed("--gpu: empty name; expected a GPU name as NVML writes it ('NVIDIA H100 PCIe') or as "
+                           "the catalogue or --hardware names it")
     if gpu:
         out["gpu_name"] = gpu
     if gpus is not None:

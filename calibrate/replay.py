@@ -195,6 +195,23 @@ class ReplayOutcome:
     seeds: int
 
 
+def context_error(run: MeasuredRun, model: ModelSpec, settings: EngineSettings, prompt: np.ndarray,
+                  output: np.ndarray) -> str | None:
+    """Why the replayed server would refuse more of the run's requests than the measured one failed (their
+    prompt and output beyond the context it takes: the server's ``max_model_len``, else the model's
+    ``max_position_embeddings``), or None: such a replay predicts no throughput, a number with no meaning."""
+    limit = settings.max_model_len or model.max_position_embeddings
+    total = np.asarray(prompt, dtype=np.int64) + np.asarray(output, dtype=np.int64)
+    over = int(np.count_nonzero(total > limit))
+    if over <= run.num_prompts - run.completed:
+        return None
+    what = ("max_model_len (the server's --max-model-len, or --engine max_model_len)" if settings.max_model_len
+            else f"{model.name}'s max_position_embeddings (its config.json)")
+    return (f"{over} of its {len(total)} requests (up to {int(total.max())} tokens, prompt and output) are longer "
+            f"than the context of {limit} tokens the replayed server takes, {what}; yet the measured server "
+            f"completed {run.completed} of {run.num_prompts}")
+
+
 def kv_tokens_for(run: MeasuredRun, model: ModelSpec, gpu: GpuSpec, profile: HardwareProfile,
                   settings: EngineSettings) -> int:
     """KV capacity of the run's server: as reported, else the profile's memory model.
@@ -234,6 +251,9 @@ def replay(
         if settings.kv_cache_tokens:  # as the server (or --engine) reported it, not the memory model's
             raise ValueError(f"{run.label()}: a KV cache of {kv} tokens (kv_cache_tokens) holds under four blocks "
                              f"of {settings.block_size} tokens")
+        if kv > 0:  # room for some cache, but not for four blocks of this size
+            raise ValueError(f"{run.label()}: a KV cache of {kv} tokens (this profile's memory model) holds under "
+                             f"four blocks of {settings.block_size} tokens (block_size)")
         per_gpu, mem = model.weight_bytes / run.gpu_count / 1e9, profile_gpu(gpu, profile).memory_gb
         raise ValueError(f"{run.label()}: {per_gpu:.1f} GB of weights per GPU leave no KV cache on a {mem:.1f} GB "
                          f"GPU (kv_tokens={kv} under this profile's memory model)")
@@ -242,6 +262,8 @@ def replay(
     hit = pre = 0.0
     for seed in seeds:
         arrival, prompt, output = run_workload(run, seed, lengths)
+        if why := context_error(run, model, settings, prompt, output):
+            raise ValueError(f"{run.label()}: {why}")
         if run.prefix_caching == "auto" and run.order > 0:
             cached = cached_prompt_tokens(prompt, output, run.order, kv, settings.block_size)
         elif run.prefix_caching == "off":

@@ -25,6 +25,9 @@ MAX_GPUS = 4096
 #: what a GPU count must be (a run's ``gpu_count``, a command's ``--gpus`` / ``--tp``), as messages say it
 GPU_RANGE = f"a whole number of GPUs from 1 to {MAX_GPUS}"
 _WHOLE = re.compile(r"\s*\+?0*(\d+)(?:\.0*)?\s*")
+#: most tokens one request may hold (prompt or output; 2**31 - 1): beyond any model's context, and it keeps a
+#: typo from reaching the replay's arrays
+MAX_REQUEST_TOKENS = 2**31 - 1
 
 
 def gpus_in_range(n: int) -> bool:
@@ -95,6 +98,8 @@ def count_field(data: dict[str, Any], key: str, where: str, *, required: bool = 
         return None
     if value < least:
         raise ImportFailed(f"{where}: field '{label or key}' must be >= {least} (got {clip(data[key])})")
+    if value != int(value):
+        raise ImportFailed(f"{where}: field '{label or key}' must be a whole number (got {clip(data[key])})")
     return int(value)
 
 
@@ -126,6 +131,10 @@ def int_list(data: dict[str, Any], key: str, where: str) -> tuple[int, ...] | No
     if not isinstance(value, list) or not value or not all(
             isinstance(v, int | float) and not isinstance(v, bool) and _finite(v) and v >= 0 for v in value):
         raise ImportFailed(f"{where}: field '{key}' must be a non-empty list of token counts (numbers >= 0)")
+    big = next((i for i, v in enumerate(value) if v > MAX_REQUEST_TOKENS), None)
+    if big is not None:
+        raise ImportFailed(f"{where}: field '{key}[{big}]' must be at most {MAX_REQUEST_TOKENS} tokens "
+                           f"(got {clip(value[big])})")
     return tuple(int(v) for v in value)
 
 

@@ -134,6 +134,9 @@ class ServerConfig:
             raise ValueError(f"max_num_seqs(={self.max_num_seqs}) must be >= 1")
         if self.max_num_batched_tokens is not None and self.max_num_batched_tokens < 1:
             raise ValueError(f"max_num_batched_tokens(={self.max_num_batched_tokens}) must be >= 1")
+        if self.max_num_seqs and self.max_num_batched_tokens and self.max_num_batched_tokens < self.max_num_seqs:
+            raise ValueError(f"max_num_batched_tokens(={self.max_num_batched_tokens}) must be >= max_num_seqs"
+                             f"(={self.max_num_seqs}), as vLLM requires")
 
     @property
     def base_url(self) -> str:

@@ -12,9 +12,14 @@ Each reader returns plain values for :func:`scenarios.models.model_from_config`;
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from scenarios.errors import FleetPlannerError
+
+#: largest size a config.json may state (2**31 - 1, a 32-bit count): far beyond any model, and it keeps a
+#: typo's 1e30 layers from a loop over them or a parameter count past floating point
+MAX_SIZE = 2**31 - 1
 
 
 def int_field(cfg: dict[str, Any], source: str, *keys: str) -> int:
@@ -24,9 +29,29 @@ def int_field(cfg: dict[str, Any], source: str, *keys: str) -> int:
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise FleetPlannerError(f"{source}: {key}: expected a non-negative integer, got {value!r}")
+            raise FleetPlannerError(f"{source}: {key}: expected a non-negative integer, got {value!r:.60}")
+        if value > MAX_SIZE:
+            raise FleetPlannerError(f"{source}: {key}: expected an integer up to {MAX_SIZE}, got {value!r:.60}")
         return value
     return 0
+
+
+def _positive_field(cfg: dict[str, Any], source: str, key: str, default: int) -> int:
+    # an optional size or period that, where set, must be >= 1 (``default`` where the config leaves it out)
+    return default if cfg.get(key) is None else positive_int(cfg[key], f"{source}: {key}")
+
+
+def _moe_layer_count(n: int, step: int, first: int, freq: int, dense: set[int]) -> int:
+    """Layers ``i < n`` with experts: ``(i + 1) % step == 0``, ``i >= first``, ``(i - first) % freq == 0`` and
+    ``i`` not in ``dense``; counted in closed form (the two periods meet every ``lcm(step, freq)`` layers)."""
+    g = math.gcd(step, freq)
+    target = (-1 - first) % step  # first + freq * k = -1 (mod step)
+    count = 0
+    if target % g == 0:
+        m = step // g
+        k = (target // g) * pow(freq // g, -1, m) % m
+        count = len(range(first + freq * k, n, freq * m))
+    return count - sum(1 for i in dense if first <= i < n and (i - first) % freq == 0 and (i + 1) % step == 0)
 
 
 def moe_fields(cfg: dict[str, Any], source: str) -> dict[str, int]:
@@ -42,21 +67,21 @@ def moe_fields(cfg: dict[str, Any], source: str) -> dict[str, int]:
         key = next((k for k in ("num_experts_per_tok", "experts_per_token", "moe_topk") if k in cfg),
                    "num_experts_per_tok")
         raise FleetPlannerError(f"{source}: {key}: expected 1..{experts} (the number of experts), got {cfg.get(key)!r}")
-    width = int_field(cfg, source, "moe_intermediate_size") or cfg["intermediate_size"]
+    width = _positive_field(cfg, source, "moe_intermediate_size", cfg["intermediate_size"])
     shared = (
         int_field(cfg, source, "shared_expert_intermediate_size")
         or int_field(cfg, source, "n_shared_experts") * width
     )
     n = cfg["num_hidden_layers"]
-    dense_only = cfg.get("mlp_only_layers") or []
-    if not isinstance(dense_only, list):
-        raise FleetPlannerError(f"{source}: mlp_only_layers: expected a list of layer indices, got {dense_only!r}")
-    step = int_field(cfg, source, "decoder_sparse_step") or 1
+    dense_only = [] if cfg.get("mlp_only_layers") is None else cfg["mlp_only_layers"]
+    if not (isinstance(dense_only, list)
+            and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in dense_only)):
+        raise FleetPlannerError(f"{source}: mlp_only_layers: expected a list of layer indices (integers >= 0), "
+                                f"got {dense_only!r:.60}")
+    step = _positive_field(cfg, source, "decoder_sparse_step", 1)
     first = int_field(cfg, source, "first_k_dense_replace")
-    freq = int_field(cfg, source, "moe_layer_freq") or 1
-    layers = sum(
-        1 for i in range(n) if i not in dense_only and (i + 1) % step == 0 and i >= first and (i - first) % freq == 0
-    )
+    freq = _positive_field(cfg, source, "moe_layer_freq", 1)
+    layers = _moe_layer_count(n, step, first, freq, set(dense_only))
     if layers == 0:
         raise FleetPlannerError(
             f"{source}: num_experts={experts} but no layer holds experts "
@@ -105,7 +130,12 @@ def weight_bits(cfg: dict[str, Any], source: str) -> float:
     if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 16:
         raise FleetPlannerError(f"{source}: {where}: expected the weight bit width (1-16) for quant_method "
                                 f"{method!r}, got {bits!r}")
-    scales = 16 / group if isinstance(group, int) and group > 0 else 0.0
+    scales = 16 / group if isinstance(group, int) and not isinstance(group, bool) and group > 0 else 0.0
+    if isinstance(group, bool) or bits + scales > 16:
+        where = where.rsplit(".", 1)[0] + ".group_size"
+        raise FleetPlannerError(f"{source}: {where}: expected the weights that share one 16-bit scale, enough that "
+                                f"{bits}-bit weights with their scales take at most 16 bits (-1: one scale per "
+                                f"channel), got {group!r}")
     return bits + scales
 
 
@@ -161,6 +191,22 @@ UNMODELLED_TYPES = {
 }
 
 
+def unmodelled_layers(cfg: dict[str, Any], source: str) -> tuple[str, str] | None:
+    """The first key of a language config that shows layers this model does not describe, with what they
+    are (:data:`UNMODELLED`, :data:`UNMODELLED_TYPES`, a ``layer_types`` entry other than attention)."""
+    found = [(k, what) for k, what in UNMODELLED.items() if cfg.get(k) is not None]
+    if str(cfg.get("model_type")) in UNMODELLED_TYPES:
+        found.append(("model_type", UNMODELLED_TYPES[cfg["model_type"]]))
+    kinds = cfg.get("layer_types")
+    if kinds is not None and not isinstance(kinds, list):
+        raise FleetPlannerError(f"{source}: layer_types: expected a list of layer kinds (one per layer), "
+                                f"got {kinds!r:.60}")
+    other = sorted({str(k) for k in kinds or ()} - ATTENTION_LAYER_TYPES)
+    if other:
+        found.append(("layer_types", f"layers of kind {', '.join(other)} (not attention over a KV cache)"))
+    return found[0] if found else None
+
+
 #: ``model_type`` values whose transformers config class ties the LM head to the input embedding unless
 #: the config says otherwise (Gemma's files omit the key: saved configs drop a value equal to the default)
 TIED_BY_DEFAULT = frozenset({
@@ -206,10 +252,12 @@ OPTIONAL_SIZES = ("num_key_value_heads", "max_position_embeddings", "head_dim")
 
 
 def positive_int(value: Any, where: str, what: str = "") -> int:
-    """``value``, which must be a positive integer; else an error naming ``where`` (``file: field``) and
-    ``what`` the number is."""
+    """``value``, which must be a positive integer up to :data:`MAX_SIZE`; else an error naming ``where``
+    (``file: field``) and ``what`` the number is."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise FleetPlannerError(f"{where}: expected a positive integer{what}, got {value!r}")
+        raise FleetPlannerError(f"{where}: expected a positive integer{what}, got {value!r:.60}")
+    if value > MAX_SIZE:
+        raise FleetPlannerError(f"{where}: expected a positive integer up to {MAX_SIZE}{what}, got {value!r:.60}")
     return value
 
 
@@ -223,6 +271,13 @@ def check_text_fields(cfg: dict[str, Any], source: str, prefix: str = "") -> Non
     for key in REQUIRED_SIZES + OPTIONAL_SIZES:
         if key in REQUIRED_SIZES or cfg.get(key) is not None:
             positive_int(cfg.get(key), f"{source}: {prefix}{key}")
+    if cfg.get("head_dim") is None and cfg["hidden_size"] < cfg["num_attention_heads"]:
+        raise FleetPlannerError(f"{source}: {prefix}hidden_size: {cfg['hidden_size']} is less than one per attention "
+                                f"head ({prefix}num_attention_heads: {cfg['num_attention_heads']}) and no "
+                                f"{prefix}head_dim is given: expected a head_dim of at least 1")
+    if cfg.get("attention_bias") is not None and not isinstance(cfg["attention_bias"], bool):
+        raise FleetPlannerError(f"{source}: {prefix}attention_bias: expected true or false, got "
+                                f"{cfg['attention_bias']!r:.60}")
     archs = cfg.get("architectures")
     if archs is not None and not (isinstance(archs, list) and all(isinstance(a, str) for a in archs)):
         raise FleetPlannerError(f"{source}: {prefix}architectures: expected a list of class names, got {archs!r}")

@@ -20,15 +20,13 @@ from typing import Any
 
 from scenarios.errors import FleetPlannerError
 from scenarios.hfconfig import (
-    ATTENTION_LAYER_TYPES,
     PLAIN_MLP_ARCHITECTURES,
-    UNMODELLED,
-    UNMODELLED_TYPES,
     check_text_fields,
     language_config,
     matmul8,
     moe_fields,
     tied_embeddings,
+    unmodelled_layers,
     vision_params,
     weight_bits,
 )
@@ -311,15 +309,9 @@ def model_from_config(config: dict[str, Any], name: str = "model", source: str =
     experts, served under vLLM's
     ``--dtype dtype`` (:func:`served_dtype_bytes`)."""
     cfg = language_config(config, source)
-    unmodelled = [(k, what) for k, what in UNMODELLED.items() if cfg.get(k) is not None]
-    if str(cfg.get("model_type")) in UNMODELLED_TYPES:
-        unmodelled.append(("model_type", UNMODELLED_TYPES[cfg["model_type"]]))
-    kinds = cfg.get("layer_types")
-    other = sorted({str(k) for k in kinds} - ATTENTION_LAYER_TYPES) if isinstance(kinds, list) else []
-    if other:
-        unmodelled.append(("layer_types", f"layers of kind {', '.join(other)} (not attention over a KV cache)"))
+    unmodelled = unmodelled_layers(cfg, source)
     if unmodelled:
-        key, what = unmodelled[0]
+        key, what = unmodelled
         raise FleetPlannerError(
             f"{source}: {key}: {what} are not modelled; supported: decoder-only "
             f"transformers with multi-head or grouped-query attention, dense or "
@@ -378,11 +370,13 @@ def load_model_config(path: str | Path, dtype: str = "auto") -> ModelSpec:
     if p.is_dir():
         p = p / "config.json"
     try:
-        data = json.loads(p.read_text())
+        data = json.loads(p.read_text(encoding="utf-8-sig"))  # a leading byte-order mark is no part of the JSON
     except FileNotFoundError:
         raise FleetPlannerError(f"{p}: file not found (expected a Hugging Face config.json)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: JSON, or an int's digits
         raise FleetPlannerError(f"{p}: cannot read as JSON: {exc}") from None
     if not isinstance(data, dict):
         raise FleetPlannerError(f"{p}: expected a JSON object")
-    return model_from_config(data, name=p.parent.name, source=str(p), dtype=dtype)
+    # named by its folder (that of the working directory for a bare file name), else by the file
+    name = p.parent.name or p.resolve().parent.name or p.stem
+    return model_from_config(data, name=name, source=str(p), dtype=dtype)

@@ -7,6 +7,8 @@ The work is in :mod:`calibrate.fitplan` (per-configuration fits, TP derivation, 
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,8 +29,10 @@ from calibrate.fitplan import (
 from calibrate.fitplan import fit_all as _fit_all
 from calibrate.importer import load_runs, lone_runs_note
 from calibrate.overrides import ENGINE_HELP, check_seed_options, engine_overrides, hardware_overrides
-from calibrate.workload import LengthModel, run_workload
-from scenarios.catalog import GpuSpec
+from calibrate.preflight import check_replayable, unreplayable
+from calibrate.workload import LengthModel
+from scenarios.catalog import GpuSpec, normalise_gpu_name
+from scenarios.cliutil import refuse_empty_paths
 from scenarios.errors import FleetPlannerError
 from scenarios.loader import load_hardware_file
 from scenarios.outputs import check_output_file
@@ -57,13 +61,13 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("files", nargs="+", metavar="FILE", help="vLLM result files (JSON/JSONL), folders, bundles")
-    p.add_argument("-o", "--output", required=True, type=Path, help="profile YAML file to write")
+    p.add_argument("-o", "--output", required=True, help="profile YAML file to write")
     p.add_argument("--resume", action="store_true", help="keep configurations already in the output file")
     p.add_argument("--model-config", action="append", default=[], metavar="PATH",
                    help="config.json of a model not in the built-in catalogue (repeatable)")
     p.add_argument("--client-seed", type=int, metavar="N",
                    help="the --seed vLLM's client ran with (reconstructs its send times exactly)")
-    p.add_argument("--hardware", type=Path, metavar="FILE",
+    p.add_argument("--hardware", metavar="FILE",
                    help="YAML file describing GPU types (or CPU hosts) outside the catalogue: 'hardware:' list of "
                         "{name, memory_gb, mem_bw_gbps, fp16_tflops, tdp_w, ...}")
     p.add_argument("--gpu", metavar="NAME", help="GPU name for files that do not record gpu_name")
@@ -97,22 +101,25 @@ def fit_files(
     console = console or Console(stderr=True)
     # before the fit, not after it
     check_output_file("-o", output, what="the profile .yaml file", create_folder=True)
+    try:  # a folder that takes no new file (a read-only mount, /proc) fails here, not after the fit
+        fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise FleetPlannerError(f"-o {output}: cannot write in folder {output.parent}: {exc.strerror or exc}") from None
     done = read_profile_entries(output) if resume and output.exists() else {}
     repeats: list[str] = []  # runs given twice: said once the inputs stand, as the note on lone runs
     runs = load_runs(list(files), client_seed=client_seed, notes=repeats, **(overrides or {}))
     points = resolve_points(runs, model_configs, hardware)
-    for p in points:  # lengths a run's dataset cannot have fail here, named, not as a far-off fit
-        try:
-            run_workload(p.run, options.seeds[0], options.lengths)
-        except ValueError as exc:
-            raise FleetPlannerError(f"{p.run.place}: {exc}") from None
+    check_replayable(points, options.seeds[0], options.lengths)  # settings, lengths, context: named, not a far-off fit
     for note in repeats:
         console.print(f"[yellow]note: {escape(note)}[/]", highlight=False)
     lone = lone_runs_note(runs)  # once the inputs stand, so that an input error stays one line
     if lone:
         console.print(f"[yellow]note: {lone}[/]", highlight=False)
-    if only:
-        wanted = {s.lower() for s in only}
+    if only:  # GPUSxGPU, the GPU in any spelling a result file's gpu_name may have
+        parts = (item.partition("x") for item in only)
+        wanted = {f"{n.strip()}x{normalise_gpu_name(g.strip())}".lower() for n, _, g in parts}
         points = [p for p in points if f"{p.run.gpu_count}x{p.run.gpu}".lower() in wanted]
         if not points:
             raise FleetPlannerError(f"--only {', '.join(only)}: no run on that hardware")
@@ -131,8 +138,15 @@ def fit_files(
             bar.update(tasks[key], completed=int(1000 * min(frac, 0.99)), msg=msg)
 
         def on_result(key: tuple[str, int], entry: dict[str, Any]) -> None:
+            why = unreplayable(entry, groups[key], options.seeds, options.lengths)
+            if why:
+                raise FleetPlannerError(f"{key[1]}x{key[0]}: no run could be replayed under any profile the fit "
+                                        f"tried (nothing written for it): {why}")
             entries[key] = entry
-            write_profile_file(output, entries)
+            try:
+                write_profile_file(output, entries)
+            except OSError as exc:
+                raise FleetPlannerError(f"-o {output}: cannot write: {exc.strerror or exc}") from None
             m = entry["fit"]["mape_pct"]
             bar.update(tasks[key], completed=1000,
                        msg=f"done: thr {m['request_throughput']}% TPOT {m['median_tpot_ms']}% "
@@ -144,12 +158,17 @@ def fit_files(
 
 def run(args: argparse.Namespace) -> int:
     check_seed_options(args.seeds, args.client_seed)
+    refuse_empty_paths([("FILE", args.files, "a result file, folder or bundle"),
+                        ("-o", args.output, "the profile .yaml file to write"),
+                        ("--model-config", args.model_config, "a config.json or a model folder"),
+                        ("--hardware", args.hardware, "a hardware .yaml file")])
+    output = Path(args.output)
     if args.max_evals < 1:
         raise FleetPlannerError(f"--max-evals(={args.max_evals}) must be >= 1")
     console = Console(stderr=True)
     options = FitOptions(seeds=tuple(range(args.seeds)), max_nfev=args.max_evals, lengths=LengthModel(),
                          derive_tp=not args.no_derive)
-    entries = fit_files(args.files, args.output, options, resume=args.resume, model_configs=args.model_config,
+    entries = fit_files(args.files, output, options, resume=args.resume, model_configs=args.model_config,
                         client_seed=args.client_seed, only=args.only, console=console,
                         overrides={**hardware_overrides(args.gpu, args.gpus),
                                    "engine": engine_overrides(args.engine),

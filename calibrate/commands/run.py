@@ -21,6 +21,7 @@ from calibrate.runner.bench import DATASETS, BenchConfig
 from calibrate.runner.orchestrate import RunPlan, describe_plan, execute, power_devices
 from calibrate.server import ServerConfig, default_engine_limits, free_port, sets_flag, tp_error
 from calibrate.sweep import SweepConfig
+from scenarios.cliutil import refuse_empty_paths
 from scenarios.errors import FleetPlannerError
 from scenarios.models import SERVED_DTYPES, load_model_config
 
@@ -70,7 +71,7 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--model", required=True, help="local model directory or Hugging Face model id")
-    p.add_argument("--out", required=True, type=Path, help="bundle directory (created, or resumed)")
+    p.add_argument("--out", required=True, help="bundle directory (created, or resumed)")
     p.add_argument("--dry-run", action="store_true", help="print the plan, commands and cost; start nothing")
 
     g = p.add_argument_group("server (vllm serve)")
@@ -239,7 +240,7 @@ def build_plan(args: argparse.Namespace) -> RunPlan:
             server=server,
             bench=bench,
             sweep=sweep,
-            out=args.out,
+            out=Path(args.out),
             seed=args.seed,
             price_per_gpu_hour=args.price_per_gpu_hour,
             startup_estimate_s=args.startup_estimate,
@@ -278,6 +279,10 @@ def check_model(model: str, tp: int, dry_run: bool = False) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    refuse_empty_paths([("--model", args.model, "a model folder or a Hugging Face model id"),
+                        ("--out", args.out, "the bundle folder to write"),
+                        ("--tokenizer", args.tokenizer, "a tokenizer folder or a Hugging Face id"),
+                        ("--dataset-path", args.dataset_path, "a dataset file")])
     plan = build_plan(args)
     check_model(args.model, args.tp, args.dry_run)
     if args.dataset_path and not Path(args.dataset_path).is_file():

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from calibrate.bands import entry_axes
 from calibrate.fitplan import read_profile_entries
+from scenarios.cliutil import refuse_empty_paths
 from scenarios.errors import FleetPlannerError
 from sim.profiles import BUNDLED_DIR
 
@@ -186,6 +187,7 @@ def show_entry(console: Console, entry: dict[str, Any], residuals: bool = True, 
 
 
 def run(args: argparse.Namespace) -> int:
+    refuse_empty_paths([("PROFILE", args.profile, "a profile .yaml file or a bundled profile's name")])
     path = locate(args.profile)
     entries = read_profile_entries(path)
     console = Console()

@@ -60,6 +60,10 @@ class RunPlan:
                 raise ValueError(f"{name}(={getattr(self, name)}) must be > 0")
         if self.bench_timeout_s is not None and not self.bench_timeout_s > 0:
             raise ValueError(f"bench_timeout_s(={self.bench_timeout_s}) must be > 0")
+        top = 2**32 - 1 - self.sweep.max_points  # vLLM's client seeds NumPy, which takes 0..2**32-1
+        if not 0 <= self.seed <= top:
+            raise ValueError(f"seed(={self.seed}) must be in 0..{top} (point i runs vLLM's client with --seed "
+                             "seed + i, below 2**32)")
 
     def seed_for(self, index: int) -> int:
         """Every point draws its own prompts, so no point finds another's prompts in the prefix cache."""

@@ -20,7 +20,9 @@ from calibrate.datasets import DATASET_HELP, DATASETS
 from calibrate.fitplan import resolve_points
 from calibrate.importer import MeasuredRun, load_runs, lone_runs_note
 from calibrate.overrides import ENGINE_HELP, check_seed_options, engine_overrides, hardware_overrides
+from calibrate.preflight import check_replayable
 from calibrate.validation import METRICS, ape, mape, profile_chooser, validate_points
+from calibrate.workload import LengthModel
 from scenarios.cliutil import refuse_empty_paths
 from scenarios.loader import load_hardware_file
 from scenarios.outputs import check_output_file, write_output
@@ -151,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
     runs = load_runs(args.files, client_seed=args.client_seed, engine=engine_overrides(args.engine), **overrides)
     hardware = load_hardware_file(args.hardware) if args.hardware else None
     points = resolve_points(runs, args.model_config, hardware)
+    check_replayable(points, 0, LengthModel(), runs_too=False)  # server settings: named before the replays start
     choose = profile_chooser(args.profile, Path.cwd())
     axes_of = _axes_chooser(args.profile)
     for p in points:
