@@ -176,7 +176,7 @@ def parse_result(
             raise ImportFailed(f"{at}: field '{key}'(={clip(total)}) must be at most {MAX_REQUEST_TOKENS} tokens per "
                                f"completed request ({completed})")
     name = gpu_name or data.get("gpu_name")
-    for key in ("gpu_name", "model_id"):
+    for key in ("gpu_name", "model_id", "date"):  # the date orders a server session's runs (prefix cache)
         if data.get(key) is not None and not isinstance(data[key], str):
             raise ImportFailed(f"{at}: field '{key}' must be text (got {clip(data[key])})")
     if not isinstance(name, str) or not name.strip():

@@ -149,6 +149,7 @@ def test_a_config_file_with_an_over_long_number_or_a_byte_order_mark(tmp_path: P
         ({"total_input_tokens": 0.5}, "field 'total_input_tokens' must be a whole number (got 0.5)"),
         ({"input_lens": [200] * 59 + [10**20], "output_lens": [150] * 60},
          "field 'input_lens[59]' must be at most 2147483647 tokens"),
+        ({"date": 5}, "field 'date' must be text (got 5)"),  # it orders a session's runs: not to be guessed at
     ],
 )
 def test_result_fields_no_measurement_can_have_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str],
