@@ -8,9 +8,12 @@
 3. Verify in order of the objective: simulate with several seeds (:mod:`planner.verify`); a fleet
    is feasible only if simulation says so.  A fleet that is componentwise no larger than an
    infeasible one (same routing) is infeasible too and is skipped.  The first feasible fleet in
-   cost order is the cheapest feasible one; runners-up follow.
-4. For ``pareto``, verify along both the cost and the carbon orderings and keep the feasible
-   fleets no other feasible fleet beats on both.
+   cost order is the cheapest feasible one; runners-up follow.  The budget holds for the simulated
+   cost (owned GPUs' electricity depends on their utilisation): a fleet over it once simulated is not
+   recommended, and one is set aside unsimulated only where it would be over it idle.
+4. For ``pareto``, verify along both the cost and the carbon orderings (interleaved, then on along each
+   until it has its first feasible fleet: the two ends of the front) and keep the feasible fleets no
+   other feasible fleet beats on both.
 """
 
 from __future__ import annotations
@@ -86,14 +89,17 @@ def enumerate_fleets(loaded: LoadedScenario) -> list[tuple[tuple[str, int], ...]
     return out
 
 
-def estimate(loaded: LoadedScenario, cand: Candidate, curves: dict[str, ConfigCurve], rate: float) -> Estimate:
-    """Capacity, cost and carbon per hour of a candidate from screening (no simulation)."""
+def estimate(loaded: LoadedScenario, cand: Candidate, curves: dict[str, ConfigCurve], rate: float,
+             util: float | None = None) -> Estimate:
+    """Capacity, cost and carbon per hour of a candidate from screening (no simulation); its GPUs busy the
+    offered load's share of their summed capacity, or ``util`` of the time where given."""
     scenario = loaded.scenario
     configs = scenario.config_by_key()
     gpus = scenario.gpu_catalogue()
     capacity = sum(n * curves[name].capacity_rps for name, n in cand.counts)
     slo = sum(n * curves[name].slo_rps for name, n in cand.counts)
-    util = min(rate / capacity, 1.0) if capacity > 0 else 1.0
+    if util is None:
+        util = min(rate / capacity, 1.0) if capacity > 0 else 1.0
     usd = carbon = 0.0
     grid = pool_grid(scenario)
     present = [(name, n) for name, n in cand.counts if n > 0]
@@ -156,6 +162,7 @@ def plan_fleet(
     result.slos = {c.name: c.slo.model_dump() for c in scenario.traffic.classes}
     result.confidence, result.peaks = settings.confidence, peaks
     result.budget, result.requests = settings.max_budget_usd_per_hour, requests
+    budget = settings.max_budget_usd_per_hour or math.inf
     over_budget: list[Estimate] = []  # fleets with the capacity, at a price above the budget
     for counts in vectors:
         for policy in policies:
@@ -167,7 +174,8 @@ def plan_fleet(
             est = estimate(loaded, cand, curves, rate)
             if est.capacity_rps < CAPACITY_SAFETY * rate:
                 continue
-            if settings.max_budget_usd_per_hour and est.usd_per_hour > settings.max_budget_usd_per_hour:
+            # over the budget even idle (owned GPUs' electricity grows with a utilisation only simulation tells)
+            if budget < est.usd_per_hour and budget < estimate(loaded, cand, curves, rate, 0.0).usd_per_hour:
                 over_budget.append(est)
                 continue
             result.estimates[est.candidate.key] = est
@@ -186,39 +194,51 @@ def plan_fleet(
     store = StateFile(state, scenario_hash(loaded, requests))
     want = settings.verify_top if objective != "pareto" else 3 * settings.verify_top
     infeasible: list[Candidate] = []
-    seen: set[str] = set()
+    seen: dict[str, Verdict | None] = {}  # verified (or skipped as dominated: None)
 
-    def verify(cands: list[Candidate], want: float, label: str = "", skip_dominated: bool = True) -> list[Verdict]:
-        """Verify ``cands`` in order until ``want`` are feasible (or the verification limit); the feasible."""
+    def verify(cands: list[Candidate], want: float, label: str = "", skip_dominated: bool = True,
+               limit: float = budget) -> list[Verdict]:
+        """Verify ``cands`` in order until ``want`` meet the SLOs at a simulated cost within ``limit`` $/h (or the
+        verification limit); those (a fleet verified before counts again)."""
         found: list[Verdict] = []
         for cand in cands:
-            if cand.key in seen:
-                continue
             if len(found) >= want:
                 break
+            if cand.key in seen:
+                old = seen[cand.key]
+                if old is not None and old.feasible and total(old, "usd_per_hour") <= limit and old not in found:
+                    found.append(old)
+                continue
             if len(result.verified) >= max_verifications:
-                result.truncated = not feasible
+                result.truncated = not (feasible or found)
                 break
-            seen.add(cand.key)
+            seen[cand.key] = None
             if skip_dominated and _dominated(cand, infeasible) is not None:
                 continue
             tell(f"verifying {cand.fleet} ({cand.routing}){label}", len(result.verified),
                  min(len(order), max_verifications))
-            verdict = _verify(loaded, cand, seeds, requests, store, settings.confidence)
+            verdict = seen[cand.key] = _verify(loaded, cand, seeds, requests, store, settings.confidence)
             result.verified.append(verdict)
-            (found.append(verdict) if verdict.feasible else infeasible.append(cand))
+            if not verdict.feasible:
+                infeasible.append(cand)
+            elif total(verdict, "usd_per_hour") <= limit:  # else over the budget once simulated: not recommended
+                found.append(verdict)
         return found
 
     feasible: list[Verdict] = []
     feasible = verify(order, want)
+    if objective == "pareto":
+        # the ends of the front: the first feasible fleet of each ordering, which the interleaved pass can miss
+        # when the other ordering finds its fleets first
+        for ranked in (by_cost, by_carbon):
+            feasible += [v for v in verify([e.candidate for e in ranked], 1) if v not in feasible]
     if not feasible and over_budget:
         # nothing within the budget meets the SLOs: the cheapest fleet above it that does (the closest)
         over_budget.sort(key=lambda e: (e.usd_per_hour, e.carbon_g_per_hour, e.candidate.replicas(), e.candidate.key))
-        verify([e.candidate for e in over_budget], 1, ", over the budget")
+        verify([e.candidate for e in over_budget], 1, ", over the budget", limit=math.inf)
     if not any(v.feasible for v in result.verified):
         # best effort: the most capable fleets of the space, so "closest" means the best any fleet does
-        found = verify(_best_effort(vectors, policies, curves), math.inf, ", best effort", skip_dominated=False)
-        feasible = [v for v in found if total(v, "usd_per_hour") <= (result.budget or math.inf)]
+        feasible = verify(_best_effort(vectors, policies, curves), math.inf, ", best effort", skip_dominated=False)
     _conclude(result, feasible, objective)
     if result.closest is not None and len(result.closest.runs) < len(seeds):
         # the closest fleet's figures and interval come from all seeds, not a quick rejection

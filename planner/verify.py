@@ -7,8 +7,8 @@ class's attainment (all bounds met) is the wider of a Student-t interval over se
 interval over the pooled requests.
 
 Runs are cached in a JSON Lines state file as soon as they finish, keyed by a hash of the scenario and
-the profiles and GPU specs it resolves to, so an interrupted ``planner plan`` resumes where it stopped
-and nothing is recomputed, while a changed profile is.
+the profiles, GPU specs, measured power and price list it resolves to, so an interrupted ``planner plan``
+resumes where it stopped and nothing is recomputed, while a changed profile (or price list) is.
 """
 
 from __future__ import annotations
@@ -17,15 +17,19 @@ import hashlib
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
-from planner.costing import fleet_economics
+from planner.costing import Economics, fleet_economics
+from planner.footprint import power_kind
+from planner.measured import measured_power
+from planner.pricing import load_catalogue
 from planner.variants import Candidate, candidate_scenario
+from scenarios.errors import FleetPlannerError
 from scenarios.loader import LoadedScenario
 from sim.profiles import resolve_profile
 from sim.results import class_summary
@@ -37,16 +41,26 @@ from sim.simulation import simulate
 RECORD_VERSION = 4
 
 
+def _price_list(loaded: LoadedScenario) -> Any:
+    """The price list the scenario names, as data (None where it cannot be read: no rented GPU needs it)."""
+    try:
+        return asdict(load_catalogue(loaded.scenario.pricing.catalogue, loaded.base_dir))
+    except FleetPlannerError:
+        return None
+
+
 def scenario_hash(loaded: LoadedScenario, requests: int | None) -> str:
-    """Key of a state file's records: the scenario (all fields, defaults included), the GPU specs and
-    step-time profiles its serving configurations resolve to (so a refitted profile file, an edited
-    hardware file or upgraded bundled profiles do not reuse runs simulated under the old ones), run
-    length, model."""
+    """Key of a state file's records: the scenario (all fields, defaults included), the GPU specs,
+    step-time profiles and measured power its serving configurations resolve to and the prices of its
+    price list (so a refitted profile file, an edited hardware or price-list file or upgraded bundled
+    profiles do not reuse runs simulated or priced under the old ones), run length, model."""
     scenario = loaded.scenario
     gpus = scenario.gpu_catalogue()
-    resolved = [[asdict(gpus[c.gpu]), resolve_profile(c.gpu, c.gpus, c.profile, loaded.base_dir).to_dict()]
+    measured = power_kind(scenario) == "measured"
+    resolved = [[asdict(gpus[c.gpu]), resolve_profile(c.gpu, c.gpus, c.profile, loaded.base_dir).to_dict(),
+                 asdict(p) if measured and (p := measured_power(c, loaded.base_dir)) else None]
                 for c in scenario.configs]
-    text = (json.dumps([scenario.model_dump(mode="json"), resolved], sort_keys=True)
+    text = (json.dumps([scenario.model_dump(mode="json"), resolved, _price_list(loaded)], sort_keys=True)
             + f"|{requests}|{loaded.model}|record-v{RECORD_VERSION}")
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -171,12 +185,15 @@ def _mean_economics(items: list[dict[str, Any]]) -> dict[str, Any]:
     first = items[0]
 
     def avg(dicts: list[dict[str, Any]]) -> dict[str, Any]:
+        """Mean hourly rates; the per-million-token figures from them (all seeds' cost over all their tokens,
+        as the rates beside them say, not a mean of each seed's ratio), where any tokens were served."""
         out = dict(dicts[0])
         for k, v in dicts[0].items():
             if isinstance(v, float):
                 vals = [d[k] for d in dicts if d.get(k) is not None]
                 out[k] = sum(vals) / len(vals) if vals else None
-        return out
+        rates = {f.name: out[f.name] for f in fields(Economics) if f.name in out}
+        return {**out, **Economics(**rates).to_dict()} if len(rates) == len(fields(Economics)) else out
 
     return {
         "pools": [avg([it["pools"][i] for it in items]) for i in range(len(first["pools"]))],
