@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import vllm_result as result
 
 from calibrate.cli import main as calibrate
 from planner.cli import main as planner
@@ -40,19 +41,6 @@ def within(seconds: float) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
-
-
-def result(**over: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "date": "20250610-140834", "backend": "vllm", "model_id": "microsoft/phi-4", "num_prompts": 60,
-        "gpu_name": "NVIDIA-H100-PCIe", "gpu_count": "1", "request_rate": 4.0, "burstiness": 1.0,
-        "max_concurrency": None, "duration": 16.0, "completed": 60, "total_input_tokens": 12000,
-        "total_output_tokens": 9000, "request_throughput": 3.7, "output_throughput": 560.0,
-        "total_token_throughput": 1300.0, "mean_ttft_ms": 40.0, "median_ttft_ms": 38.0, "p90_ttft_ms": 50.0,
-        "p99_ttft_ms": 60.0, "median_tpot_ms": 19.0, "p90_tpot_ms": 20.0, "mean_tpot_ms": 19.2,
-        "median_itl_ms": 19.0, "p99_itl_ms": 25.0,
-    }
-    return {**base, **over}
 
 
 def write(tmp_path: Path, name: str, obj: Any) -> str:

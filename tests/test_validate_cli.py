@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import vllm_result as result
 
 from calibrate.importer import load_runs
 from calibrate.validation import METRICS, ape, mape
@@ -18,20 +19,6 @@ KEYS = {"file", "model_id", "gpu_name", "gpu_count", "request_rate", "measured",
 VLLM_METRICS = {"request_throughput", "output_throughput", "total_token_throughput", "median_ttft_ms",
                 "p90_ttft_ms", "p99_ttft_ms", "mean_ttft_ms", "median_tpot_ms", "p90_tpot_ms", "median_itl_ms",
                 "p99_itl_ms"}
-
-
-def result(**over: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "date": "20250610-140834", "backend": "vllm", "model_id": "microsoft/phi-4", "num_prompts": 60,
-        "gpu_name": "NVIDIA-H100-PCIe", "gpu_count": "1", "request_rate": 4.0, "burstiness": 1.0,
-        "max_concurrency": None, "duration": 16.0, "completed": 60, "total_input_tokens": 12000,
-        "total_output_tokens": 9000, "request_throughput": 3.7, "output_throughput": 560.0,
-        "total_token_throughput": 1300.0, "mean_ttft_ms": 40.0, "median_ttft_ms": 38.0, "p90_ttft_ms": 50.0,
-        "p99_ttft_ms": 60.0, "median_tpot_ms": 19.0, "p90_tpot_ms": 20.0, "mean_tpot_ms": 19.2,
-        "median_itl_ms": 19.0, "p99_itl_ms": 25.0,
-    }
-    base.update(over)
-    return base
 
 
 def write(tmp_path: Path, name: str, *objs: dict[str, Any]) -> str:
