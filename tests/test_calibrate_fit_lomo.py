@@ -18,10 +18,11 @@ What holds and what does not (README "Fidelity"):
   server must have.)
 * 1xRTX-4090, two models whose runs disagree on the host: the 1.5B's 11.4 ms step needs a host
   launch cost that the 8B's 19.5 ms step (about all weight streaming) hides completely, so a fit on
-  the 8B alone cannot tell it for the 1.5B (TPOT ~52 % low).  The other way round the firm prior on
+  the 8B alone cannot tell it for the 1.5B (TPOT ~56 % low).  The other way round the firm prior on
   achieved weight bandwidth carries the 8B's TPOT within ~10 % below saturation, and the 1.5B's
   cold-cache runs, whose big steps run without CUDA graphs (``eager_factor``), no longer drag the
-  compute efficiency down to half (0.67 against 0.87 with both models; 0.48 before).  The 1.5B's runs
+  compute efficiency down to half (0.62 against 0.87 with both models; 0.48 before; 0.67 while the
+  simulator's ITL read 0.5 % high: the 1.5B barely pins it).  The 1.5B's runs
   hardly pin it at all (fits with it held at 0.55 or 0.87 match them as well; ``fit.spread``: +-30 %
   or more), and the 8B's prefills, which it sets, decide its saturation.
 """
