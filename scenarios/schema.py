@@ -319,11 +319,10 @@ class Scenario(Strict):
         for where, listed in (("plan.menu", self.plan.menu or []), ("plan.routing", self.plan.routing or [])):
             if twice := sorted({n for n in listed if listed.count(n) > 1}):
                 problems.append((where, f"listed more than once: {', '.join(twice)}"))
-        for name in [*(self.plan.menu or []), *self.plan.max_replicas]:
+        named = [(f"plan.menu[{i}]", n) for i, n in enumerate(self.plan.menu or [])]
+        for where, name in named + [(f"plan.max_replicas.{n}", n) for n in self.plan.max_replicas]:
             if name not in config_keys:
-                problems.append(
-                    (f"plan.menu.{name}", f"unknown configuration {name!r}; known: {', '.join(config_keys)}")
-                )
+                problems.append((where, f"unknown configuration {name!r}; known: {', '.join(config_keys)}"))
         policies = (
             "round_robin",
             "least_outstanding",

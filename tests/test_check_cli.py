@@ -263,3 +263,14 @@ def test_a_context_longer_than_the_kv_cache_is_refused_as_vllm_does(tmp_path: Pa
                         r"<= \1, or give it more memory", out[0]), out
     data["configs"][0]["max_model_len"] = 32768
     assert run(["check", write(tmp_path, "set.yaml", data)], capsys)[0] == 0
+
+
+def test_an_unknown_configuration_is_named_where_it_is_written(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    # a cap for a configuration the scenario lacks had been reported under plan.menu
+    plan = {"menu": ["1xH100-PCIe", "1xA100"], "max_replicas": {"nope": 2}}
+    bad = write(tmp_path, "bad.yaml", {**GOOD, "plan": plan})
+    code, out, _ = run(["check", bad], capsys)
+    known = "known: 1xH100-PCIe, 2xRTX-4090"
+    assert code == 2 and out == [f"{bad}: plan.menu[1]: unknown configuration '1xA100'; {known}",
+                                 f"{bad}: plan.max_replicas.nope: unknown configuration 'nope'; {known}"]
