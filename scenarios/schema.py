@@ -319,10 +319,10 @@ class Scenario(Strict):
         for where, listed in (("plan.menu", self.plan.menu or []), ("plan.routing", self.plan.routing or [])):
             if twice := sorted({n for n in listed if listed.count(n) > 1}):
                 problems.append((where, f"listed more than once: {', '.join(twice)}"))
-        named = [(f"plan.menu[{i}]", n) for i, n in enumerate(self.plan.menu or [])]
-        for where, name in named + [(f"plan.max_replicas.{n}", n) for n in self.plan.max_replicas]:
-            if name not in config_keys:
-                problems.append((where, f"unknown configuration {name!r}; known: {', '.join(config_keys)}"))
+        configs_named = [(f"plan.menu[{i}]", n) for i, n in enumerate(self.plan.menu or [])]
+        for path, key in configs_named + [(f"plan.max_replicas.{n}", n) for n in self.plan.max_replicas]:
+            if key not in config_keys:
+                problems.append((path, f"unknown configuration {key!r}; known: {', '.join(config_keys)}"))
         policies = (
             "round_robin",
             "least_outstanding",
