@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from planner import plots
-from planner.outcome import PlanResult, to_dict
+from planner.outcome import PlanResult, pooled_classes, to_dict
 from planner.verify import Verdict
 from scenarios.numbers import number
 from sim.results import jsonable
@@ -67,13 +67,11 @@ def classes_table(v: Verdict, confidence: float) -> Rows:
     """Per class and SLO bound: the achieved percentile, share within, and the class's attainment CI."""
     level = f"{confidence * 100:g}% CI"
     rows = []
-    for name, cls in v.runs[0]["classes"].items():
+    for name, cls in pooled_classes(v).items():
         a = v.attainment.get(name, (math.nan, math.nan, math.nan))
         first = True
         for metric, m in cls["metrics"].items():
-            per = [r["classes"][name]["metrics"][metric] for r in v.runs]
-            share = sum(p["share"] for p in per) / len(per)
-            value = sum(p["value_ms"] for p in per) / len(per)
+            share, value = m["share"], m["value_ms"]
             pct = f"p{cls['target'] * 100:g}"
             rows.append([
                 name if first else "",

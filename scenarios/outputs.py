@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
@@ -35,6 +36,12 @@ def check_output_file(flag: str, path: str | Path | None, *, what: str = "a file
         raise FleetPlannerError(f"{flag} {path}: folder {p.parent} is not writable")
     if p.exists() and not os.access(p, os.W_OK):
         raise FleetPlannerError(f"{flag} {path}: not writable")
+    try:  # a folder that takes no new file although access() says it may (a read-only mount, /proc as root)
+        fd, trial = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
+        os.close(fd)
+        os.unlink(trial)
+    except OSError as exc:
+        raise FleetPlannerError(f"{flag} {path}: cannot write in folder {p.parent}: {exc.strerror or exc}") from None
 
 
 def check_output_folder(flag: str, folder: Path) -> None:

@@ -7,8 +7,6 @@ The work is in :mod:`calibrate.fitplan` (per-configuration fits, TP derivation, 
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -101,12 +99,6 @@ def fit_files(
     console = console or Console(stderr=True)
     # before the fit, not after it
     check_output_file("-o", output, what="the profile .yaml file", create_folder=True)
-    try:  # a folder that takes no new file (a read-only mount, /proc) fails here, not after the fit
-        fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
-        os.close(fd)
-        os.unlink(tmp)
-    except OSError as exc:
-        raise FleetPlannerError(f"-o {output}: cannot write in folder {output.parent}: {exc.strerror or exc}") from None
     done = read_profile_entries(output) if resume and output.exists() else {}
     repeats: list[str] = []  # runs given twice: said once the inputs stand, as the note on lone runs
     runs = load_runs(list(files), client_seed=client_seed, notes=repeats, **(overrides or {}))

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from planner.variants import total_rate
 from scenarios.errors import FleetPlannerError, ScenarioError
 from scenarios.loader import LoadedScenario, load_scenario
 from scenarios.traffic import TraceArrival
@@ -57,7 +58,7 @@ def window_holds_requests(loaded: LoadedScenario) -> list[str]:
     window = scenario.simulation.duration_s
     if window is None:
         return []
-    rate = sum(scenario.traffic.rate_of(c) for c in scenario.traffic.classes)
+    rate = total_rate(scenario)
     traced = sum(int((p.trace.times < window).sum()) for p in build_arrivals(loaded) if p.trace is not None)
     if rate * window + traced >= 1:
         return []

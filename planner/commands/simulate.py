@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from planner.commands.check import locate
+from planner.variants import total_rate
 from scenarios.cliutil import refuse_empty_paths
 from scenarios.errors import FleetPlannerError, ScenarioError
 from scenarios.loader import LoadedScenario, load_scenario, parse_fleet_spec
@@ -101,7 +102,7 @@ def _check_count(loaded: LoadedScenario, args: argparse.Namespace, got: int) -> 
     window = args.duration if flags else loaded.scenario.simulation.duration_s
     if got == 0 and window is not None:
         where = "--duration" if args.duration is not None else f"{args.scenario}: simulation.duration_s"
-        rate = sum(loaded.scenario.traffic.rate_of(c) for c in loaded.scenario.traffic.classes)
+        rate = total_rate(loaded.scenario)
         hint = f", e.g. --duration {100 / rate:.3g} for about 100 requests at {rate:.3g} req/s" if rate > 0 else ""
         alternative = ", or --requests N" if args.requests is None else ""
         raise FleetPlannerError(f"{where}(={window:g}): no request arrives within {window:g} s, so there is nothing "
