@@ -153,6 +153,7 @@ def to_dict(result: PlanResult) -> dict[str, Any]:
             "margin": v.margin,
             "worst": v.worst,
             "seeds": len(v.runs),
+            "backlog_growth": v.growth,
             "attainment": {k: {"mean": a[0], "low": a[1], "high": a[2]} for k, a in v.attainment.items()},
             "classes": pooled_classes(v),
             "economics": econ,

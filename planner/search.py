@@ -301,10 +301,10 @@ def _conclude(result: PlanResult, feasible: list[Verdict], objective: str) -> No
         ranked = sorted(feasible, key=rank)
         result.recommended = ranked[0]
         result.runners_up = ranked[1:]
-    elif over := [v for v in result.verified if v.feasible]:  # only fleets over the budget met the SLOs
-        result.closest = min(over, key=rank)
+    elif over := [v for v in result.verified if v.feasible]:  # only fleets over the budget met the SLOs:
+        result.closest = min(over, key=lambda v: (objective_total(v, "cost"), rank(v)))  # the cheapest of them
     else:
-        result.closest = max(result.verified, key=lambda v: (v.margin, -v.overshoot), default=None)
+        result.closest = max(result.verified, key=lambda v: (v.keeps_up, v.margin, -v.overshoot), default=None)
     # the front: in cost order, each fleet that emits less than every cheaper one (one of equal fleets)
     result.pareto, least = [], math.inf
     for v in sorted(feasible, key=lambda v: (objective_total(v, "cost"), objective_total(v, "carbon"))):

@@ -2,7 +2,10 @@
 
 Each (candidate, seed) run yields, per traffic class and SLO bound, the share of requests within
 the bound and the percentile the SLO names.  A candidate is *feasible* when, pooled over its
-seeds, every share reaches its target (``slo.percentile``).  The confidence interval on each
+seeds, every share reaches its target (``slo.percentile``), and the fleet keeps up with the load: where
+the runs are long enough to tell (:func:`sim.stability.backlog_growth`), the requests in the fleet must
+not grow by more than :data:`sim.stability.GROWTH_LIMIT` of the arrival rate over the seeds' mean, or a
+short run could pass a fleet whose queue grows without end.  The confidence interval on each
 class's attainment (all bounds met) is the wider of a Student-t interval over seeds and a Wilson
 interval over the pooled requests.
 
@@ -34,6 +37,7 @@ from scenarios.loader import LoadedScenario
 from sim.profiles import resolve_profile
 from sim.results import class_summary
 from sim.simulation import simulate
+from sim.stability import GROWTH_LIMIT, backlog_growth, stationary
 
 #: bumped when a run record's content changes, so state files written by older code are not reused
 #: (3: simulated TTFT and E2E include the profiles' request-path latency; all-reduce latency x log2 TP;
@@ -135,10 +139,12 @@ def run_once(loaded: LoadedScenario, cand: Candidate, seed: int, requests: int |
             "tpot_p50_ms": row["tpot_p50_ms"],
             "e2e_p99_ms": row["e2e_p99_ms"],
         }
+    growth = backlog_growth(result.requests) if stationary(variant.scenario) else None
     return {
         "key": cand.key,
         "seed": seed,
         "classes": rec_classes,
+        "growth": None if growth is None else growth.share,
         "economics": econ.to_dict(),
         "utilisation": {p: float(u) for p, u in result.replicas.groupby("pool")["utilisation"].mean().items()},
         "kv_use": {p: float(u) for p, u in result.replicas.groupby("pool")["mean_kv_frac"].mean().items()},
@@ -164,6 +170,14 @@ class Verdict:
     unverified: list[str] = field(default_factory=list)
     """Classes that had no request in any of the runs (a share too small for the run length): their SLOs
     were not judged, and the verdict holds for the other classes only."""
+    growth: float | None = None
+    """Growth of the requests in the fleet over the second half of the arrivals, as a share of the arrival
+    rate, mean over the seeds whose runs were long enough to tell (None: none was); over
+    :data:`sim.stability.GROWTH_LIMIT` the fleet does not keep up and is not feasible."""
+
+    @property
+    def keeps_up(self) -> bool:
+        return self.growth is None or self.growth <= GROWTH_LIMIT
 
     @property
     def rejected(self) -> dict[str, tuple[int, int]]:
@@ -232,7 +246,15 @@ def pool_runs(cand: Candidate, runs: list[dict[str, Any]], confidence: float) ->
             if share - target < margin:
                 margin = share - target
                 worst = describe_bound(name, metric, target, share, value, float(m["bound_ms"]))
-    return Verdict(cand, runs, margin >= 0, margin, worst, attainment, overshoot, unverified)
+    judged = [float(r["growth"]) for r in runs if r.get("growth") is not None]
+    growth = float(np.mean(judged)) if judged else None
+    verdict = Verdict(cand, runs, margin >= 0, margin, worst, attainment, overshoot, unverified, growth)
+    if not verdict.keeps_up:
+        verdict.feasible = False
+        verdict.worst = (f"a steady state (the requests in the fleet grew by {growth:.0%} of the arrival rate over "
+                         f"the runs' second halves: the fleet does not keep up, and its latencies keep rising past "
+                         f"what these runs show)")
+    return verdict
 
 
 def describe_bound(cls: str, metric: str, target: float, share: float, value_ms: float, bound_ms: float) -> str:

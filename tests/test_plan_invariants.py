@@ -276,3 +276,21 @@ def test_a_state_file_of_another_scenario_is_not_reused(tmp_path: Path) -> None:
     assert other.recommended is not None and fresh.recommended is not None and first.recommended is not None
     assert other.recommended.candidate == fresh.recommended.candidate
     assert other.recommended.economics == fresh.recommended.economics
+
+
+def test_over_the_budget_the_fleet_named_is_the_cheapest_that_meets_the_slos_whatever_the_objective() -> None:
+    """The budget is in dollars: with ``--objective carbon`` too, the fleet named as meeting the SLOs over it is
+    the cheapest such, not the greenest (it had been the greenest)."""
+    from planner.search import _conclude
+
+    def verdict(fleet: str, usd: float, carbon: float) -> Verdict:
+        econ = {"pools": [], "total": {"usd_per_hour": usd, "carbon_g_per_hour": carbon, "embodied_g_per_hour": 0.0}}
+        return Verdict(Candidate(((fleet, 1),), "least_outstanding"), [{"economics": econ, "classes": {}}],
+                       True, 0.05, "")
+
+    cheap, green = verdict("cheap", 3.0, 500.0), verdict("green", 6.0, 100.0)
+    for objective in ("cost", "carbon", "pareto"):
+        result = PlanResult(objective=objective, offered_rps=1.0, curves={}, enumerated=2, screened=2)
+        result.verified = [green, cheap]
+        _conclude(result, [], objective)
+        assert result.recommended is None and result.closest is cheap, objective

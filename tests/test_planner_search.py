@@ -388,3 +388,20 @@ def test_owned_gpus_are_used_up_to_the_number_owned() -> None:
     best = plan(2).recommended
     assert best.candidate.fleet == "1xRTX-4090:2" and best.economics["total"]["usd_per_hour"] < 0.5
     assert best.economics["pools"][0]["cost_basis"].startswith("owned: $0 over 3 y")
+
+
+def test_a_fleet_whose_backlog_grows_is_not_feasible_though_a_short_run_meets_its_slos() -> None:
+    """Two 4090s at 6 req/s of one-minute batch work meet the E2E bound over 800 requests, yet their queue
+    grows by a fifth of the arrivals: the planner must not recommend them (it had)."""
+    from test_sim_stability import batch_only
+
+    data = batch_only(6.0, 1)
+    data["plan"] = {"max_total_replicas": 4, "seeds": 2, "requests": 800, "stress_pct": 0}
+    result = plan_fleet(scenario_from_dict(data))
+    assert result.recommended is not None
+    two = next(v for v in result.verified if v.candidate.fleet == "1xRTX-4090:2")
+    assert two.margin >= 0 and two.growth is not None and two.growth > 0.1
+    assert not two.feasible and not two.keeps_up
+    assert two.worst.startswith("a steady state (the requests in the fleet grew by ")
+    assert result.recommended.candidate.fleet == "1xRTX-4090:3" and result.recommended.keeps_up
+    assert to_dict(result)["recommended"]["backlog_growth"] == pytest.approx(result.recommended.growth)

@@ -44,10 +44,11 @@ the scenario's optional sections steer it (planner check validates them):
 
 how it works: every fleet of the menu within the caps is screened with per-configuration capacities
 measured by short simulations; survivors are verified in order of the objective by full simulations
-with several seeds.  Only simulation declares a fleet feasible.  Runs are cached in a state file as
-they finish (default .fleet-planner/plan-<scenario>-<hash>.jsonl), so an interrupted plan resumes;
-runs are reused only under the same scenario, GPU specs and step-time profiles; --fresh ignores the
-cache.
+with several seeds.  Only simulation declares a fleet feasible, and only one that keeps up: its
+backlog must not grow over the runs' second halves (a short run can flatter an overloaded fleet).
+Runs are cached in a state file as they finish (default .fleet-planner/plan-<scenario>-<hash>.jsonl),
+so an interrupted plan resumes; runs are reused only under the same scenario, GPU specs and step-time
+profiles; --fresh ignores the cache.
 """
 
 def register(sub: Any) -> None:

@@ -137,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
     from planner.costing import priced_pools
     from sim.results import class_summary, summary_dict
     from sim.simulation import simulate
+    from sim.stability import backlog_growth, stationary
 
     if args.requests is not None and not 1 <= args.requests <= MAX_REQUESTS:
         raise FleetPlannerError(f"--requests(={args.requests}) must be in 1..{MAX_REQUESTS:,}")
@@ -165,11 +166,15 @@ def run(args: argparse.Namespace) -> int:
                 raise
             raise _blame_fleet(located, loaded, own) from None
     _check_count(loaded, args, len(result.requests))
+    growth = backlog_growth(result.requests) if stationary(loaded.scenario) else None
+    if growth is not None and not growth.keeps_up:
+        print_note(growth.describe())
     pools = priced_pools(result, loaded)  # the scenario's prices, power model and PUE, as plan's
     if args.csv:
         write_output("--csv", args.csv, lambda stream: result.requests.to_csv(stream, index=False))
     if args.json:
-        write_output("--json", args.json, json.dumps(summary_dict(result, pools), indent=2) + "\n")
+        summary = {**summary_dict(result, pools), "backlog_growth": None if growth is None else growth.share}
+        write_output("--json", args.json, json.dumps(summary, indent=2) + "\n")
     if not args.quiet and not to_stdout:
         _print(console, result, class_summary(result), pools)
         replicas = (p.replica for p in result.pools)
