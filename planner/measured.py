@@ -82,12 +82,24 @@ def _profile_entry(gpu: str, gpus: int, profile: str | None, base: Path) -> tupl
 
 
 def measured_power(cfg: ServingConfig, base: Path) -> MeasuredPower | None:
-    """Measured per-GPU power of a serving configuration, if its calibration recorded any."""
-    return _lookup(cfg.gpu, cfg.gpus, cfg.profile, str(base))
+    """Measured per-GPU power of a serving configuration, if its calibration recorded any.  Looked up once
+    per state of the profile files it reads: an edited ``fit.power`` (a long TUI session, a state file's
+    key) is read again."""
+    files = [profile_path(cfg.profile, base)] if cfg.profile else sorted(BUNDLED_DIR.glob("*.yaml"))
+    return _lookup(cfg.gpu, cfg.gpus, cfg.profile, str(base), tuple(_stamp(f) for f in files))
+
+
+def _stamp(path: Path) -> tuple[str, int, int]:
+    try:
+        st = path.stat()
+    except OSError:
+        return str(path), -1, -1
+    return str(path), st.st_mtime_ns, st.st_size
 
 
 @lru_cache(maxsize=128)
-def _lookup(gpu: str, gpus: int, profile: str | None, base: str) -> MeasuredPower | None:
+def _lookup(gpu: str, gpus: int, profile: str | None, base: str,
+            _files: tuple[tuple[str, int, int], ...] = ()) -> MeasuredPower | None:
     found = _profile_entry(gpu, gpus, profile, Path(base))
     if found is None:
         return None

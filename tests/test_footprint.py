@@ -209,3 +209,30 @@ def test_step_time_basis_names_the_profile_and_warns_outside_its_fit(tmp_path) -
     loaded = scenario_from_dict(data, path=tmp_path / "s.yaml")
     fp8 = fleet_economics(simulate(loaded, requests=100), loaded).pools[0].service_basis
     assert "quantized weights (8 bits" in fp8 and "multiply in FP8" in fp8
+
+
+def test_an_edited_measured_power_is_read_again(tmp_path) -> None:
+    """measured_power is cached, but per state of the profile file: an edited fit.power (a TUI session, a
+    state file's key) is not served stale (it had been, for the life of the process)."""
+    import os
+
+    import yaml
+
+    from planner.measured import measured_power
+    from scenarios.schema import ServingConfig
+
+    f = tmp_path / "prof.yaml"
+
+    def write(busy: float, stamp: int) -> None:
+        entry = {"gpu": "H100-PCIe", "gpus": 1, "memory_gb": 85.0, "source": "test",
+                 "fit": {"power": {"idle_w": 60.0, "busy_w": busy, "source": "test"}}}
+        f.write_text(yaml.safe_dump({"profiles": [entry]}))
+        os.utime(f, ns=(stamp, stamp))
+
+    cfg = ServingConfig(gpu="H100-PCIe", profile="prof.yaml")
+    write(300.0, 10**18)
+    first = measured_power(cfg, tmp_path)
+    assert first is not None and first.busy_w == 300.0
+    write(250.0, 10**18 + 10**9)
+    again = measured_power(cfg, tmp_path)
+    assert again is not None and again.busy_w == 250.0
