@@ -81,11 +81,11 @@ class HardwareProfile:
     (:data:`CUDA_GRAPH_MAX_TOKENS`), as a multiple of ``per_layer_s``: such a step runs the model
     kernel by kernel (big prefill chunks, full token budgets), so a small model's big steps stay
     launch-bound where its decode steps are not."""
-    frontend_s: float = 0.006
+    frontend_s: float = 0.0059
     """Request-path latency outside engine steps, added to TTFT and end-to-end time: HTTP, tokenisation,
     IPC to the engine (and its tensor-parallel workers), streaming.  The engine itself does not see it.
-    (Fitted: 5.8 and 6.5 ms on the single-GPU H100 and RTX 4090 boxes; a median of 58-92 ms on the TP RTX 4090
-    boxes.)"""
+    (Fitted: 5.8 and 6.0 ms on the single-GPU H100 and RTX 4090 boxes, hence the default; a median of 57-116
+    ms on the TP RTX 4090 boxes.)"""
     frontend_spread: float = 0.0
     """Spread of the request-path latency from request to request: each request's is ``frontend_s`` (the
     median) times ``exp(frontend_spread * z)``, ``z`` standard normal.  A tensor-parallel server's worker

@@ -249,7 +249,10 @@ def test_bundled_profile_is_picked_for_matching_hardware(gpu: str, gpus: int) ->
     assert prof.fitted_weights_gb is not None
     # physically meaningful ranges
     assert 0.5 <= prof.mem_eff <= 1.0 and 0.15 <= prof.compute_eff <= 1.0
-    assert prof.step_overhead_s < 0.03 and prof.per_layer_s < 1e-3 and prof.frontend_s < 0.1
+    assert prof.step_overhead_s < 0.03 and prof.per_layer_s < 1e-3
+    # the request path: a few ms on one GPU; on the TP 4090 boxes a median of 57-116 ms (their published TTFT
+    # at low load is 0.1-0.3 s for ~200-token prompts)
+    assert prof.frontend_s < (0.01 if gpus == 1 else 0.15)
     assert set(bundled_profiles()) >= set(EXPECTED_BUNDLED)
     # the request path's spread is fitted where its worker processes share the host (TP), not on one GPU
     assert (prof.frontend_spread > 0) == (gpus > 1) and prof.frontend_spread < 1.5
