@@ -17,7 +17,8 @@ token totals or per-request lengths, the measured metrics under vLLM's own field
 known about the server (engine limits, KV capacity, prefix caching).  Runs of one server session are
 linked (:attr:`MeasuredRun.session`, :attr:`MeasuredRun.order`): the published sweeps ran rates from
 high to low against one server with the same prompts, so every run but the first met a warm prefix
-cache.  A bad file or missing/ill-typed field raises :class:`ImportFailed` naming file, line and field
+cache.  A bad file, a missing/ill-typed field, or fields no run can have together (fewer tokens than completed
+requests, a rate too low for the duration) raise :class:`ImportFailed` naming file, line and field
 (``file: line N: field ...``).  A run given twice (the same record again, in one file or two) counts once.
 """
 
@@ -37,8 +38,9 @@ from calibrate.datasets import dataset_hint
 from calibrate.repeats import Repeats
 from calibrate.resultfields import (
     GPU_RANGE,
-    MAX_REQUEST_TOKENS,
     ImportFailed,
+    check_pace,
+    check_totals,
     clip,
     count_field,
     gpu_count_field,
@@ -171,10 +173,8 @@ def parse_result(
     if completed > num_prompts:
         raise ImportFailed(f"{at}: field 'completed'(={completed}) must be <= the requests sent "
                            f"('num_prompts'={num_prompts})")
-    for key, total in (("total_input_tokens", total_in), ("total_output_tokens", total_out)):
-        if total > MAX_REQUEST_TOKENS * completed:
-            raise ImportFailed(f"{at}: field '{key}'(={clip(total)}) must be at most {MAX_REQUEST_TOKENS} tokens per "
-                               f"completed request ({completed})")
+    check_totals(at, completed, {"total_input_tokens" if tin is not None else "input_lens": total_in,
+                                 "total_output_tokens" if tout is not None else "output_lens": total_out})
     name = gpu_name or data.get("gpu_name")
     for key in ("gpu_name", "model_id", "date"):  # the date orders a server session's runs (prefix cache)
         if data.get(key) is not None and not isinstance(data[key], str):
@@ -202,6 +202,7 @@ def parse_result(
     burst = num_field(data, "burstiness", at, required=False)
     if burst is not None and not burst > 0:
         raise ImportFailed(f"{at}: field 'burstiness' must be > 0 (got {clip(data['burstiness'])}; 1 is Poisson)")
+    check_pace(at, rate, burst or 1.0, num_prompts, duration)
     conc = count_field(data, "max_concurrency", at, required=False, least=1)
     return MeasuredRun(
         file=file or where, where=where, model_id=model, gpu_name=name, gpu=normalise_gpu_name(name),
@@ -209,7 +210,7 @@ def parse_result(
         request_rate=rate, burstiness=burst or 1.0, num_prompts=num_prompts, completed=completed,
         duration=duration, total_input_tokens=total_in, total_output_tokens=total_out, metrics=metrics,
         input_lens=inputs, output_lens=outputs, date=str(data.get("date") or ""),
-        send_times=send_times(data, at, len(inputs) if inputs is not None else None),
+        send_times=send_times(data, at, len(inputs) if inputs is not None else None, duration),
         max_concurrency=conc,
         dataset=dataset or dataset_hint(data, file or where),
     )

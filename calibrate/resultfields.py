@@ -4,7 +4,10 @@ vLLM's client writes numbers (``--metadata`` values as strings: ``"gpu_count": "
 unpaced request rate, and with ``--save-detailed`` the per-request arrays (token counts, and seconds
 for ``ttfts`` / ``itls``).  Every accessor here refuses what a measurement cannot be (a missing field,
 text, NaN or infinity, a negative count, a ragged array) with :class:`ImportFailed` naming where the
-object came from and the field, so that a bad file stops with one line rather than deep in a replay.
+object came from and the field, so that a bad file stops with one line rather than deep in a replay.  So do
+the checks of fields against each other that no run can fail: token totals of at least one token in and one
+out per completed request (:func:`check_totals`), and a request rate and send times its duration allows
+(:func:`check_pace`, :func:`send_times`).
 """
 
 from __future__ import annotations
@@ -138,13 +141,54 @@ def int_list(data: dict[str, Any], key: str, where: str) -> tuple[int, ...] | No
     return tuple(int(v) for v in value)
 
 
+def check_totals(where: str, completed: int, totals: dict[str, int]) -> None:
+    """Token totals, keyed by the field they came from (``total_input_tokens``, or ``input_lens`` summed where
+    the file has no total): every completed request has a prompt token and produced one, and holds at most
+    :data:`MAX_REQUEST_TOKENS` of each."""
+    for key, total in totals.items():
+        name = f"'{key}'(={clip(total)})" if key.startswith("total_") else f"'{key}'(summed: {clip(total)})"
+        if total < completed:
+            raise ImportFailed(f"{where}: field {name} must be at least 1 token per completed request ({completed}): "
+                               "each has a prompt token and an output token")
+        if total > MAX_REQUEST_TOKENS * completed:
+            raise ImportFailed(f"{where}: field {name} must be at most {MAX_REQUEST_TOKENS} tokens per "
+                               f"completed request ({completed})")
+
+
+def slack(duration: float) -> float:
+    """How long, in seconds, a run of ``duration`` seconds may have taken to send its requests by the
+    checks here: three times its duration and a second (a measured span has no exact start)."""
+    return 3 * duration + 1
+
+
+#: chance below which a client's random gaps are taken not to fit in a run's :func:`slack`
+UNLIKELY = 1e-9
+
+
+def check_pace(where: str, rate: float, burstiness: float, prompts: int, duration: float) -> None:
+    """Refuse a ``request_rate`` the run's ``duration`` rules out.  vLLM's client sends its requests with
+    gamma-distributed gaps (shape ``burstiness``, mean ``1 / rate``), so its ``prompts`` requests take about
+    ``(prompts - 1) / rate`` seconds to send; refused where that exceeds :func:`slack` and gaps that short are
+    less likely than :data:`UNLIKELY` (Chernoff's bound on the gamma sum: few or bursty requests may send fast)."""
+    span, room = (prompts - 1) / rate, slack(duration)  # rate inf ("all at once"): span 0
+    if span <= room:
+        return
+    f = room / span
+    if f > 0 and (prompts - 1) * burstiness * (math.log(f) + 1 - f) > math.log(UNLIKELY):
+        return
+    raise ImportFailed(f"{where}: field 'request_rate'(={clip(rate)}) is too low for the run's 'duration'"
+                       f"(={clip(duration)} s): its {prompts} requests ('num_prompts') would take ~{span:.3g} s to "
+                       f"send; expected at least {(prompts - 1) / room:.3g} req/s (or inf: all at once)")
+
+
 def _seconds_list(value: Any) -> bool:
     return isinstance(value, list) and all(
         isinstance(v, int | float) and not isinstance(v, bool) and _finite(v) for v in value)
 
 
-def send_times(data: dict[str, Any], where: str, n: int | None) -> tuple[float, ...] | None:
-    """``start_times`` (absolute clock readings) as offsets from the first send; None when absent."""
+def send_times(data: dict[str, Any], where: str, n: int | None, duration: float) -> tuple[float, ...] | None:
+    """``start_times`` (absolute clock readings) as offsets from the first send, all within the run's
+    ``duration`` (and :func:`slack`); None when absent."""
     value = data.get("start_times")
     if value is None:
         return None
@@ -153,6 +197,10 @@ def send_times(data: dict[str, Any], where: str, n: int | None) -> tuple[float, 
     if n is not None and len(value) != n:
         raise ImportFailed(f"{where}: field 'start_times' has {len(value)} entries but 'input_lens' has {n}")
     first = min(value)
+    span = float(max(value)) - first
+    if span > slack(duration):
+        raise ImportFailed(f"{where}: field 'start_times' spans {clip(span)} s from the first send to the last, "
+                           f"beyond the run's 'duration'(={clip(duration)} s): expected send times within the run")
     return tuple(float(v) - first for v in value)
 
 

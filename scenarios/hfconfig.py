@@ -101,8 +101,9 @@ QUANT_METHODS = ("awq", "gptq", "fp8", "fbgemm_fp8", "compressed-tensors", "bits
 
 
 def weight_bits(cfg: dict[str, Any], source: str) -> float:
-    """Bits per quantized linear weight, scales included (16-bit scales, one per ``group_size`` weights),
-    from ``quantization_config``; 0 where the checkpoint is not quantized."""
+    """Bits per quantized linear weight, scales included (16-bit scales, one per ``group_size`` weights: a
+    positive integer, or -1 for one per channel), from ``quantization_config``; 0 where the checkpoint is not
+    quantized."""
     q = cfg.get("quantization_config")
     if not q:
         return 0.0
@@ -115,6 +116,10 @@ def weight_bits(cfg: dict[str, Any], source: str) -> float:
     if method in ("fp8", "fbgemm_fp8"):
         bits = 8
     elif method == "bitsandbytes":
+        for key in ("load_in_4bit", "load_in_8bit"):
+            if q.get(key) is not None and not isinstance(q[key], bool):
+                raise FleetPlannerError(f"{source}: quantization_config.{key}: expected true or false, got "
+                                        f"{q[key]!r:.60}")
         bits = 4 if q.get("load_in_4bit") else 8 if q.get("load_in_8bit") else None
     elif method == "compressed-tensors":
         weights = [g["weights"] for g in _tensor_groups(q)]
@@ -130,12 +135,14 @@ def weight_bits(cfg: dict[str, Any], source: str) -> float:
     if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 16:
         raise FleetPlannerError(f"{source}: {where}: expected the weight bit width (1-16) for quant_method "
                                 f"{method!r}, got {bits!r}")
-    scales = 16 / group if isinstance(group, int) and not isinstance(group, bool) and group > 0 else 0.0
-    if isinstance(group, bool) or bits + scales > 16:
+    scales, known = 0.0, group is None or (type(group) is int and group == -1)  # one scale per channel: ~nothing
+    if isinstance(group, int) and not isinstance(group, bool) and group >= 1:
+        scales, known = 16 / group, True
+    if not known or bits + scales > 16:
         where = where.rsplit(".", 1)[0] + ".group_size"
-        raise FleetPlannerError(f"{source}: {where}: expected the weights that share one 16-bit scale, enough that "
-                                f"{bits}-bit weights with their scales take at most 16 bits (-1: one scale per "
-                                f"channel), got {group!r}")
+        raise FleetPlannerError(f"{source}: {where}: expected the weights that share one 16-bit scale, a whole "
+                                f"number enough that {bits}-bit weights with their scales take at most 16 bits "
+                                f"(-1: one scale per channel), got {group!r:.60}")
     return bits + scales
 
 

@@ -16,6 +16,7 @@ import pytest
 from conftest import vllm_result as result
 
 from calibrate.cli import main as calibrate
+from calibrate.importer import parse_result
 from planner.cli import main as planner
 from scenarios.errors import FleetPlannerError
 from scenarios.models import load_model_config, model_from_config
@@ -264,3 +265,90 @@ def test_run_dry_run_refuses_what_the_server_or_client_would(tmp_path: Path, cap
             *(a.replace("{tmp}", str(tmp_path)) for a in extra)]
     assert calibrate(argv) == 2
     assert expected in one_error(capsys)
+
+
+# ------------------------------------------------------------------------------------------ fields together
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"total_input_tokens": 0}, "field 'total_input_tokens'(=0) must be at least 1 token per completed request "
+                                    "(60): each has a prompt token and an output token"),
+        ({"total_output_tokens": 59}, "field 'total_output_tokens'(=59) must be at least 1 token per completed"),
+        ({"total_input_tokens": None, "input_lens": [0] * 60, "output_lens": [150] * 60},
+         "field 'input_lens'(summed: 0) must be at least 1 token per completed request (60)"),
+    ],
+)
+def test_token_totals_below_one_per_completed_request_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                   change: dict[str, Any], expected: str) -> None:
+    path = write(tmp_path, "r.json", result(**change))
+    assert planner(["validate", path, "--seeds", "1"]) == 2
+    err = one_error(capsys)
+    assert err.startswith(f"error: {path}: ") and expected in err
+
+
+@pytest.mark.parametrize(
+    ("rate", "expected"),
+    [
+        (1e-300, "field 'request_rate'(=1e-300) is too low for the run's 'duration'(=16.0 s): its 60 requests "
+                 "('num_prompts') would take ~5.9e+301 s to send; expected at least 1.2 req/s (or inf: all at once)"),
+        (0.1, "field 'request_rate'(=0.1) is too low for the run's 'duration'(=16.0 s)"),
+    ],
+)
+def test_a_request_rate_the_duration_rules_out_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                          rate: float, expected: str) -> None:
+    path = write(tmp_path, "r.json", result(request_rate=rate))
+    with within(30):
+        assert planner(["validate", path, "--seeds", "1"]) == 2
+    err = one_error(capsys)
+    assert err.startswith(f"error: {path}: ") and expected in err
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"request_rate": "inf"},
+        {"request_rate": 1.0},  # 60 Poisson arrivals at 1/s in 16 s: unlikely, not ruled out
+        {"request_rate": 0.01, "num_prompts": 3, "completed": 3, "duration": 20.0},  # two gaps of 100 s on average
+        {"request_rate": 0.5, "burstiness": 0.1, "duration": 16.0},  # bursty: most gaps are near 0
+    ],
+)
+def test_rates_a_short_or_bursty_run_may_have_are_read(change: dict[str, Any]) -> None:
+    run = parse_result(result(**change), "r.json")
+    assert run.request_rate == float(change["request_rate"])
+
+
+def test_send_times_beyond_the_run_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    clock = [1000.0 + 0.25 * i for i in range(59)]
+    assert parse_result(result(start_times=[*clock, 1014.75]), "r.json").send_times is not None  # within 16 s
+    path = write(tmp_path, "r.json", result(start_times=[*clock, 1e12]))
+    assert planner(["validate", path, "--seeds", "1"]) == 2
+    err = one_error(capsys)
+    assert err.startswith(f"error: {path}: field 'start_times' spans 999999999000.0 s from the first send to the last, "
+                          "beyond the run's 'duration'(=16.0 s)")
+
+
+# ------------------------------------------------------------------------------------------ calibrate run --out
+@pytest.mark.parametrize(
+    ("out", "expected"),
+    [
+        ("{tmp}/m/config.json", "--out {tmp}/m/config.json: exists and is not a directory"),
+        ("{tmp}/m/config.json/b", "--out {tmp}/m/config.json/b: {tmp}/m/config.json is a file, not a directory"),
+        ("{tmp}/m", "--out {tmp}/m: directory is not empty and holds no manifest.json"),
+    ],
+)
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_run_refuses_an_out_path_no_bundle_can_be_written_to(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                             monkeypatch: pytest.MonkeyPatch, out: str, expected: str,
+                                                             dry_run: bool) -> None:
+    def started(*args: Any, **kwargs: Any) -> int:
+        raise AssertionError("the sweep started")
+
+    monkeypatch.setattr("calibrate.commands.run.execute", started)  # a real run is refused before it starts
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text(json.dumps(LLAMA))
+    argv = ["run", "--model", str(tmp_path / "m"), "--device", "cpu", "--out", out.replace("{tmp}", str(tmp_path))]
+    assert calibrate([*argv, *(["--dry-run"] if dry_run else [])]) == 2
+    assert one_error(capsys) == "error: " + expected.replace("{tmp}", str(tmp_path)) + (
+        "; expected the bundle folder to write (created, or resumed)" if "exists" in expected
+        else "; expected the bundle folder to write" if "is a file" in expected
+        else "; expected a new folder or a bundle to resume")

@@ -1,9 +1,11 @@
 """``calibrate run``: measure a real vLLM server over an adaptive load sweep and write a bundle.
 
-This module only parses the command line and turns it into a :class:`~calibrate.runner.orchestrate.RunPlan`;
-the work is done in :mod:`calibrate.runner.orchestrate` (sweep loop, resume), :mod:`calibrate.server`
-(``vllm serve``), :mod:`calibrate.runner.bench` (``vllm bench serve``), :mod:`calibrate.power` (NVML),
-:mod:`calibrate.metrics` (Prometheus) and :mod:`calibrate.bundle` (the on-disk format).
+This module only parses the command line, refuses (dry run or not) what would stop the run once started (a
+model vLLM cannot shard, a ``--out`` no bundle can be written to), and turns it into a
+:class:`~calibrate.runner.orchestrate.RunPlan`; the work is done in :mod:`calibrate.runner.orchestrate` (sweep
+loop, resume), :mod:`calibrate.server` (``vllm serve``), :mod:`calibrate.runner.bench` (``vllm bench serve``),
+:mod:`calibrate.power` (NVML), :mod:`calibrate.metrics` (Prometheus) and :mod:`calibrate.bundle` (the on-disk
+format).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from calibrate.bundle import MANIFEST
 from calibrate.envinfo import is_cpu_build
 from calibrate.power import gpu_inventory
 from calibrate.resultfields import MAX_GPUS, gpus_in_range
@@ -278,6 +281,22 @@ def check_model(model: str, tp: int, dry_run: bool = False) -> None:
         raise RunArgumentError(f"--tp {tp}: {why}")
 
 
+def check_out(out: str) -> None:
+    """Refuse, dry run or not, a ``--out`` the bundle cannot be written to (as
+    :class:`~calibrate.bundle.BundleWriter` would once the run starts): a path that exists and is not a
+    folder, or lies under a file, or a folder with other files and no bundle manifest to resume."""
+    root = Path(out)
+    if root.exists() and not root.is_dir():
+        raise RunArgumentError(f"--out {out}: exists and is not a directory; expected the bundle folder to write "
+                               "(created, or resumed)")
+    above = next((p for p in root.absolute().parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise RunArgumentError(f"--out {out}: {above} is a file, not a directory; expected the bundle folder to write")
+    if root.is_dir() and not (root / MANIFEST).exists() and any(p.name != ".work" for p in root.iterdir()):
+        raise RunArgumentError(f"--out {out}: directory is not empty and holds no {MANIFEST}; expected a new folder "
+                               "or a bundle to resume")
+
+
 def run(args: argparse.Namespace) -> int:
     refuse_empty_paths([("--model", args.model, "a model folder or a Hugging Face model id"),
                         ("--out", args.out, "the bundle folder to write"),
@@ -287,6 +306,7 @@ def run(args: argparse.Namespace) -> int:
     check_model(args.model, args.tp, args.dry_run)
     if args.dataset_path and not Path(args.dataset_path).is_file():
         raise RunArgumentError(f"--dataset-path {args.dataset_path}: file not found")
+    check_out(args.out)
     if args.dry_run:
         print(describe_plan(plan))
         print("dry run: nothing started")
