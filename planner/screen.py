@@ -10,6 +10,7 @@ candidates to verify first.  Screening never declares a fleet feasible: only ver
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,7 +37,23 @@ class ConfigCurve:
     slo_rps: float
     """Highest measured load at which one replica alone met every class's SLO (0 if none)."""
     points: list[dict[str, Any]] = field(default_factory=list)
-    """Per load point: load fraction, rate and per-class latency percentiles (ms)."""
+    """Per load point: load fraction, rate, requests' mean time in the replica (s) and per-class latency
+    percentiles (ms)."""
+
+    def busy_at(self, rate: float) -> float:
+        """Utilisation (the share of time it runs engine steps, as the simulator counts it) of one replica
+        offered ``rate`` req/s.  Continuous batching keeps a replica stepping while any request is in it, so
+        it is busy far more than its share of capacity: requests stay in it ``sojourn`` seconds (the
+        screened runs' mean, interpolated at ``rate``), and with Poisson arrivals the chance that none is in
+        it is ``exp(-rate * sojourn)`` (as for M/G/infinity).  Power and carbon follow this, not
+        ``rate / capacity``; at or beyond saturation it is 1."""
+        if not self.capacity_rps > 0 or rate >= self.capacity_rps:
+            return 1.0
+        known = sorted((float(p["rate"]), float(p["sojourn_s"])) for p in self.points if p.get("sojourn_s"))
+        if not known:
+            return max(rate, 0.0) / self.capacity_rps
+        sojourn = float(np.interp(rate, [r for r, _ in known], [t for _, t in known]))
+        return 1.0 - math.exp(-max(rate, 0.0) * sojourn)
 
 
 def offered_rate(loaded: LoadedScenario, seed: int) -> float:
@@ -70,7 +87,9 @@ def screen_config(loaded: LoadedScenario, config: str, rate: float, seed: int, r
         variant = scaled_traffic(one, target / rate)
         r = simulate(variant, seed=seed, requests=requests, samples=0)
         classes = class_summary(r)
-        point: dict[str, Any] = {"load": frac, "rate": target, "classes": {}}
+        served = r.requests[~r.requests["rejected"]]
+        point: dict[str, Any] = {"load": frac, "rate": target, "classes": {},
+                                 "sojourn_s": float(served["e2e"].mean()) if len(served) else None}
         for row in classes.to_dict("records"):
             point["classes"][row["class"]] = {
                 k: row[k] for k in ("ttft_p50_ms", "ttft_p90_ms", "ttft_p99_ms", "tpot_p50_ms", "e2e_p90_ms")

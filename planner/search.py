@@ -91,15 +91,15 @@ def enumerate_fleets(loaded: LoadedScenario) -> list[tuple[tuple[str, int], ...]
 
 def estimate(loaded: LoadedScenario, cand: Candidate, curves: dict[str, ConfigCurve], rate: float,
              util: float | None = None) -> Estimate:
-    """Capacity, cost and carbon per hour of a candidate from screening (no simulation); its GPUs busy the
-    offered load's share of their summed capacity, or ``util`` of the time where given."""
+    """Capacity, cost and carbon per hour of a candidate from screening (no simulation).  Each replica is
+    offered the load in proportion to its capacity and is busy as its configuration's screening runs were at
+    that load (:meth:`ConfigCurve.busy_at`), or ``util`` of the time where given."""
     scenario = loaded.scenario
     configs = scenario.config_by_key()
     gpus = scenario.gpu_catalogue()
     capacity = sum(n * curves[name].capacity_rps for name, n in cand.counts)
     slo = sum(n * curves[name].slo_rps for name, n in cand.counts)
-    if util is None:
-        util = min(rate / capacity, 1.0) if capacity > 0 else 1.0
+    share = rate / capacity if capacity > 0 else math.inf  # of each replica's capacity
     usd = carbon = 0.0
     grid = pool_grid(scenario)
     present = [(name, n) for name, n in cand.counts if n > 0]
@@ -109,7 +109,8 @@ def estimate(loaded: LoadedScenario, cand: Candidate, curves: dict[str, ConfigCu
         cfg = configs[name]
         gpu = gpus[cfg.gpu]
         measured = measured_power(cfg, loaded.base_dir) if power_kind(scenario) == "measured" else None
-        kw = power_model(scenario, gpu, measured).mean_w(util) * cfg.gpus * n / 1000.0
+        busy = util if util is not None else curves[name].busy_at(share * curves[name].capacity_rps)
+        kw = power_model(scenario, gpu, measured).mean_w(busy) * cfg.gpus * n / 1000.0
         usd += cost.usd_per_hour  # and the electricity of the owned GPUs (rent includes it)
         usd += kw * cost.owned_gpus / (cfg.gpus * n) * scenario.pricing.pue * scenario.pricing.electricity_usd_per_kwh
         emb, _ = embodied_g_per_gpu_hour(scenario, gpu.name)
