@@ -23,7 +23,14 @@ from typing import Any
 
 import pandas as pd
 
-from planner.footprint import embodied_g_per_gpu_hour, grid_intensity, power_kind, power_model
+from planner.footprint import (
+    already_owned_split,
+    embodied_basis,
+    embodied_g_per_gpu_hour,
+    grid_intensity,
+    power_kind,
+    power_model,
+)
 from planner.measured import measured_power
 from planner.pricing import fleet_costs
 from scenarios.loader import LoadedScenario
@@ -113,9 +120,9 @@ def fleet_economics(result: SimResult, loaded: LoadedScenario) -> FleetEconomics
     served = df[~df["rejected"] & df["finish"].notna()]
     span = max(result.makespan, 1e-9)
     pools: list[Economics] = []
-    costs = fleet_costs(scenario, loaded.base_dir, [(p.replica.gpu.name, p.count * p.replica.config.gpus)
-                                                   for p in result.pools])
-    for pool, cost in zip(result.pools, costs, strict=True):
+    members = [(p.replica.gpu.name, p.count * p.replica.config.gpus) for p in result.pools]
+    costs = fleet_costs(scenario, loaded.base_dir, members)
+    for pool, cost, owned in zip(result.pools, costs, already_owned_split(scenario, members), strict=True):
         plan = pool.replica
         gpu = plan.gpu
         n_gpus = pool.count * plan.config.gpus
@@ -130,6 +137,7 @@ def fleet_economics(result: SimResult, loaded: LoadedScenario) -> FleetEconomics
             usd_h += kwh_h * cost.owned_gpus / n_gpus * pricing.pue * pricing.electricity_usd_per_kwh
         grid = grid_intensity(scenario, pool.grid_g_per_kwh, 0.0, 24.0, pool.grid_profile)  # the day's mean
         emb, emb_basis = embodied_g_per_gpu_hour(scenario, gpu.name)
+        emb_basis = embodied_basis(emb_basis, owned, n_gpus)
         mine = served[served["pool"] == pool.name]
         tokens = float(mine["prompt_tokens"].sum() + mine["output_tokens"].sum())
         pools.append(
@@ -141,7 +149,7 @@ def fleet_economics(result: SimResult, loaded: LoadedScenario) -> FleetEconomics
                 power_w=power_w,
                 kwh_per_hour=kwh_h,
                 carbon_g_per_hour=kwh_h * pricing.pue * grid,
-                embodied_g_per_hour=emb * n_gpus,
+                embodied_g_per_hour=emb * (n_gpus - owned),
                 tokens_per_s=tokens / span,
                 output_tokens_per_s=float(mine["output_tokens"].sum()) / span,
                 cost_basis=cost.basis,

@@ -104,9 +104,8 @@ def grid_intensity(scenario: Scenario, pool_g_per_kwh: float | None, start_h: fl
 
 
 def embodied_g_per_gpu_hour(scenario: Scenario, gpu: str) -> tuple[float, str]:
-    """Embodied emissions charged per GPU-hour of fleet membership, with their basis."""
-    if gpu in scenario.carbon.already_owned:
-        return 0.0, "already owned, otherwise idle: no new embodied carbon"
+    """Embodied emissions charged per GPU-hour of fleet membership of a GPU that is not already owned (see
+    :func:`already_owned_split`), with their basis."""
     if gpu in scenario.carbon.embodied_kg_per_gpu:
         kg, src = scenario.carbon.embodied_kg_per_gpu[gpu], "scenario"
     else:
@@ -114,6 +113,27 @@ def embodied_g_per_gpu_hour(scenario: Scenario, gpu: str) -> tuple[float, str]:
     return kg * 1000.0 / (
         scenario.carbon.lifetime_years * HOURS_PER_YEAR
     ), f"{kg:g} kg over {scenario.carbon.lifetime_years:g} y ({src})"
+
+
+def already_owned_split(scenario: Scenario, pools: Sequence[tuple[str, int]]) -> list[int]:
+    """Per pool, given as (GPU type, GPUs in the pool) in fleet order: how many of its GPUs are already owned
+    (``carbon.already_owned``), taken pool by pool up to each type's count."""
+    left = {gpu: scenario.carbon.owned_count(gpu) for gpu, _ in pools}
+    out = []
+    for gpu, n in pools:
+        mine = int(min(n, left[gpu]))
+        left[gpu] -= mine
+        out.append(mine)
+    return out
+
+
+def embodied_basis(basis: str, owned: int, gpus: int) -> str:
+    """The embodied-carbon basis of a pool of which ``owned`` of ``gpus`` GPUs are already owned."""
+    if owned == 0:
+        return basis
+    if owned >= gpus:
+        return "already owned, otherwise idle: no new embodied carbon"
+    return f"{basis} for {gpus - owned} of {gpus} GPUs ({owned} already owned)"
 
 
 def tokens_per_kwh(tokens_per_s: float, power_w: float) -> float:

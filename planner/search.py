@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from planner.footprint import embodied_g_per_gpu_hour, grid_intensity, power_kind, power_model
+from planner.footprint import already_owned_split, embodied_g_per_gpu_hour, grid_intensity, power_kind, power_model
 from planner.measured import measured_power
 from planner.outcome import Estimate, PlanResult, objective_total, total
 from planner.pricing import fleet_costs
@@ -103,9 +103,10 @@ def estimate(loaded: LoadedScenario, cand: Candidate, curves: dict[str, ConfigCu
     usd = carbon = 0.0
     grid = pool_grid(scenario)
     present = [(name, n) for name, n in cand.counts if n > 0]
-    costs = fleet_costs(scenario, loaded.base_dir, [(gpus[configs[name].gpu].name, configs[name].gpus * n)
-                                                   for name, n in present])
-    for (name, n), cost in zip(present, costs, strict=True):
+    members = [(gpus[configs[name].gpu].name, configs[name].gpus * n) for name, n in present]
+    costs = fleet_costs(scenario, loaded.base_dir, members)
+    owned = already_owned_split(scenario, members)
+    for (name, n), cost, (_, n_gpus), mine in zip(present, costs, members, owned, strict=True):
         cfg = configs[name]
         gpu = gpus[cfg.gpu]
         measured = measured_power(cfg, loaded.base_dir) if power_kind(scenario) == "measured" else None
@@ -116,7 +117,7 @@ def estimate(loaded: LoadedScenario, cand: Candidate, curves: dict[str, ConfigCu
         emb, _ = embodied_g_per_gpu_hour(scenario, gpu.name)
         where = grid.get(name, {})  # a standing fleet: the day's mean intensity
         intensity = grid_intensity(scenario, where.get("grid_g_per_kwh"), 0.0, 24.0, where.get("grid_hourly_profile"))
-        carbon += kw * scenario.pricing.pue * intensity + emb * cfg.gpus * n
+        carbon += kw * scenario.pricing.pue * intensity + emb * (n_gpus - mine)
     return Estimate(cand, capacity, slo, usd, carbon)
 
 

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
@@ -80,8 +81,16 @@ class Carbon(Strict):
     """GPU name -> embodied kg CO2e (defaults: see planner.carbon)."""
     lifetime_years: float = Field(default=4.0, gt=0)
     """Embodied carbon is spread over this many years of wall-clock time."""
-    already_owned: list[str] = Field(default_factory=list)
-    """GPU names that exist anyway and would otherwise sit idle: no new embodied carbon is charged."""
+    already_owned: list[str] | dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=list)
+    """GPUs that exist anyway and would otherwise sit idle: no new embodied carbon is charged for them.  A list
+    of GPU names (every GPU of those types), or GPU name -> how many (a fleet's first COUNT GPUs of that type,
+    pool by pool as ``pricing.owned.<GPU>.count`` takes them; the others are charged)."""
+
+    def owned_count(self, gpu: str) -> float:
+        """How many GPUs of type ``gpu`` are already owned (infinity: every one)."""
+        if isinstance(self.already_owned, dict):
+            return float(self.already_owned.get(gpu, 0))
+        return math.inf if gpu in self.already_owned else 0.0
 
     def pool_grid(self, pool_g_per_kwh: float | None) -> float:
         """A pool's grid intensity: its own, else this section's, else :data:`DEFAULT_GRID_G_PER_KWH`."""

@@ -236,3 +236,38 @@ def test_an_edited_measured_power_is_read_again(tmp_path) -> None:
     write(250.0, 10**18 + 10**9)
     again = measured_power(cfg, tmp_path)
     assert again is not None and again.busy_w == 250.0
+
+
+def test_already_owned_gpus_by_count_are_charged_no_embodied_carbon_the_rest_are() -> None:
+    """carbon.already_owned as GPU -> count: a fleet's first COUNT GPUs of the type carry no new embodied carbon,
+    pool by pool; the others are charged.  (A list of names had been the only form: owning two 4090s waived
+    the embodied carbon of every 4090 a plan might add.)  Screening's guess charges the same GPUs."""
+    from planner.screen import ConfigCurve
+    from planner.search import estimate
+    from planner.variants import Candidate
+    from scenarios.errors import ScenarioError
+
+    per_gpu, _ = embodied_g_per_gpu_hour(make_scenario().scenario, "RTX-4090")
+    pools = [{"config": "1xH100-PCIe", "count": 1, "name": "h100"}, {"config": "1xRTX-4090", "count": 3, "name": "rtx"}]
+    for owned, charged in (({"RTX-4090": 2}, 1), ({"RTX-4090": 5}, 0), ({"RTX-4090": 0}, 3), (["RTX-4090"], 0),
+                           ({"H100-PCIe": 1}, 3)):
+        econ, _ = _economics(fleet={"pools": pools}, carbon={"already_owned": owned})
+        h100, rtx = econ.pools
+        assert rtx.embodied_g_per_hour == pytest.approx(per_gpu * charged), owned
+        assert (h100.embodied_g_per_hour == 0) == ("H100-PCIe" in owned), owned
+        if charged == 1:
+            assert rtx.carbon_basis.endswith("for 1 of 3 GPUs (2 already owned)")
+        data = make_scenario().scenario.model_dump(mode="json", exclude_none=True)
+        data.update(fleet={"pools": pools}, carbon={"already_owned": owned})
+        loaded = scenario_from_dict(data)
+        cand = Candidate((("1xH100-PCIe", 1), ("1xRTX-4090", 3)), "least_outstanding")
+        curves = {name: ConfigCurve(name, 10.0, 10.0) for name, _ in cand.counts}
+        guess = estimate(loaded, cand, curves, 0.0, util=0.0).carbon_g_per_hour
+        none_owned = estimate(scenario_from_dict({**data, "carbon": {}}), cand, curves, 0.0, util=0.0)
+        h100_waived = embodied_g_per_gpu_hour(loaded.scenario, "H100-PCIe")[0] if "H100-PCIe" in owned else 0.0
+        assert none_owned.carbon_g_per_hour - guess == pytest.approx(per_gpu * (3 - charged) + h100_waived)
+    data = make_scenario().scenario.model_dump(mode="json", exclude_none=True)
+    for bad, where in (({"RTX-4090": -1}, "carbon.already_owned"), ({"H10": 1}, "carbon.already_owned.H10")):
+        data["carbon"] = {"already_owned": bad}
+        with pytest.raises(ScenarioError, match=where.replace(".", r"\.")):
+            scenario_from_dict(data, "s.yaml")

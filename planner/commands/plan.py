@@ -40,7 +40,7 @@ the scenario's optional sections steer it (planner check validates them):
   pricing: {catalogue: alternative-2025-05 | hyperscaler-2025-05 | runpod-2026-03 | FILE.yaml,
             kind: on_demand|spot, overrides: {H100-PCIe: 1.8}, owned: {RTX-4090: {purchase_usd: 1600}}}
   power:   {model: measured|linear|full_tdp, board_w: {H100-PCIe: 700}}   # full_tdp: seed 000's Table 3
-  carbon:  {grid_g_per_kwh: 242, hourly_profile: [24 factors], already_owned: [RTX-4090]}
+  carbon:  {grid_g_per_kwh: 242, hourly_profile: [24 factors], already_owned: [RTX-4090] | {RTX-4090: 2}}
 
 how it works: every fleet of the menu within the caps is screened with per-configuration capacities
 measured by short simulations; survivors are verified in order of the objective by full simulations
