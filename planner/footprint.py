@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from scenarios.catalog import GpuSpec
+from scenarios.prices import first_of_type
 from scenarios.schema import Scenario
 
 EMBODIED_KG_DEFAULT: dict[str, tuple[float, str]] = {
@@ -117,14 +118,8 @@ def embodied_g_per_gpu_hour(scenario: Scenario, gpu: str) -> tuple[float, str]:
 
 def already_owned_split(scenario: Scenario, pools: Sequence[tuple[str, int]]) -> list[int]:
     """Per pool, given as (GPU type, GPUs in the pool) in fleet order: how many of its GPUs are already owned
-    (``carbon.already_owned``), taken pool by pool up to each type's count."""
-    left = {gpu: scenario.carbon.owned_count(gpu) for gpu, _ in pools}
-    out = []
-    for gpu, n in pools:
-        mine = int(min(n, left[gpu]))
-        left[gpu] -= mine
-        out.append(mine)
-    return out
+    (``carbon.already_owned``), taken pool by pool up to each type's count (as owned GPUs are priced)."""
+    return first_of_type(pools, scenario.carbon.owned_count)
 
 
 def embodied_basis(basis: str, owned: int, gpus: int) -> str:

@@ -19,7 +19,7 @@ a price-list file does not use.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -216,15 +216,28 @@ class PoolCost:
     basis: str
 
 
-def fleet_costs(scenario: Scenario, base: Path, pools: Sequence[tuple[str, int]]) -> list[PoolCost]:
-    """Per pool, given as (GPU type, GPUs in the pool) in fleet order: the GPUs of a type in ``pricing.owned``
-    are owned up to its ``count`` (unset: all), taken pool by pool; the others rent."""
-    left = {gpu: math.inf if o.count is None else float(o.count) for gpu, o in scenario.pricing.owned.items()}
+def first_of_type(pools: Sequence[tuple[str, int]], counts: Callable[[str], float]) -> list[int]:
+    """Per pool, given as (GPU type, GPUs in the pool) in fleet order: how many of its GPUs are among the fleet's
+    first ``counts(type)`` GPUs of their type (infinity: all), taken pool by pool."""
+    left: dict[str, float] = {}
     out = []
     for gpu, n in pools:
-        mine = int(min(n, left.get(gpu, 0.0)))
-        if mine:
-            left[gpu] -= mine
+        have = left.setdefault(gpu, counts(gpu))
+        out.append(int(min(n, have)))
+        left[gpu] = have - out[-1]
+    return out
+
+
+def fleet_costs(scenario: Scenario, base: Path, pools: Sequence[tuple[str, int]]) -> list[PoolCost]:
+    """Per pool, given as (GPU type, GPUs in the pool) in fleet order: the GPUs of a type in ``pricing.owned``
+    are owned up to its ``count`` (unset: all), taken pool by pool (:func:`first_of_type`); the others rent."""
+    terms = scenario.pricing.owned
+
+    def count(gpu: str) -> float:
+        return 0.0 if gpu not in terms else math.inf if terms[gpu].count is None else float(terms[gpu].count or 0)
+
+    out = []
+    for (gpu, n), mine in zip(pools, first_of_type(pools, count), strict=True):
         usd, parts = 0.0, []
         if mine:
             owned = gpu_cost(scenario, gpu, base)
