@@ -6,40 +6,17 @@ taken for another, a hang or a number with no meaning."""
 from __future__ import annotations
 
 import json
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import vllm_result as result
+from test_calibrate_fit_inputs import LLAMA, within
 
 from calibrate.cli import main as calibrate
 from planner.cli import main as planner
 from scenarios.errors import FleetPlannerError
 from scenarios.models import model_from_config
-
-LLAMA: dict[str, Any] = {
-    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 4096, "intermediate_size": 14336,
-    "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256,
-    "max_position_embeddings": 8192,
-}
-
-
-@contextmanager
-def within(seconds: float) -> Iterator[None]:
-    """Fail (rather than hang) where the body runs longer than ``seconds``."""
-    def expired(signum: int, frame: Any) -> None:
-        raise TimeoutError(f"took longer than {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def quantized(**q: Any) -> dict[str, Any]:
