@@ -62,6 +62,8 @@ class SimOutcome:
     pools: list[dict[str, Any]]
     economics: dict[str, Any]
     timeseries: pd.DataFrame = field(repr=False)
+    notes: list[str] = field(default_factory=list)
+    """What the figures do not show: a fleet that does not keep up (:mod:`sim.stability`)."""
 
     def metrics(self) -> dict[str, Metric]:
         out: dict[str, Metric] = {}
@@ -93,8 +95,10 @@ def run_simulation(loaded: LoadedScenario, requests: int | None = None) -> SimOu
     from planner.costing import fleet_economics
     from sim.results import class_summary, pool_summary
     from sim.simulation import simulate
+    from sim.stability import backlog_growth, stationary
 
     result = simulate(loaded, requests=requests)
+    growth = backlog_growth(result.requests) if stationary(loaded.scenario) else None
     econ = fleet_economics(result, loaded).to_dict()
     pools = pool_summary(result).to_dict("records")
     by_name = {e["name"]: e for e in econ["pools"]}
@@ -113,6 +117,7 @@ def run_simulation(loaded: LoadedScenario, requests: int | None = None) -> SimOu
         pools=pools,
         economics=econ,
         timeseries=result.timeseries,
+        notes=[growth.describe()] if growth is not None and not growth.keeps_up else [],
     )
 
 

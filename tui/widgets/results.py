@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from rich.markup import escape
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
@@ -106,7 +107,8 @@ class ResultsView(VerticalScroll):
         table.clear()
         for row in class_rows(outcome):
             table.add_row(*row)
-        self.query_one("#economics", Static).update(economics_line(outcome))
+        notes = "".join(f"\n[yellow]note: {escape(n)}[/]" for n in outcome.notes)
+        self.query_one("#economics", Static).update(economics_line(outcome) + notes)
         pools = self.query_one("#pool-table", DataTable)
         pools.clear()
         for p in outcome.pools:
