@@ -76,6 +76,13 @@ class PlanResult:
         if v.unverified:
             notes.append(f"not verified: {', '.join(v.unverified)} had no requests in {len(v.runs)} run(s) of "
                          f"{self.requests:,} requests, so its SLOs were not judged; raise plan.requests")
+        if v.growth_unjudged == "short":
+            notes.append(f"not judged whether {v.candidate.fleet} keeps up with the load: its runs of "
+                         f"{self.requests:,} requests are too short to tell a filling fleet from a backlog that "
+                         "grows (a short run can flatter an overloaded fleet); raise plan.requests")
+        elif v.growth_unjudged == "trace":
+            notes.append(f"not judged whether {v.candidate.fleet} keeps up with the load: its traffic is "
+                         "replayed from a trace, whose rate varies; its figures hold for the trace's length only")
         return notes
 
     def routing_note(self, v: Verdict) -> str | None:
@@ -89,6 +96,7 @@ class PlanResult:
             best = self.recommended
             caveats = [f"rejects {sum(n for n, _ in best.rejected.values()):,} requests"] if best.rejected else []
             caveats += ["classes unverified"] if best.unverified else []
+            caveats += ["runs too short to judge whether it keeps up"] if best.growth_unjudged == "short" else []
             return (f"recommended: {best.candidate.fleet} with {best.candidate.routing}"
                     + (f" ({', '.join(caveats)}: see notes)" if caveats else ""))
         within = f" within the budget of ${self.budget:g}/h" if self.budget else ""

@@ -139,12 +139,14 @@ def run_once(loaded: LoadedScenario, cand: Candidate, seed: int, requests: int |
             "tpot_p50_ms": row["tpot_p50_ms"],
             "e2e_p99_ms": row["e2e_p99_ms"],
         }
-    growth = backlog_growth(result.requests) if stationary(variant.scenario) else None
+    steady = stationary(variant.scenario)
+    growth = backlog_growth(result.requests) if steady else None
     return {
         "key": cand.key,
         "seed": seed,
         "classes": rec_classes,
         "growth": None if growth is None else growth.share,
+        "growth_unjudged": None if growth is not None else "short" if steady else "trace",
         "economics": econ.to_dict(),
         "utilisation": {p: float(u) for p, u in result.replicas.groupby("pool")["utilisation"].mean().items()},
         "kv_use": {p: float(u) for p, u in result.replicas.groupby("pool")["mean_kv_frac"].mean().items()},
@@ -178,6 +180,16 @@ class Verdict:
     @property
     def keeps_up(self) -> bool:
         return self.growth is None or self.growth <= GROWTH_LIMIT
+
+    @property
+    def growth_unjudged(self) -> str | None:
+        """Why no run judged whether the fleet keeps up: ``"short"`` (too few requests, or requests too long,
+        for the window :func:`sim.stability.backlog_growth` needs), ``"trace"`` (arrivals replayed from a
+        trace); None where some run judged it."""
+        if self.growth is not None:
+            return None
+        reasons = [r.get("growth_unjudged") for r in self.runs]
+        return "trace" if "trace" in reasons else "short" if "short" in reasons else None
 
     @property
     def rejected(self) -> dict[str, tuple[int, int]]:

@@ -405,3 +405,20 @@ def test_a_fleet_whose_backlog_grows_is_not_feasible_though_a_short_run_meets_it
     assert two.worst.startswith("a steady state (the requests in the fleet grew by ")
     assert result.recommended.candidate.fleet == "1xRTX-4090:3" and result.recommended.keeps_up
     assert to_dict(result)["recommended"]["backlog_growth"] == pytest.approx(result.recommended.growth)
+
+
+def test_runs_too_short_to_judge_whether_the_fleet_keeps_up_say_so() -> None:
+    """With 100 requests of minute-long batch work no run is long enough to tell a filling fleet from a growing
+    backlog: the recommendation says it was not judged (message, note, plan.json); with 800 it is judged."""
+    from test_sim_stability import batch_only
+
+    data = batch_only(6.0, 1)
+    for requests, judged in ((100, False), (800, True)):
+        data["plan"] = {"max_total_replicas": 4, "seeds": 2, "requests": requests, "stress_pct": 0}
+        result = plan_fleet(scenario_from_dict(data))
+        best = result.recommended
+        assert best is not None
+        assert (best.growth is not None) == judged and (best.growth_unjudged is None) == judged
+        notes = to_dict(result)["recommended"]["notes"]
+        assert any(n.startswith(f"not judged whether {best.candidate.fleet} keeps up") for n in notes) != judged
+        assert ("runs too short to judge whether it keeps up" in result.message()) != judged
