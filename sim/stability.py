@@ -76,8 +76,8 @@ def in_fleet(requests: pd.DataFrame, times: np.ndarray) -> np.ndarray:
 def backlog_growth(requests: pd.DataFrame, points: int = 41) -> Growth | None:
     """The backlog's growth (least-squares slope of the requests in the fleet at ``points`` evenly spaced
     times) over the second half of the arrivals, or from :data:`FILL_SERVICE_TIMES` mean decode spans
-    after the first arrival where that is later; None where that window holds fewer than
-    :data:`MIN_WINDOW_ARRIVALS` arrivals (too short to tell)."""
+    after the first arrival where that is later; None where that window is too short to tell: shorter than
+    :data:`WINDOW_SERVICE_TIMES` mean decode spans or holding fewer than :data:`MIN_WINDOW_ARRIVALS` arrivals."""
     if len(requests) < 2 * MIN_WINDOW_ARRIVALS:
         return None
     arrival = requests["arrival"].to_numpy(dtype=float)
