@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
 from planner.footprint import (
+    PowerModel,
     already_owned_split,
     embodied_basis,
     embodied_g_per_gpu_hour,
@@ -33,8 +34,11 @@ from planner.footprint import (
 )
 from planner.measured import measured_power
 from planner.pricing import fleet_costs
+from scenarios.catalog import GpuSpec
 from scenarios.loader import LoadedScenario
 from scenarios.models import ModelSpec
+from scenarios.prices import PoolCost
+from scenarios.schema import Scenario, ServingConfig
 from sim.notes import extrapolation_note
 from sim.results import pool_summary, window_s
 from sim.service import HardwareProfile
@@ -112,6 +116,38 @@ def service_note(basis: str) -> str | None:
     return basis.split(NOTE_SEP, 1)[1] if NOTE_SEP in basis else None
 
 
+def config_power_model(loaded: LoadedScenario, cfg: ServingConfig, gpu: GpuSpec) -> PowerModel:
+    """The power model of one GPU of a serving configuration: the scenario's, with the configuration's
+    calibration power where the scenario measures power and its calibration recorded some."""
+    measured = measured_power(cfg, loaded.base_dir) if power_kind(loaded.scenario) == "measured" else None
+    return power_model(loaded.scenario, gpu, measured)
+
+
+class PoolRates(NamedTuple):
+    """What a pool costs and emits per hour at a utilisation."""
+
+    usd_per_hour: float
+    power_w: float
+    kwh_per_hour: float
+    carbon_g_per_hour: float
+    embodied_g_per_hour: float
+
+
+def pool_rates(scenario: Scenario, pm: PowerModel, util: float, gpus: int, cost: PoolCost, owned: int,
+               grid_g_per_kwh: float, embodied_g_per_gpu_hour: float) -> PoolRates:
+    """A pool of ``gpus`` GPUs busy ``util`` of the time: its rent or amortisation with the electricity of its
+    owned GPUs (x PUE; rent includes it), its power, its operational carbon (x PUE) on its grid, and the
+    embodied carbon of the GPUs not ``owned`` already.  The simulated economics and screening's guess alike."""
+    pricing = scenario.pricing
+    power_w = pm.mean_w(util) * gpus
+    kwh_h = power_w / 1000.0
+    usd_h = cost.usd_per_hour
+    if cost.owned_gpus:
+        usd_h += kwh_h * cost.owned_gpus / gpus * pricing.pue * pricing.electricity_usd_per_kwh
+    return PoolRates(usd_h, power_w, kwh_h, kwh_h * pricing.pue * grid_g_per_kwh,
+                     embodied_g_per_gpu_hour * (gpus - owned))
+
+
 def fleet_economics(result: SimResult, loaded: LoadedScenario) -> FleetEconomics:
     """Economics of the simulated fleet (see the module docstring)."""
     scenario = loaded.scenario
@@ -128,16 +164,11 @@ def fleet_economics(result: SimResult, loaded: LoadedScenario) -> FleetEconomics
         n_gpus = pool.count * plan.config.gpus
         rows = result.replicas[result.replicas["pool"] == pool.name]
         util = float(rows["utilisation"].mean()) if len(rows) else 0.0
-        measured = measured_power(plan.config, loaded.base_dir) if power_kind(scenario) == "measured" else None
-        pm = power_model(scenario, gpu, measured)
-        power_w = pm.mean_w(util) * n_gpus
-        kwh_h = power_w / 1000.0
-        usd_h = cost.usd_per_hour  # and the electricity of the owned GPUs (rent includes it)
-        if cost.owned_gpus:
-            usd_h += kwh_h * cost.owned_gpus / n_gpus * pricing.pue * pricing.electricity_usd_per_kwh
+        pm = config_power_model(loaded, plan.config, gpu)
         grid = grid_intensity(scenario, pool.grid_g_per_kwh, 0.0, 24.0, pool.grid_profile)  # the day's mean
         emb, emb_basis = embodied_g_per_gpu_hour(scenario, gpu.name)
         emb_basis = embodied_basis(emb_basis, owned, n_gpus)
+        rates = pool_rates(scenario, pm, util, n_gpus, cost, owned, grid, emb)
         mine = served[served["pool"] == pool.name]
         tokens = float(mine["prompt_tokens"].sum() + mine["output_tokens"].sum())
         pools.append(
@@ -145,11 +176,11 @@ def fleet_economics(result: SimResult, loaded: LoadedScenario) -> FleetEconomics
                 name=pool.name,
                 replicas=pool.count,
                 gpus=n_gpus,
-                usd_per_hour=usd_h,
-                power_w=power_w,
-                kwh_per_hour=kwh_h,
-                carbon_g_per_hour=kwh_h * pricing.pue * grid,
-                embodied_g_per_hour=emb * (n_gpus - owned),
+                usd_per_hour=rates.usd_per_hour,
+                power_w=rates.power_w,
+                kwh_per_hour=rates.kwh_per_hour,
+                carbon_g_per_hour=rates.carbon_g_per_hour,
+                embodied_g_per_hour=rates.embodied_g_per_hour,
                 tokens_per_s=tokens / span,
                 output_tokens_per_s=float(mine["output_tokens"].sum()) / span,
                 cost_basis=cost.basis,

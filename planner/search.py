@@ -24,8 +24,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from planner.footprint import already_owned_split, embodied_g_per_gpu_hour, grid_intensity, power_kind, power_model
-from planner.measured import measured_power
+from planner.costing import config_power_model, pool_rates
+from planner.footprint import PowerModel, already_owned_split, embodied_g_per_gpu_hour, grid_intensity
 from planner.outcome import Estimate, PlanResult, objective_total, total
 from planner.pricing import fleet_costs
 from planner.screen import ConfigCurve, screen
@@ -90,10 +90,11 @@ def enumerate_fleets(loaded: LoadedScenario) -> list[tuple[tuple[str, int], ...]
 
 
 def estimate(loaded: LoadedScenario, cand: Candidate, curves: dict[str, ConfigCurve], rate: float,
-             util: float | None = None) -> Estimate:
+             util: float | None = None, powers: dict[str, PowerModel] | None = None) -> Estimate:
     """Capacity, cost and carbon per hour of a candidate from screening (no simulation).  Each replica is
     offered the load in proportion to its capacity and is busy as its configuration's screening runs were at
-    that load (:meth:`ConfigCurve.busy_at`), or ``util`` of the time where given."""
+    that load (:meth:`ConfigCurve.busy_at`), or ``util`` of the time where given.  ``powers``: each
+    configuration's power model, looked up once for a whole search (else here)."""
     scenario = loaded.scenario
     configs = scenario.config_by_key()
     gpus = scenario.gpu_catalogue()
@@ -106,18 +107,15 @@ def estimate(loaded: LoadedScenario, cand: Candidate, curves: dict[str, ConfigCu
     members = [(gpus[configs[name].gpu].name, configs[name].gpus * n) for name, n in present]
     costs = fleet_costs(scenario, loaded.base_dir, members)
     owned = already_owned_split(scenario, members)
-    for (name, n), cost, (_, n_gpus), mine in zip(present, costs, members, owned, strict=True):
-        cfg = configs[name]
-        gpu = gpus[cfg.gpu]
-        measured = measured_power(cfg, loaded.base_dir) if power_kind(scenario) == "measured" else None
+    for (name, _), cost, (gpu_name, n_gpus), mine in zip(present, costs, members, owned, strict=True):
+        pm = (powers or {}).get(name) or config_power_model(loaded, configs[name], gpus[configs[name].gpu])
         busy = util if util is not None else curves[name].busy_at(share * curves[name].capacity_rps)
-        kw = power_model(scenario, gpu, measured).mean_w(busy) * cfg.gpus * n / 1000.0
-        usd += cost.usd_per_hour  # and the electricity of the owned GPUs (rent includes it)
-        usd += kw * cost.owned_gpus / (cfg.gpus * n) * scenario.pricing.pue * scenario.pricing.electricity_usd_per_kwh
-        emb, _ = embodied_g_per_gpu_hour(scenario, gpu.name)
+        emb, _ = embodied_g_per_gpu_hour(scenario, gpu_name)
         where = grid.get(name, {})  # a standing fleet: the day's mean intensity
         intensity = grid_intensity(scenario, where.get("grid_g_per_kwh"), 0.0, 24.0, where.get("grid_hourly_profile"))
-        carbon += kw * scenario.pricing.pue * intensity + emb * (n_gpus - mine)
+        rates = pool_rates(scenario, pm, busy, n_gpus, cost, mine, intensity, emb)
+        usd += rates.usd_per_hour
+        carbon += rates.carbon_g_per_hour + rates.embodied_g_per_hour
     return Estimate(cand, capacity, slo, usd, carbon)
 
 
@@ -165,6 +163,8 @@ def plan_fleet(
     result.confidence, result.peaks = settings.confidence, peaks
     result.budget, result.requests = settings.max_budget_usd_per_hour, requests
     budget = settings.max_budget_usd_per_hour or math.inf
+    configs, catalogue = scenario.config_by_key(), scenario.gpu_catalogue()
+    powers = {name: config_power_model(loaded, configs[name], catalogue[configs[name].gpu]) for name in menu}
     over_budget: list[Estimate] = []  # fleets with the capacity, at a price above the budget
     for counts in vectors:
         for policy in policies:
@@ -173,11 +173,11 @@ def plan_fleet(
                 if len(policies) > 1:
                     continue  # class affinity that routes nothing differently: a duplicate of the others
                 result.affinity_idle.add(cand.key)
-            est = estimate(loaded, cand, curves, rate)
+            est = estimate(loaded, cand, curves, rate, powers=powers)
             if est.capacity_rps < CAPACITY_SAFETY * rate:
                 continue
             # over the budget even idle (owned GPUs' electricity grows with a utilisation only simulation tells)
-            if budget < est.usd_per_hour and budget < estimate(loaded, cand, curves, rate, 0.0).usd_per_hour:
+            if budget < est.usd_per_hour and budget < estimate(loaded, cand, curves, rate, 0.0, powers).usd_per_hour:
                 over_budget.append(est)
                 continue
             result.estimates[est.candidate.key] = est
