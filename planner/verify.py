@@ -37,7 +37,7 @@ from scenarios.loader import LoadedScenario
 from sim.profiles import resolve_profile
 from sim.results import class_summary
 from sim.simulation import simulate
-from sim.stability import GROWTH_LIMIT, backlog_growth, stationary
+from sim.stability import GROWTH_LIMIT, scenario_growth, stationary
 
 #: bumped when a run record's content changes, so state files written by older code are not reused
 #: (3: simulated TTFT and E2E include the profiles' request-path latency; all-reduce latency x log2 TP;
@@ -139,14 +139,13 @@ def run_once(loaded: LoadedScenario, cand: Candidate, seed: int, requests: int |
             "tpot_p50_ms": row["tpot_p50_ms"],
             "e2e_p99_ms": row["e2e_p99_ms"],
         }
-    steady = stationary(variant.scenario)
-    growth = backlog_growth(result.requests) if steady else None
+    growth = scenario_growth(result.requests, variant.scenario)
     return {
         "key": cand.key,
         "seed": seed,
         "classes": rec_classes,
         "growth": None if growth is None else growth.share,
-        "growth_unjudged": None if growth is not None else "short" if steady else "trace",
+        "growth_unjudged": None if growth else "short" if stationary(variant.scenario) else "trace",
         "economics": econ.to_dict(),
         "utilisation": {p: float(u) for p, u in result.replicas.groupby("pool")["utilisation"].mean().items()},
         "kv_use": {p: float(u) for p, u in result.replicas.groupby("pool")["mean_kv_frac"].mean().items()},

@@ -93,3 +93,9 @@ def backlog_growth(requests: pd.DataFrame, points: int = 41) -> Growth | None:
     slope = float(np.polyfit(times, in_fleet(requests, times).astype(float), 1)[0])
     rate = inside / (t1 - start)
     return Growth(share=slope / rate, per_s=slope, start_s=start, end_s=t1)
+
+
+def scenario_growth(requests: pd.DataFrame, scenario: Scenario) -> Growth | None:
+    """:func:`backlog_growth` of a run of ``scenario``, or None where its traffic is not judged (a class whose
+    rate varies: :func:`stationary`)."""
+    return backlog_growth(requests) if stationary(scenario) else None

@@ -95,10 +95,10 @@ def run_simulation(loaded: LoadedScenario, requests: int | None = None) -> SimOu
     from planner.costing import fleet_economics
     from sim.results import class_summary, pool_summary
     from sim.simulation import simulate
-    from sim.stability import backlog_growth, stationary
+    from sim.stability import scenario_growth
 
     result = simulate(loaded, requests=requests)
-    growth = backlog_growth(result.requests) if stationary(loaded.scenario) else None
+    growth = scenario_growth(result.requests, loaded.scenario)
     econ = fleet_economics(result, loaded).to_dict()
     pools = pool_summary(result).to_dict("records")
     by_name = {e["name"]: e for e in econ["pools"]}

@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     from planner.costing import priced_pools
     from sim.results import class_summary, summary_dict
     from sim.simulation import simulate
-    from sim.stability import backlog_growth, stationary
+    from sim.stability import scenario_growth
 
     if args.requests is not None and not 1 <= args.requests <= MAX_REQUESTS:
         raise FleetPlannerError(f"--requests(={args.requests}) must be in 1..{MAX_REQUESTS:,}")
@@ -166,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
                 raise
             raise _blame_fleet(located, loaded, own) from None
     _check_count(loaded, args, len(result.requests))
-    growth = backlog_growth(result.requests) if stationary(loaded.scenario) else None
+    growth = scenario_growth(result.requests, loaded.scenario)
     if growth is not None and not growth.keeps_up:
         print_note(growth.describe())
     pools = priced_pools(result, loaded)  # the scenario's prices, power model and PUE, as plan's
