@@ -10,11 +10,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from planner.screen import ConfigCurve
 from planner.variants import Candidate
-from planner.verify import Verdict
+from planner.verify import Verdict, pooled_classes
 
 
 @dataclass
@@ -122,30 +120,6 @@ def objective_total(v: Verdict, objective: str) -> float:
         v, "embodied_g_per_hour")
 
 
-def _mean(values: list[Any]) -> float | None:
-    vals = [float(v) for v in values if v is not None and not math.isnan(float(v))]
-    return sum(vals) / len(vals) if vals else None
-
-
-def pooled_classes(v: Verdict) -> dict[str, Any]:
-    """Per class, its runs pooled as the verdict and the report judge them: requests and rejections summed over
-    the seeds, each bound's share within and achieved percentile (and the class's attainment) their mean."""
-    out = {}
-    for name, first in v.runs[0]["classes"].items():
-        per = [r["classes"][name] for r in v.runs]
-        out[name] = {
-            **{k: _mean([p.get(k) for p in per]) for k in first if k not in ("n", "rejected", "target", "metrics")},
-            "n": sum(int(p["n"]) for p in per),
-            "rejected": sum(int(p.get("rejected", 0)) for p in per),
-            "target": first["target"],
-            "metrics": {m: {"bound_ms": b["bound_ms"],
-                            "share": _mean([p["metrics"][m]["share"] for p in per]),
-                            "value_ms": float(np.mean([p["metrics"][m]["value_ms"] for p in per]))}
-                        for m, b in first["metrics"].items()},
-        }
-    return out
-
-
 def to_dict(result: PlanResult) -> dict[str, Any]:
     """JSON-ready plan result."""
 
@@ -163,7 +137,7 @@ def to_dict(result: PlanResult) -> dict[str, Any]:
             "seeds": len(v.runs),
             "backlog_growth": v.growth,
             "attainment": {k: {"mean": a[0], "low": a[1], "high": a[2]} for k, a in v.attainment.items()},
-            "classes": pooled_classes(v),
+            "classes": pooled_classes(v.runs),
             "economics": econ,
             "routing_note": result.routing_note(v),
             "rejected": {k: n for k, (n, _) in v.rejected.items()},

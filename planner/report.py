@@ -19,8 +19,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from planner import plots
-from planner.outcome import PlanResult, pooled_classes, to_dict
-from planner.verify import Verdict
+from planner.outcome import PlanResult, to_dict
+from planner.verify import Verdict, pooled_classes
 from scenarios.numbers import number
 from sim.results import jsonable
 
@@ -67,7 +67,7 @@ def classes_table(v: Verdict, confidence: float) -> Rows:
     """Per class and SLO bound: the achieved percentile, share within, and the class's attainment CI."""
     level = f"{confidence * 100:g}% CI"
     rows = []
-    for name, cls in pooled_classes(v).items():
+    for name, cls in pooled_classes(v.runs).items():
         a = v.attainment.get(name, (math.nan, math.nan, math.nan))
         first = True
         for metric, m in cls["metrics"].items():

@@ -239,24 +239,46 @@ def _interval(values: list[float], n_total: int, confidence: float) -> tuple[flo
     return mean, max(lo, 0.0), min(hi, 1.0)
 
 
+def _mean(values: list[Any]) -> float | None:
+    vals = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    return sum(vals) / len(vals) if vals else None
+
+
+def pooled_classes(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per class, a fleet's runs pooled as its verdict and the report judge them: requests and rejections summed over
+    the seeds, each bound's share within and achieved percentile (and the class's attainment) their mean."""
+    out = {}
+    for name, first in runs[0]["classes"].items():
+        per = [r["classes"][name] for r in runs]
+        out[name] = {
+            **{k: _mean([p.get(k) for p in per]) for k in first if k not in ("n", "rejected", "target", "metrics")},
+            "n": sum(int(p["n"]) for p in per),
+            "rejected": sum(int(p.get("rejected", 0)) for p in per),
+            "target": first["target"],
+            "metrics": {m: {"bound_ms": b["bound_ms"],
+                            "share": float(np.mean([p["metrics"][m]["share"] for p in per])),
+                            "value_ms": float(np.mean([p["metrics"][m]["value_ms"] for p in per]))}
+                        for m, b in first["metrics"].items()},
+        }
+    return out
+
+
 def pool_runs(cand: Candidate, runs: list[dict[str, Any]], confidence: float) -> Verdict:
-    """Combine a candidate's per-seed runs into a :class:`Verdict`."""
+    """Combine a candidate's per-seed runs into a :class:`Verdict` (each bound judged on
+    :func:`pooled_classes`)."""
     margin, worst, overshoot = math.inf, "no SLO bounds", 0.0
     attainment, unverified = {}, []
-    for name in runs[0]["classes"]:
-        per = [r["classes"][name] for r in runs]
-        if sum(p["n"] for p in per) == 0:
+    for name, cls in pooled_classes(runs).items():
+        if cls["n"] == 0:
             unverified.append(name)
             continue
-        attainment[name] = _interval([p["attainment"] for p in per], sum(p["n"] for p in per), confidence)
-        target = per[0]["target"]
-        for metric, m in per[0]["metrics"].items():
-            share = float(np.mean([p["metrics"][metric]["share"] for p in per]))
-            value = float(np.mean([p["metrics"][metric]["value_ms"] for p in per]))
+        attainment[name] = _interval([r["classes"][name]["attainment"] for r in runs], cls["n"], confidence)
+        for metric, m in cls["metrics"].items():
+            share, value = m["share"], m["value_ms"]
             overshoot = max(overshoot, value / float(m["bound_ms"]))
-            if share - target < margin:
-                margin = share - target
-                worst = describe_bound(name, metric, target, share, value, float(m["bound_ms"]))
+            if share - cls["target"] < margin:
+                margin = share - cls["target"]
+                worst = describe_bound(name, metric, cls["target"], share, value, float(m["bound_ms"]))
     judged = [float(r["growth"]) for r in runs if r.get("growth") is not None]
     growth = float(np.mean(judged)) if judged else None
     verdict = Verdict(cand, runs, margin >= 0, margin, worst, attainment, overshoot, unverified, growth)
