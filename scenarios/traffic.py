@@ -24,6 +24,9 @@ MAX_RATE = 1e6
 MAX_SECONDS = 1e9
 #: least gamma burstiness (shape): below it nearly all gaps are 0 and a few are enormous
 MIN_BURSTINESS = 1e-3
+#: largest lognormal sigma: the median is then mean x exp(-sigma^2 / 2) = mean x 4e-6, so nearly every draw
+#: falls below ``min`` (measured LLM traffic: 0.5-1.5); far beyond it the draws overflow to NaN
+MAX_SIGMA = 5.0
 
 
 # ----------------------------------------------------------------------------------------- lengths
@@ -40,8 +43,8 @@ class LognormalLength(Strict):
     type: Literal["lognormal"] = "lognormal"
     mean: float = Field(gt=0)
     """Mean of the untruncated distribution, tokens."""
-    sigma: float = Field(default=1.0, gt=0)
-    """Shape: standard deviation of log(length)."""
+    sigma: float = Field(default=1.0, gt=0, le=MAX_SIGMA)
+    """Shape: standard deviation of log(length), at most :data:`MAX_SIGMA`."""
     min: int = Field(default=1, ge=1, le=MAX_TOKENS)
     max: int | None = Field(default=None, ge=1, le=MAX_TOKENS)
 

@@ -45,6 +45,15 @@ EFFICIENCY_FIELDS = ("mem_eff", "compute_eff", "attn_eff", "comm_eff")
 TIME_FIELDS = ("step_overhead_s", "per_seq_s", "comm_latency_s", "per_layer_s", "frontend_s")
 #: fields a profile may leave unset (null: the GPU catalogue's memory, the default reserve)
 OPTIONAL_FIELDS = ("memory_gb", "runtime_reserve_gb")
+#: least efficiency a profile may state: far below any fit's bounds (the lowest, comm_eff 0.02, over a
+#: scenario's ``step_time_scale`` of at most 10), far above what would make step times overflow
+MIN_EFFICIENCY = 1e-4
+#: longest time constant a profile may state, seconds (fits stay under 0.5 s even scaled x10)
+MAX_TIME_S = 3600.0
+#: most memory (and runtime reserve) per GPU a profile may state, GB (beyond any GPU or CPU host)
+MAX_MEMORY_GB = 1e5
+#: largest ``eager_factor`` a profile may state (fits stay under 20)
+MAX_EAGER_FACTOR = 1000.0
 
 
 @dataclass(frozen=True)
@@ -111,20 +120,20 @@ class HardwareProfile:
             raise ValueError(f"gpus(={self.gpus}) must be >= 1")
         for f in EFFICIENCY_FIELDS:
             v = getattr(self, f)
-            if not 0 < v <= 1.5:
-                raise ValueError(f"{f}(={v}) must be in (0, 1.5]")
+            if not MIN_EFFICIENCY <= v <= 1.5:
+                raise ValueError(f"{f}(={v}) must be in [{MIN_EFFICIENCY:g}, 1.5]")
         for f in TIME_FIELDS:
             v = getattr(self, f)
-            if not v >= 0:
-                raise ValueError(f"{f}(={v}) must be >= 0")
+            if not 0 <= v <= MAX_TIME_S:
+                raise ValueError(f"{f}(={v}) must be in [0, {MAX_TIME_S:g}] seconds")
         if not 0 <= self.frontend_spread <= 3:
             raise ValueError(f"frontend_spread(={self.frontend_spread}) must be in [0, 3]")
-        if not self.eager_factor >= 1:
-            raise ValueError(f"eager_factor(={self.eager_factor}) must be >= 1")
-        if self.memory_gb is not None and not self.memory_gb > 0:
-            raise ValueError(f"memory_gb(={self.memory_gb}) must be > 0")
-        if self.runtime_reserve_gb is not None and not self.runtime_reserve_gb >= 0:
-            raise ValueError(f"runtime_reserve_gb(={self.runtime_reserve_gb}) must be >= 0")
+        if not 1 <= self.eager_factor <= MAX_EAGER_FACTOR:
+            raise ValueError(f"eager_factor(={self.eager_factor}) must be in [1, {MAX_EAGER_FACTOR:g}]")
+        if self.memory_gb is not None and not 0 < self.memory_gb <= MAX_MEMORY_GB:
+            raise ValueError(f"memory_gb(={self.memory_gb}) must be in (0, {MAX_MEMORY_GB:g}]")
+        if self.runtime_reserve_gb is not None and not 0 <= self.runtime_reserve_gb <= MAX_MEMORY_GB:
+            raise ValueError(f"runtime_reserve_gb(={self.runtime_reserve_gb}) must be in [0, {MAX_MEMORY_GB:g}]")
         w = self.fitted_weights_gb
         if w is not None and not (len(w) == 2 and 0 < w[0] <= w[1]):
             raise ValueError(f"fitted_weights_gb(={w}) must be [smallest, largest] with 0 < smallest <= largest")

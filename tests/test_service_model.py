@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,14 @@ from calibrate.fit import default_params
 from scenarios.catalog import GPUS, MODELS
 from scenarios.errors import FleetPlannerError
 from sim.notes import extrapolation_note
-from sim.profiles import BUNDLED_DIR, bundled_profiles, derive_profile, read_profile_file, resolve_profile
+from sim.profiles import (
+    BUNDLED_DIR,
+    bundled_profiles,
+    derive_profile,
+    read_profile_file,
+    resolve_profile,
+    scale_step_times,
+)
 from sim.replica import ITL_BINS, Replica
 from sim.requests import RequestTable
 from sim.service import (
@@ -171,11 +179,25 @@ def test_constant_step_model_still_constant() -> None:
 @pytest.mark.parametrize(
     ("field", "value"),
     [("per_layer_s", -1e-3), ("frontend_s", -0.5), ("memory_gb", 0.0), ("runtime_reserve_gb", -2.0),
-     ("mem_eff", 0.0), ("gpus", 0), ("eager_factor", 0.5)],
+     ("mem_eff", 0.0), ("gpus", 0), ("eager_factor", 0.5),
+     # found by fuzzing profile files: each had passed and then crashed the simulation on an overflow
+     ("attn_eff", 1e-300), ("per_seq_s", 1e308), ("frontend_s", 1e30), ("memory_gb", 1e308),
+     ("runtime_reserve_gb", 1e308), ("eager_factor", 1e308)],
 )
 def test_profile_rejects_bad_values_naming_them(field: str, value: float) -> None:
-    with pytest.raises(ValueError, match=rf"{field}\(={value}"):
+    with pytest.raises(ValueError, match=re.escape(f"{field}(={value})")):
         HardwareProfile(gpu="H100-PCIe", **{field: value})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("gpus", [1, 2])
+def test_every_fittable_value_makes_a_valid_profile_even_scaled(gpus: int) -> None:
+    # the bounds of calibrate fit's parameters, times a scenario's largest step_time_scale (10), stay
+    # within what a profile accepts, so no fit and no what-if is refused by the limits above
+    for p in default_params(gpus):
+        for v in (p.lo, p.hi):
+            values: dict[str, Any] = {p.name: v}
+            prof = HardwareProfile(gpu="H100-PCIe", gpus=gpus, **values)
+            assert scale_step_times(prof, 10.0) is not None
 
 
 def test_profile_memory_model() -> None:

@@ -1,8 +1,9 @@
 """Traffic inputs the workload generator must refuse with one clear line, or must survive cheaply.
 
 Each test pins a problem found by fuzzing scenario files: bad trace token counts, weights whose sum
-overflows, degenerate gamma burstiness, piecewise steps that are too far, too fast or all idle, and a
-rate given beside a trace.  (tests/test_traffic.py holds the behaviour for valid inputs.)
+overflows, a lognormal sigma that overflows, degenerate gamma burstiness, piecewise steps that are too
+far, too fast or all idle, and a rate given beside a trace.  (tests/test_traffic.py holds the behaviour
+for valid inputs.)
 """
 
 from __future__ import annotations
@@ -113,6 +114,18 @@ def test_empirical_weights_whose_sum_overflows_draw_like_equal_weights(tmp_path:
     np.testing.assert_array_equal(huge, draws([1.0, 1.0]))
     assert np.mean(huge == 1) == pytest.approx(0.5, abs=0.02)
     assert np.mean(draws([1e308, 5e307]) == 1) == pytest.approx(2 / 3, abs=0.02)
+
+
+# -------------------------------------------------------------------------------- lognormal sigma
+def test_a_lognormal_sigma_beyond_its_ceiling_is_refused(tmp_path: Path) -> None:
+    # sigma 1e308 had passed `planner check` and drawn NaN lengths that `planner simulate` crashed on
+    dist: dict[str, Any] = {"type": "lognormal", "mean": 300, "sigma": 1e308, "min": 8, "max": 2048}
+    assert problems(tmp_path, [{"name": "c", "rate": 1.0, "prompt_tokens": dist}]) == [
+        "s.yaml: traffic.classes[0].prompt_tokens.sigma: Input should be less than or equal to 5 (got 1e+308)"
+    ]
+    dist["sigma"] = 5.0  # the ceiling itself draws lengths within the bounds
+    lengths = gen(scenario(tmp_path, [{"name": "c", "rate": 1.0, "prompt_tokens": dist}]), requests=200).prompt
+    assert lengths.min() >= 8 and lengths.max() <= 2048
 
 
 # ------------------------------------------------------------------------------- gamma burstiness
