@@ -32,7 +32,8 @@ class HardwareType(Strict):
     """A GPU type not in the built-in catalogue (or overriding one)."""
 
     name: Name
-    memory_gb: float = Field(gt=0)
+    memory_gb: float = Field(gt=0, le=1e5)
+    """Memory per GPU, GB (at most 100,000, beyond any GPU or CPU host: more overflows the KV-cache sizing)."""
     mem_bw_gbps: float = Field(ge=1)
     """Peak memory bandwidth, GB/s (at least 1, below any CPU host: slower makes steps take minutes)."""
     fp16_tflops: float = Field(ge=0.01)

@@ -118,8 +118,8 @@ class DiurnalArrival(Strict):
 
     type: Literal["diurnal"] = "diurnal"
     amplitude: float = Field(default=0.5, ge=0, le=1)
-    period_s: float = Field(default=86400.0, gt=0)
-    peak_s: float = Field(default=50400.0, ge=0)
+    period_s: float = Field(default=86400.0, gt=0, le=MAX_SECONDS)
+    peak_s: float = Field(default=50400.0, ge=0, le=MAX_SECONDS)
     """Time of the daily peak, seconds from the start (default 14:00)."""
 
 

@@ -366,6 +366,12 @@ def test_serving_config_choices_match_what_the_model_layer_knows() -> None:
         (lambda d: d.update(plan={"menu": []}), "plan.menu", "at least 1 item"),
         (lambda d: d.update(hardware=[{"name": "X1", "memory_gb": 24, "mem_bw_gbps": 100, "fp16_tflops": 10,
                                        "tdp_w": 100}] * 2), "hardware[1].name", "hardware name 'X1' is used twice"),
+        # found by fuzzing: each had passed `planner check` and crashed `planner simulate` (NaN KV capacity;
+        # a diurnal period whose horizon overflowed)
+        (lambda d: d.update(hardware=[{"name": "X1", "memory_gb": 1e308, "mem_bw_gbps": 100, "fp16_tflops": 10,
+                                       "tdp_w": 100}]), "hardware[0].memory_gb", "less than or equal to 100000"),
+        (lambda d: d["traffic"]["classes"][0].update(arrival={"type": "diurnal", "period_s": 1e308}),
+         "traffic.classes[0].arrival.period_s", "less than or equal to 1000000000"),
         (lambda d: d["traffic"].update(total_rate=5, classes=[{"name": "a", "share": 1e-300},
                                                               {"name": "b", "share": 1e300}]),
          "traffic", "its share(=1e-300) of total_rate is 0 requests/s"),
