@@ -370,6 +370,8 @@ def test_serving_config_choices_match_what_the_model_layer_knows() -> None:
         # a diurnal period whose horizon overflowed)
         (lambda d: d.update(hardware=[{"name": "X1", "memory_gb": 1e308, "mem_bw_gbps": 100, "fp16_tflops": 10,
                                        "tdp_w": 100}]), "hardware[0].memory_gb", "less than or equal to 100000"),
+        (lambda d: d["configs"][0].update(activation_reserve_gb=1e308), "configs[0].activation_reserve_gb",
+         "less than or equal to 100000"),
         (lambda d: d["traffic"]["classes"][0].update(arrival={"type": "diurnal", "period_s": 1e308}),
          "traffic.classes[0].arrival.period_s", "less than or equal to 1000000000"),
         (lambda d: d["traffic"].update(total_rate=5, classes=[{"name": "a", "share": 1e-300},
