@@ -245,7 +245,7 @@ class Replica:
         n = k_fin if k_fin < k_kv else k_kv
         if n < 1:
             n = 1
-        first = self.model.base(n_dec, n_dec) + self.model.kv_coef * self.ctx_sum
+        first = self.model.decode_base(n_dec) + self.model.kv_coef * self.ctx_sum
         dur = n * first + self.model.kv_coef * n_dec * n * (n - 1) / 2.0
         self._first = first
         self._n = n
@@ -261,6 +261,8 @@ class Replica:
             return  # the macro step ends at this boundary anyway
         self._n = n
         self._dur = self.model.decode_span(self.n_dec, self.ctx_sum, n)
+        if self._ev is not None:  # SimPy cannot unschedule it: it fires later with nothing to call
+            self._ev.callbacks.clear()
         ev = self.env.timeout(self._start + self._dur - now)
         ev.callbacks.append(self._end_macro)
         self._ev = ev

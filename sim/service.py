@@ -175,7 +175,7 @@ class HardwareProfile:
 class StepTimeModel:
     """Step time of one replica (model x GPU type x TP size) under a :class:`HardwareProfile`."""
 
-    __slots__ = ("_graph_max", "_moe_miss", "_t_attn", "_t_comm_lat", "_t_comm_tok", "_t_eager", "_t_experts",
+    __slots__ = ("_dec", "_graph_max", "_moe_miss", "_t_attn", "_t_comm_lat", "_t_comm_tok", "_t_eager", "_t_experts",
                  "_t_host", "_t_tok", "_t_weights", "kv_coef", "overhead", "per_seq", "tp")
 
     def __init__(self, model: ModelSpec, gpu: GpuSpec, profile: HardwareProfile, tp: int,
@@ -188,6 +188,7 @@ class StepTimeModel:
             raise ValueError(f"graph_max_tokens(={graph_max_tokens}) must be >= 0")
         bw = gpu.mem_bw_gbps * 1e9
         self.tp = tp
+        self._dec: dict[int, float] = {}
         self._graph_max = graph_max_tokens
         self.overhead = profile.step_overhead_s
         self._t_host = profile.per_layer_s * model.num_layers
@@ -253,14 +254,22 @@ class StepTimeModel:
         chunks; decode attention is the KV-read term)."""
         return self.base(n_tokens, n_seqs, attn_pairs) + self.kv_coef * ctx_tokens
 
+    def decode_base(self, batch: int) -> float:
+        """:meth:`base` of a decode step of ``batch`` sequences (one token each), remembered per batch size:
+        the replica engine asks for it at every macro step."""
+        t = self._dec.get(batch)
+        if t is None:
+            t = self._dec[batch] = self.base(batch, batch)
+        return t
+
     def decode_span(self, batch: int, ctx0: int, steps: int) -> float:
         """Total time of ``steps`` decode steps of ``batch`` sequences starting at context sum ``ctx0``."""
-        first = self.base(batch, batch) + self.kv_coef * ctx0
+        first = self.decode_base(batch) + self.kv_coef * ctx0
         return steps * first + self.kv_coef * batch * steps * (steps - 1) / 2.0
 
     def decode_steps_within(self, batch: int, ctx0: int, elapsed: float) -> int:
         """How many whole decode steps (as in :meth:`decode_span`) finish within ``elapsed`` seconds."""
-        first = self.base(batch, batch) + self.kv_coef * ctx0
+        first = self.decode_base(batch) + self.kv_coef * ctx0
         q = self.kv_coef * batch / 2.0
         if q <= 0:
             k = int(elapsed / first)
@@ -366,6 +375,7 @@ class ConstantStepModel(StepTimeModel):
         if not seconds > 0:
             raise ValueError(f"seconds(={seconds}) must be > 0")
         self.tp = 1
+        self._dec = {}
         self._graph_max = CUDA_GRAPH_MAX_TOKENS
         self.overhead = seconds
         self._t_host = 0.0

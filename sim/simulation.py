@@ -54,20 +54,35 @@ class SimResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _arrivals(env: simpy.Environment, table: RequestTable, router: Any) -> Generator[simpy.Event, None, None]:
+def _arrivals(env: simpy.Environment, table: RequestTable, router: Any) -> None:
+    """Route every request to a replica at its arrival time: those due now at once, then a chain of timeouts,
+    each of whose callback routes the requests then due and schedules the next.  (A process resumed per
+    arrival costs a generator switch each; the events and their order are the same.)"""
     arrival = table.arrival
     cls = table.cls
     need = [p + o for p, o in zip(table.prompt, table.output, strict=True)]
     choose = router.choose
     timeout = env.timeout
-    for rid in range(table.n):
-        dt = arrival[rid] - env.now
-        if dt > 0:
-            yield timeout(dt)
-        replica = choose(cls[rid])
-        if need[rid] > replica.max_len:  # too long for it: a replica that holds it, if any (else rejected there)
-            replica = router.holding(need[rid]) or replica
-        replica.arrive(rid)
+    n = table.n
+    nxt = 0
+
+    def due(_: object) -> None:
+        nonlocal nxt
+        rid = nxt
+        while rid < n:
+            dt = arrival[rid] - env.now
+            if dt > 0:
+                nxt = rid
+                timeout(dt).callbacks.append(due)
+                return
+            replica = choose(cls[rid])
+            if need[rid] > replica.max_len:  # too long for it: a replica that holds it, if any (else rejected there)
+                replica = router.holding(need[rid]) or replica
+            replica.arrive(rid)
+            rid += 1
+        nxt = n
+
+    due(None)
 
 
 def _sampler(
@@ -161,7 +176,7 @@ def simulate(
             )
         )
     router = make_router(scenario.routing, replicas, pool_infos, class_names)
-    env.process(_arrivals(env, table, router))
+    _arrivals(env, table, router)
     rows: list[tuple[Any, ...]] = []
     horizon = float(workload.arrival[-1]) if len(workload) else 0.0
     if samples > 0 and horizon > 0:
