@@ -76,8 +76,12 @@ class StateFile:
         self.path = path
         self.digest = digest
         self.runs: dict[tuple[str, int], dict[str, Any]] = {}
+        self._torn = False
+        """Whether the file ends in a line a kill cut short: the next run starts a line of its own."""
         if path is not None and path.exists():
-            for line in path.read_text(errors="replace").splitlines():
+            text = path.read_text(errors="replace")
+            self._torn = bool(text) and not text.endswith("\n")
+            for line in text.splitlines():
                 try:
                     rec = json.loads(line)
                     if isinstance(rec, dict) and rec.get("scenario") == digest:
@@ -94,7 +98,8 @@ class StateFile:
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a") as fh:
-                fh.write(json.dumps(rec) + "\n")
+                fh.write(("\n" if self._torn else "") + json.dumps(rec) + "\n")
+                self._torn = False
                 fh.flush()
                 os.fsync(fh.fileno())
 

@@ -236,6 +236,19 @@ def test_an_interrupted_search_resumes_from_its_state_file(tmp_path: Path) -> No
     assert resumed.recommended.economics == fresh.recommended.economics
 
 
+def test_a_line_cut_short_by_a_kill_costs_no_later_run(tmp_path: Path) -> None:
+    from planner.verify import StateFile
+
+    path = tmp_path / "state.jsonl"
+    path.write_text('{"scenario": "d", "key": "a", "seed": 0}\n{"scenario": "d", "key": "b", "se')  # killed mid-write
+    state = StateFile(path, "d")
+    assert set(state.runs) == {("a", 0)}
+    state.put({"key": "c", "seed": 1})  # had been appended to the cut line, and lost with it on the next resume
+    state.put({"key": "c", "seed": 2})
+    assert set(StateFile(path, "d").runs) == {("a", 0), ("c", 1), ("c", 2)}
+    assert path.read_text().count("\n") == 4
+
+
 def test_state_file_runs_are_not_reused_under_a_refitted_profile(tmp_path: Path) -> None:
     """The state file's key covers the profiles the configurations resolve to: rewriting a profile file
     (a refit) starts a new key, rewriting it unchanged keeps the old one."""
