@@ -143,6 +143,11 @@ def test_affine_in_context_for_a_fixed_batch_and_decode_span_sums_steps() -> Non
     assert m.decode_span(32, 5000, steps) == pytest.approx(total)
     assert m.decode_steps_within(32, 5000, m.decode_span(32, 5000, steps)) == steps
     assert m.decode_steps_within(32, 5000, total * 0.999) == steps - 1
+    # a decode step's batch-dependent part, remembered per batch size, is exactly the step's (a host-bound
+    # and a weight-bound model, beyond CUDA graphs too)
+    for model in (StepTimeModel(M1, RTX, replace(PROF, per_layer_s=3e-4, eager_factor=3.0), 1, 64), m):
+        for batch in (1, 2, 63, 64, 65, 256, 64):
+            assert model.decode_base(batch) == model.step(batch, batch, 0)
 
 
 def test_tensor_parallel_splits_weights_and_pays_all_reduce() -> None:
