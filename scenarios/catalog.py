@@ -21,6 +21,10 @@ from dataclasses import dataclass
 
 from scenarios.models import ModelSpec, model_from_config
 
+#: most memory per GPU (and memory kept out of its KV cache) a scenario or profile may state, GB: beyond any
+#: GPU or CPU host, and far below what would overflow the KV-cache sizing
+MAX_MEMORY_GB = 1e5
+
 
 @dataclass(frozen=True)
 class GpuSpec:

@@ -19,7 +19,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from scenarios.base import Name, Strict
-from scenarios.catalog import GPUS, GpuSpec
+from scenarios.catalog import GPUS, MAX_MEMORY_GB, GpuSpec
 from scenarios.economics import Carbon, PlanSettings, Power, Pricing
 from scenarios.traffic import MAX_REQUESTS, TraceArrival, TraceLength, Traffic
 
@@ -32,8 +32,8 @@ class HardwareType(Strict):
     """A GPU type not in the built-in catalogue (or overriding one)."""
 
     name: Name
-    memory_gb: float = Field(gt=0, le=1e5)
-    """Memory per GPU, GB (at most 100,000, beyond any GPU or CPU host: more overflows the KV-cache sizing)."""
+    memory_gb: float = Field(gt=0, le=MAX_MEMORY_GB)
+    """Memory per GPU, GB (at most :data:`~scenarios.catalog.MAX_MEMORY_GB`)."""
     mem_bw_gbps: float = Field(ge=1)
     """Peak memory bandwidth, GB/s (at least 1, below any CPU host: slower makes steps take minutes)."""
     fp16_tflops: float = Field(ge=0.01)
@@ -84,10 +84,10 @@ class ServingConfig(Strict):
     kv_cache_dtype: Literal["auto", "fp8", "fp8_e4m3", "fp8_e5m2"] = "auto"
     """vLLM --kv-cache-dtype: ``auto`` keeps the KV cache in the model's dtype; an FP8 cache holds twice the
     tokens and halves the bytes a decode step reads from it."""
-    activation_reserve_gb: float | None = Field(default=None, ge=0, le=1e5)
-    """Memory per GPU kept out of the KV cache besides the weights (activations, runtime), GB, at most 100,000
-    (as a hardware type's ``memory_gb``).  Default: the memory model, i.e. vLLM's profiling-run activation
-    peak for this model and these limits plus the profile's ``runtime_reserve_gb``."""
+    activation_reserve_gb: float | None = Field(default=None, ge=0, le=MAX_MEMORY_GB)
+    """Memory per GPU kept out of the KV cache besides the weights (activations, runtime), GB (at most
+    :data:`~scenarios.catalog.MAX_MEMORY_GB`).  Default: the memory model, i.e. vLLM's profiling-run
+    activation peak for this model and these limits plus the profile's ``runtime_reserve_gb``."""
     profile: str | None = None
     """Calibrated profile for this hardware (file path or bundled name); default: roofline defaults."""
     step_time_scale: float = Field(default=1.0, ge=1.0, le=10.0)

@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from dataclasses import MISSING, asdict, dataclass, fields, replace
 
-from scenarios.catalog import GpuSpec
+from scenarios.catalog import MAX_MEMORY_GB, GpuSpec
 from scenarios.models import ModelSpec
 
 #: largest step (tokens) vLLM replays from a captured CUDA graph by default (V1's largest default capture
@@ -50,8 +50,6 @@ OPTIONAL_FIELDS = ("memory_gb", "runtime_reserve_gb")
 MIN_EFFICIENCY = 1e-4
 #: longest time constant a profile may state, seconds (fits stay under 0.5 s even scaled x10)
 MAX_TIME_S = 3600.0
-#: most memory (and runtime reserve) per GPU a profile may state, GB (beyond any GPU or CPU host)
-MAX_MEMORY_GB = 1e5
 #: largest ``eager_factor`` a profile may state (fits stay under 20)
 MAX_EAGER_FACTOR = 1000.0
 

@@ -57,7 +57,7 @@ class SimResult:
 def _arrivals(env: simpy.Environment, table: RequestTable, router: Any) -> None:
     """Route every request to a replica at its arrival time: those due now at once, then a chain of timeouts,
     each of whose callback routes the requests then due and schedules the next.  (A process resumed per
-    arrival costs a generator switch each; the events and their order are the same.)"""
+    arrival costs a generator switch each; the arrival timeouts and their order are the same.)"""
     arrival = table.arrival
     cls = table.cls
     need = [p + o for p, o in zip(table.prompt, table.output, strict=True)]
