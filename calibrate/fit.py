@@ -169,9 +169,10 @@ class FitResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def mape(self, metric: str, include_outliers: bool = False) -> float:
+        # a measured value of 0 is not scored, as in the fit's residuals (:func:`residuals_of`)
         errs = [abs(r.predicted[metric] / r.measured[metric] - 1.0) for r in self.residuals
                 if metric in r.measured and metric in r.predicted and (include_outliers or not r.outlier)
-                and math.isfinite(r.predicted[metric])]
+                and r.measured[metric] > 0 and math.isfinite(r.predicted[metric])]
         return 100.0 * float(np.mean(errs)) if errs else math.nan
 
 

@@ -6,6 +6,7 @@ correct result; never a traceback, a hang, or a number with no meaning."""
 from __future__ import annotations
 
 import json
+import math
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from conftest import vllm_result as result
 
 from calibrate.cli import main as calibrate
@@ -233,6 +235,14 @@ def test_fit_with_no_replayable_run_is_an_error_not_a_profile_of_nans(tmp_path: 
     err = one_error(capsys)
     assert err.startswith("error: 1xH100-PCIe: no run could be replayed under any profile the fit tried")
     assert not out.exists()
+
+
+def test_a_measured_zero_is_left_unscored_not_divided_by(tmp_path: Path) -> None:
+    # found by fuzzing: a result file with request_throughput 0 had crashed the fit's MAPE (ZeroDivisionError)
+    out = tmp_path / "p.yaml"
+    assert calibrate([*FIT, write(tmp_path, "r.json", result(request_throughput=0.0)), "-o", str(out)]) == 0
+    fit = yaml.safe_load(out.read_text())["profiles"][0]["fit"]
+    assert math.isnan(fit["mape_pct"]["request_throughput"]) and math.isfinite(fit["mape_pct"]["median_tpot_ms"])
 
 
 def test_a_kv_cache_smaller_than_four_blocks_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
