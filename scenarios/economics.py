@@ -54,6 +54,14 @@ class Pricing(Strict):
     pue: float = Field(default=1.2, ge=1.0)
     """Power usage effectiveness of the site of owned hardware (and for energy reports)."""
 
+    def owned_count(self, gpu: str) -> float:
+        """How many GPUs of type ``gpu`` are owned (infinity: every one), as :meth:`Carbon.owned_count` for
+        ``carbon.already_owned``."""
+        terms = self.owned.get(gpu)
+        if terms is None:
+            return 0.0
+        return math.inf if terms.count is None else float(terms.count)
+
 
 class Power(Strict):
     """How the fleet's power draw is modelled."""

@@ -231,13 +231,8 @@ def first_of_type(pools: Sequence[tuple[str, int]], counts: Callable[[str], floa
 def fleet_costs(scenario: Scenario, base: Path, pools: Sequence[tuple[str, int]]) -> list[PoolCost]:
     """Per pool, given as (GPU type, GPUs in the pool) in fleet order: the GPUs of a type in ``pricing.owned``
     are owned up to its ``count`` (unset: all), taken pool by pool (:func:`first_of_type`); the others rent."""
-    terms = scenario.pricing.owned
-
-    def count(gpu: str) -> float:
-        return 0.0 if gpu not in terms else math.inf if terms[gpu].count is None else float(terms[gpu].count or 0)
-
     out = []
-    for (gpu, n), mine in zip(pools, first_of_type(pools, count), strict=True):
+    for (gpu, n), mine in zip(pools, first_of_type(pools, scenario.pricing.owned_count), strict=True):
         usd, parts = 0.0, []
         if mine:
             owned = gpu_cost(scenario, gpu, base)
