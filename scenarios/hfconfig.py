@@ -146,7 +146,7 @@ def weight_bits(cfg: dict[str, Any], source: str) -> float:
     return bits + scales
 
 
-def matmul8(cfg: dict[str, Any]) -> str:
+def matmul8(cfg: dict[str, Any], source: str = "config.json") -> str:
     """``"fp8"`` or ``"int8"`` where ``quantization_config`` (checked by :func:`weight_bits`) quantizes the
     linear layers' activations as well as their weights to 8 bits, so that vLLM multiplies on 8-bit tensor
     cores: its ``fp8`` and ``fbgemm_fp8`` methods always do (on GPUs with FP8; others fall back to
@@ -161,7 +161,11 @@ def matmul8(cfg: dict[str, Any]) -> str:
     for group in _tensor_groups(q) if method == "compressed-tensors" else ():
         w, a = group["weights"], group.get("input_activations")
         if isinstance(a, dict) and w.get("num_bits") == 8 == a.get("num_bits"):
-            return "fp8" if str(w.get("type", "int")).lower() == "float" else "int8"
+            kind = w.get("type", "int")
+            if not isinstance(kind, str) or kind.lower() not in ("int", "float"):
+                raise FleetPlannerError(f"{source}: quantization_config.config_groups.*.weights.type: expected "
+                                        f"'int' or 'float', got {kind!r:.60}")
+            return "fp8" if kind.lower() == "float" else "int8"
     return ""
 
 
@@ -285,11 +289,16 @@ def check_text_fields(cfg: dict[str, Any], source: str, prefix: str = "") -> Non
     if cfg.get("attention_bias") is not None and not isinstance(cfg["attention_bias"], bool):
         raise FleetPlannerError(f"{source}: {prefix}attention_bias: expected true or false, got "
                                 f"{cfg['attention_bias']!r:.60}")
+    check_names(cfg, source, prefix)
+
+
+def check_names(cfg: dict[str, Any], source: str, prefix: str = "") -> None:
+    """Refuse ``architectures`` that are not a list of class names, or a ``model_type`` that is no name."""
     archs = cfg.get("architectures")
     if archs is not None and not (isinstance(archs, list) and all(isinstance(a, str) for a in archs)):
-        raise FleetPlannerError(f"{source}: {prefix}architectures: expected a list of class names, got {archs!r}")
+        raise FleetPlannerError(f"{source}: {prefix}architectures: expected a list of class names, got {archs!r:.60}")
     if cfg.get("model_type") is not None and not isinstance(cfg["model_type"], str):
-        raise FleetPlannerError(f"{source}: {prefix}model_type: expected a name, got {cfg['model_type']!r}")
+        raise FleetPlannerError(f"{source}: {prefix}model_type: expected a name, got {cfg['model_type']!r:.60}")
 
 
 def language_config(config: dict[str, Any], source: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from typing import Any
 from scenarios.errors import FleetPlannerError
 from scenarios.hfconfig import (
     PLAIN_MLP_ARCHITECTURES,
+    check_names,
     check_text_fields,
     language_config,
     matmul8,
@@ -318,6 +319,7 @@ def model_from_config(config: dict[str, Any], name: str = "model", source: str =
             f"mixture-of-experts MLPs"
         )
     check_text_fields(cfg, source, "text_config." if "text_config" in config else "")
+    check_names(config, source)  # a multimodal config's own names
     archs = cfg.get("architectures") or []
     qwen2 = any("Qwen2" in a for a in archs) or str(cfg.get("model_type", "")).startswith("qwen2")
     qkv_bias = bool(cfg.get("attention_bias", qwen2))
@@ -338,7 +340,7 @@ def model_from_config(config: dict[str, Any], name: str = "model", source: str =
             gated_mlp=not PLAIN_MLP_ARCHITECTURES.intersection(archs),
             # a multimodal checkpoint states its quantization beside, not inside, its text_config
             weight_bits=weight_bits(cfg if "quantization_config" in cfg else config, source),
-            matmul8=matmul8(cfg if "quantization_config" in cfg else config),
+            matmul8=matmul8(cfg if "quantization_config" in cfg else config, source),
             vision_params=vision_params(config, cfg["hidden_size"], source),
             **moe_fields(cfg, source),
             extra={"head_dim": cfg.get("head_dim"), "architectures": archs},

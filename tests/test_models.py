@@ -189,6 +189,8 @@ def test_linear_flops_leave_out_the_lm_head_and_count_routed_experts_only() -> N
         ({"quant_method": "compressed-tensors", "config_groups": {}},
          "quantization_config.config_groups.*.weights.num_bits: expected"),
         ("int4", "quantization_config: expected an object, got 'int4'"),
+        (_ct({"num_bits": 8, "type": "fp8"}, {"num_bits": 8, "type": "float"}),
+         "quantization_config.config_groups.*.weights.type: expected 'int' or 'float', got 'fp8'"),
     ],
 )
 def test_bad_quantization_config_is_named(quant: object, expected: str) -> None:
@@ -319,6 +321,11 @@ def test_a_nested_text_config_takes_its_class_defaults() -> None:
         model_from_config({"text_config": {**GEMMA_3_4B["text_config"], "model_type": "olmo2"}}, source="c.json")
     with pytest.raises(FleetPlannerError, match=r"c\.json: text_config: expected an object"):
         model_from_config({"text_config": [1]}, source="c.json")
+    # the multimodal config's own names are checked as the text config's are
+    with pytest.raises(FleetPlannerError, match=r"c\.json: architectures: expected a list of class names, got -1"):
+        model_from_config({**GEMMA_3_4B, "architectures": -1}, source="c.json")
+    with pytest.raises(FleetPlannerError, match=r"c\.json: model_type: expected a name, got 3"):
+        model_from_config({**GEMMA_3_4B, "model_type": 3}, source="c.json")
 
 
 @pytest.mark.parametrize(("model_type", "what"),
