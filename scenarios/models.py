@@ -319,7 +319,8 @@ def model_from_config(config: dict[str, Any], name: str = "model", source: str =
             f"mixture-of-experts MLPs"
         )
     check_text_fields(cfg, source, "text_config." if "text_config" in config else "")
-    check_names(config, source)  # a multimodal config's own names
+    if "text_config" in config:
+        check_names(config, source)  # a multimodal config's own names, beside its text_config's
     archs = cfg.get("architectures") or []
     qwen2 = any("Qwen2" in a for a in archs) or str(cfg.get("model_type", "")).startswith("qwen2")
     qkv_bias = bool(cfg.get("attention_bias", qwen2))
