@@ -80,7 +80,6 @@ def _arrivals(env: simpy.Environment, table: RequestTable, router: Any) -> None:
                 replica = router.holding(need[rid]) or replica
             replica.arrive(rid)
             rid += 1
-        nxt = n
 
     due(None)
 
