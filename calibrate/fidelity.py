@@ -1,6 +1,6 @@
 """Fidelity: how well fitted profiles predict runs they were not fitted on.
 
-Three honest checks on a set of measured runs:
+Four honest checks on a set of measured runs:
 
 ``lomo``
     leave one model out, per single-GPU configuration with at least two models: fit the profile on
@@ -13,6 +13,11 @@ Three honest checks on a set of measured runs:
 ``in_sample``
     the profiles fitted on everything, replayed on the same runs (the fit's own residuals): the only
     check possible where a configuration has a single model.
+``unmeasured``
+    every configuration as if its GPU type had never been measured: its runs replayed under roofline
+    defaults (what the simulator gives an unmeasured GPU type) and, where another GPU type was fitted at
+    the same size, under that fit's constants borrowed whole but for the GPU's memory (which the
+    simulator does not do: this check says whether it should).
 
 Each check yields validation records (:func:`calibrate.validation.record`) tagged with the check's
 name; :func:`summarise` turns them into MAPE per configuration and overall.  Folds are independent and
@@ -148,6 +153,33 @@ def in_sample(points: Sequence[FitPoint], profiles: dict[tuple[str, int], Hardwa
         for r in validate_points(group, choose, seeds=options.seeds, lengths=options.lengths):
             r["check"] = f"in-sample {key[1]}x{key[0]}"
             recs.append(r)
+    return recs
+
+
+def borrowed(profile: HardwareProfile, gpu: str) -> HardwareProfile:
+    """``profile``'s fitted constants lent to another GPU type ``gpu``: efficiencies, host, link and
+    request-path costs, runtime reserve; the GPU's memory is its own (its catalogue figure)."""
+    return replace(profile, gpu=gpu, memory_gb=None, fitted_weights_gb=None,
+                   source=f"{profile.gpus}x{profile.gpu}'s fit lent to {gpu} [{profile.source}]")
+
+
+def unmeasured(points: Sequence[FitPoint], profiles: dict[tuple[str, int], HardwareProfile],
+               options: FitOptions) -> list[dict[str, Any]]:
+    """Replays of each configuration's runs as if its GPU type were unmeasured: under roofline defaults
+    (``roofline`` records) and under each other GPU type's profile of the same size in ``profiles``
+    (``borrowed`` records, via :func:`borrowed`)."""
+    recs = []
+    for (gpu, n), group in group_points(points).items():
+        variants = [(f"roofline {n}x{gpu}", HardwareProfile(gpu=gpu, gpus=n))]
+        variants += [(f"borrowed {n}x{gpu} from {n}x{g}", borrowed(p, gpu))
+                     for (g, k), p in sorted(profiles.items()) if k == n and g != gpu]
+        for name, prof in variants:
+            def choose(run: MeasuredRun, prof: HardwareProfile = prof) -> HardwareProfile:
+                return prof
+
+            for r in validate_points(group, choose, seeds=options.seeds, lengths=options.lengths):
+                r["check"] = name
+                recs.append(r)
     return recs
 
 

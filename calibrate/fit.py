@@ -66,10 +66,6 @@ MIN_RUNS_FOR_OUTLIERS = 8
 #: near the edge where a model's context just fits it would flip the replay's memory decision.
 RESERVE_GRID = (0.25, 0.5, 1.0, 1.5, 2.0)
 
-#: memory per GPU as CUDA reports it (total_gpu_memory in vLLM's log), GB = 1e9 bytes
-DRIVER_MEMORY_GB = {"H100-PCIe": 85.0, "H100-SXM": 85.0, "A100": 85.1, "A100-PCIe": 85.1, "L40S": 47.7,
-                    "RTX-4090": 25.4, "RTX-3090": 25.4, "RTX-5090": 33.7, "H200": 150.0}
-
 
 @dataclass(frozen=True)
 class Param:

@@ -28,7 +28,6 @@ from typing import Any
 import yaml
 
 from calibrate.fit import (
-    DRIVER_MEMORY_GB,
     RESERVE_GRID,
     WEIGHTS,
     FitPoint,
@@ -41,7 +40,7 @@ from calibrate.importer import MeasuredRun
 from calibrate.replay import DEFAULT_SEEDS, engine_settings
 from calibrate.resultfields import clip
 from calibrate.workload import LengthModel
-from scenarios.catalog import GPUS, GpuSpec, find_gpu, find_model
+from scenarios.catalog import DRIVER_MEMORY_GB, GPUS, GpuSpec, find_gpu, find_model
 from scenarios.errors import FleetPlannerError
 from scenarios.models import ModelSpec, load_model_config, model_from_config, served_as, served_dtype_bytes
 from sim.profiles import profile_fields

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from calibrate.fit import DRIVER_MEMORY_GB, FitPoint
+from calibrate.fit import FitPoint
 from calibrate.importer import MeasuredRun
 from calibrate.replay import DEFAULT_SEEDS, replay
 from calibrate.workload import LengthModel
@@ -37,16 +36,13 @@ Chooser = Callable[[MeasuredRun], HardwareProfile]
 
 def profile_chooser(name: str | None = None, base: Path | None = None) -> Chooser:
     """Profile per run, as :func:`sim.profiles.resolve_profile` picks it (``name``: file or bundled stem).
-    A profile without a memory figure gets the GPU's memory as CUDA reports it."""
+    A profile without a memory figure gets the GPU's memory as CUDA reports it (:func:`sim.service.profile_gpu`)."""
     cache: dict[tuple[str, int], HardwareProfile] = {}
 
     def choose(run: MeasuredRun) -> HardwareProfile:
         key = run.hardware_key
         if key not in cache:
-            prof = resolve_profile(run.gpu, run.gpu_count, name, base or Path.cwd())
-            if prof.memory_gb is None and run.gpu in DRIVER_MEMORY_GB:
-                prof = replace(prof, memory_gb=DRIVER_MEMORY_GB[run.gpu])
-            cache[key] = prof
+            cache[key] = resolve_profile(run.gpu, run.gpu_count, name, base or Path.cwd())
         return cache[key]
 
     return choose

@@ -98,6 +98,13 @@ GPUS: dict[str, GpuSpec] = {
     )
 }
 
+#: memory per GPU as CUDA reports it (``total_gpu_memory`` in vLLM's log), GB = 10^9 bytes.  The datasheets'
+#: figures (:attr:`GpuSpec.memory_gb`) count binary gigabytes (a "24 GB" RTX 4090 has 24 GiB = 25.8 GB), less
+#: what the driver keeps: vLLM sizes its KV cache from this one, and so do profiles without a fitted
+#: ``memory_gb`` (:func:`sim.service.profile_gpu`), for the catalogue's own GPU specs
+DRIVER_MEMORY_GB = {"H100-PCIe": 85.0, "H100-SXM": 85.0, "A100": 85.1, "A100-PCIe": 85.1, "L40S": 47.7,
+                    "RTX-4090": 25.4, "RTX-3090": 25.4, "RTX-5090": 33.7, "H200": 150.0}
+
 
 def _compact(name: str) -> str:
     """A GPU name's letters and digits, upper case, without the vendor and brand prefixes and the 80 GB

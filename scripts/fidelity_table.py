@@ -4,7 +4,9 @@
 Leave-one-model-out on every single-GPU configuration with two or more models (fit on the other
 models, predict the held-out one), leave-one-TP-size-out on the tensor-parallel RTX 4090 boxes (one
 profile with shared link and host parameters, the GPU's efficiencies from the 1xRTX-4090 fit), and
-in-sample replays under the bundled profiles (the only check for configurations with one model).
+in-sample replays under the bundled profiles (the only check for configurations with one model), and
+each configuration's runs as if its GPU type were unmeasured (roofline defaults; another GPU type's
+bundled profile of the same size, borrowed).
 MAPE per configuration and overall, all runs, and with the runs the all-data fit flagged as outliers
 left out.  Not needed at runtime; it reads the measurements from ../shared beside the checkout.
 
@@ -54,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parents = {gpu: p for (gpu, n), p in bundled.items() if n == 1}
     records += fidelity.cross_tp(points, options, parents, workers=args.workers, progress=note)
     records += fidelity.in_sample(points, dict(bundled), options)
+    records += fidelity.unmeasured(points, dict(bundled), options)
     flagged: set[tuple[str, float]] = set()
     for f in sorted(BUNDLED_DIR.glob("*.yaml")):
         for entry in read_profile_entries(f).values():

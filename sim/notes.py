@@ -46,8 +46,8 @@ def _quant_note(model: ModelSpec) -> str | None:
 
 def _fit_note(profile: HardwareProfile, model: ModelSpec, tp: int) -> str | None:
     if profile.source.startswith(ROOFLINE_SOURCE) and profile.fitted_weights_gb is None:  # scaled ones too
-        # on the calibrated configurations (bundled profiles), these defaults miss the measured runs'
-        # median TPOT by 15-53 % and their throughput by 4-59 % (sim.profiles documents the comparison)
+        # on the calibrated configurations, these defaults miss the measured runs' median TPOT by 15-53 %
+        # and their throughput by 6.5-56 % (sim.profiles documents the comparison)
         return (f"no calibrated profile for {profile.gpus}x{profile.gpu}: its step times come from roofline "
                 f"defaults, which miss measured median TPOT by 15-53% on the calibrated configurations; "
                 f"calibrate it (calibrate run / fit) before trusting its latencies")

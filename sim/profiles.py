@@ -18,8 +18,11 @@ TPOT within 4-29 %, where roofline defaults miss by 16-59 % and 31-53 % (the GeF
 is far slower than its link figure).  The profile's ``source`` says what it was derived from.
 
 Roofline defaults are a last resort: replaying the published runs of each calibrated configuration
-under them misses median TPOT by 15-53 % and throughput by 4-59 % (2 replay seeds), so predictions
-built on them carry a note (:func:`sim.notes.extrapolation_note`).
+under them misses median TPOT by 15-53 % and throughput by 6.5-56 % (README "Fidelity", ``roofline``
+rows), so predictions built on them carry a note (:func:`sim.notes.extrapolation_note`).  Their memory
+is the one CUDA reports for a catalogue GPU (:func:`sim.service.profile_gpu`).  Another GPU type's fit
+is not borrowed instead: lent whole to the other single GPU (H100-PCIe and RTX 4090, each way), it
+misses median TPOT by 32 and 48 %, where the defaults miss by 20 and 32 %.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from dataclasses import MISSING, asdict, dataclass, fields, replace
 
-from scenarios.catalog import MAX_MEMORY_GB, GpuSpec
+from scenarios.catalog import DRIVER_MEMORY_GB, GPUS, MAX_MEMORY_GB, GpuSpec
 from scenarios.models import ModelSpec
 
 #: largest step (tokens) vLLM replays from a captured CUDA graph by default (V1's largest default capture
@@ -331,8 +331,14 @@ def kv_capacity_tokens(
 
 
 def profile_gpu(gpu: GpuSpec, profile: HardwareProfile) -> GpuSpec:
-    """The GPU with the memory its profile measured (``memory_gb``, as the driver reports it), if any."""
-    return replace(gpu, memory_gb=profile.memory_gb) if profile.memory_gb is not None else gpu
+    """The GPU with the memory its profile measured (``memory_gb``, as the driver reports it); without one
+    (roofline defaults), a catalogue GPU's memory as its driver reports it (:data:`DRIVER_MEMORY_GB`, not the
+    datasheet's binary gigabytes), any other GPU's as given."""
+    if profile.memory_gb is not None:
+        return replace(gpu, memory_gb=profile.memory_gb)
+    if gpu.name in DRIVER_MEMORY_GB and GPUS.get(gpu.name) == gpu:
+        return replace(gpu, memory_gb=DRIVER_MEMORY_GB[gpu.name])
+    return gpu
 
 
 def reserve_gb(model: ModelSpec, tp: int, max_num_seqs: int, max_num_batched_tokens: int,

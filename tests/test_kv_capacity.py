@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 from conftest import make_scenario
 
-from scenarios.catalog import GPUS, MODELS
+from scenarios.catalog import DRIVER_MEMORY_GB, GPUS, MODELS
 from scenarios.errors import ScenarioError
 from scenarios.loader import scenario_from_dict
 from sim.fleet import build_fleet, check_fits
@@ -108,6 +108,31 @@ def test_scenario_capacity_follows_the_calibrated_memory_model() -> None:
     assert pools[1].replica.kv_tokens > pools[0].replica.kv_tokens
     # an explicit reserve replaces the memory model's
     assert pools[2].replica.kv_tokens == kv_capacity_tokens(model, mem, 1, 0.9, 3.0)
+
+
+def test_an_uncalibrated_catalogue_gpu_sizes_its_cache_from_the_memory_its_driver_reports() -> None:
+    """Roofline defaults carry no memory figure: vLLM sizes its cache from the memory CUDA reports (an
+    A100 "80 GB" is 80 GiB, 85.1 GB less the driver's share), not the datasheet's binary gigabytes; a GPU
+    the scenario describes itself keeps its stated memory, even one with a catalogue GPU's figures."""
+    data = make_scenario().scenario.model_dump(mode="json", exclude_none=True)
+    a100 = GPUS["A100"]
+    fields = {"memory_gb": a100.memory_gb, "mem_bw_gbps": a100.mem_bw_gbps, "fp16_tflops": a100.fp16_tflops,
+              "tdp_w": a100.tdp_w}
+    data["hardware"] = [{"name": "MY-A100", **fields}]
+    data.setdefault("pricing", {}).setdefault("overrides", {})["MY-A100"] = 1.39
+    data["configs"] = [{"gpu": "A100"}, {"gpu": "MY-A100"}]
+    data["fleet"] = {"pools": [{"config": "1xA100", "count": 1}, {"config": "1xMY-A100", "count": 1}]}
+    loaded = scenario_from_dict(data)
+    pools = build_fleet(loaded)
+    model, cfg = loaded.model, loaded.scenario.configs[0]
+    prof = resolve_profile("A100", 1, None, loaded.base_dir)
+    assert prof.memory_gb is None and prof.source == "roofline defaults"
+    reserve = reserve_gb(model, 1, cfg.max_num_seqs, cfg.max_num_batched_tokens, prof)
+    driver = kv_capacity_tokens(model, replace(a100, memory_gb=DRIVER_MEMORY_GB["A100"]), 1, 0.9, reserve)
+    stated = kv_capacity_tokens(model, a100, 1, 0.9, reserve)
+    assert pools[0].replica.kv_tokens == driver
+    assert pools[1].replica.kv_tokens == stated
+    assert driver > 1.05 * stated  # 5.1 GB more memory: 8% more cache here
 
 
 def test_a_config_without_cuda_graphs_replicates_an_eager_server() -> None:

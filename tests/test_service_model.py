@@ -13,7 +13,7 @@ import pytest
 import simpy
 
 from calibrate.fit import default_params
-from scenarios.catalog import GPUS, MODELS
+from scenarios.catalog import DRIVER_MEMORY_GB, GPUS, MODELS
 from scenarios.errors import FleetPlannerError
 from sim.notes import extrapolation_note
 from sim.profiles import (
@@ -212,10 +212,14 @@ def test_profile_memory_model() -> None:
     assert profile_kv_tokens(M8, H100, 1, 0.9, prof, **limits) == kv_capacity_tokens(
         M8, replace(H100, memory_gb=85.0), 1, 0.9, 1.0 + peak
     )
-    # without its own figures the catalogue's memory and the default runtime reserve apply
+    # without its own figures the memory CUDA reports for the catalogue GPU and the default runtime reserve apply
     assert profile_kv_tokens(M8, H100, 1, 0.9, PROF, **limits) == kv_capacity_tokens(
-        M8, H100, 1, 0.9, DEFAULT_RUNTIME_RESERVE_GB + peak)
-    assert profile_kv_tokens(M8, H100, 1, 0.9, prof, **limits) > profile_kv_tokens(M8, H100, 1, 0.9, PROF, **limits)
+        M8, replace(H100, memory_gb=DRIVER_MEMORY_GB["H100-PCIe"]), 1, 0.9, DEFAULT_RUNTIME_RESERVE_GB + peak)
+    # ... and a GPU that is not the catalogue's (another spec under its name) keeps the memory it states
+    mine = replace(H100, memory_gb=80.0, mem_bw_gbps=1000.0)
+    assert profile_kv_tokens(M8, mine, 1, 0.9, PROF, **limits) == kv_capacity_tokens(
+        M8, mine, 1, 0.9, DEFAULT_RUNTIME_RESERVE_GB + peak)
+    assert profile_kv_tokens(M8, H100, 1, 0.9, prof, **limits) < profile_kv_tokens(M8, H100, 1, 0.9, PROF, **limits)
     # smaller engine limits profile a smaller activation peak, so more is left for the KV cache
     assert profile_kv_tokens(M8, H100, 1, 0.9, prof, max_num_seqs=256, max_num_batched_tokens=2048) > \
         profile_kv_tokens(M8, H100, 1, 0.9, prof, **limits)

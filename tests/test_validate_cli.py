@@ -206,7 +206,6 @@ def test_validate_shared_measurements_with_bundled_profiles(
 def test_derived_profile_predicts_a_held_out_tp_size(shared_measurements: Path, held_out: int) -> None:
     """Leave one RTX 4090 TP size out of the bundled profiles: the profile derived from the others
     (sim.profiles.derive_profile) predicts that size's runs better than roofline defaults do."""
-    from calibrate.fit import DRIVER_MEMORY_GB
     from calibrate.fitplan import resolve_points
     from calibrate.validation import validate_points
     from sim.profiles import bundled_profiles, derive_profile
@@ -215,7 +214,7 @@ def test_derived_profile_predicts_a_held_out_tp_size(shared_measurements: Path, 
     others = {k: p for k, p in bundled_profiles().items() if k != ("RTX-4090", held_out)}
     derived = derive_profile("RTX-4090", held_out, others)
     assert derived is not None
-    defaults = HardwareProfile(gpu="RTX-4090", gpus=held_out, memory_gb=DRIVER_MEMORY_GB["RTX-4090"])
+    defaults = HardwareProfile(gpu="RTX-4090", gpus=held_out)  # the driver's memory figure: sim.service.profile_gpu
     files = sorted(shared_measurements.glob(f"*Qwen-14B*_{held_out}xNVIDIA-GeForce-RTX-4090*"))
     points = resolve_points(load_runs(files, client_seed=42))
     assert len(points) == 5
@@ -227,6 +226,28 @@ def test_derived_profile_predicts_a_held_out_tp_size(shared_measurements: Path, 
     (thr, tpot), (thr0, tpot0) = score(derived), score(defaults)
     assert thr <= 15.0 and tpot <= 30.0
     assert thr + tpot < thr0 + tpot0
+
+
+def test_an_unmeasured_gpu_type_keeps_roofline_defaults_not_another_gpus_fit(shared_measurements: Path) -> None:
+    """Each measured configuration replayed as if its GPU type were not (calibrate.fidelity.unmeasured, the
+    README's roofline and borrowed rows): the other single GPU's fit, borrowed whole, misses median TPOT by
+    more than the roofline defaults do, so the simulator does not borrow it; and the defaults miss by what
+    sim.notes and sim.profiles say (median TPOT 15-53 %, throughput 6.5-56 % per configuration)."""
+    from calibrate import fidelity
+    from calibrate.fitplan import FitOptions, resolve_points
+    from sim.profiles import bundled_profiles
+
+    points = resolve_points(load_runs([shared_measurements], client_seed=42))
+    recs = fidelity.unmeasured(points, dict(bundled_profiles()), FitOptions(seeds=(0, 1, 2, 3)))
+    rows = {(r["check"], r["config"]): r for r in fidelity.summarise(recs)}
+    for cfg in ("1xH100-PCIe", "1xRTX-4090"):
+        assert rows[("roofline", cfg)]["median_tpot_ms"] < rows[("borrowed", cfg)]["median_tpot_ms"] - 10
+    roof = [r for (kind, cfg), r in rows.items() if kind == "roofline" and cfg != "overall"]
+    assert len(roof) == 6
+    tpot = sorted(r["median_tpot_ms"] for r in roof)
+    thr = sorted(r["request_throughput"] for r in roof)
+    assert 14.5 <= tpot[0] < 15.5 and 52.5 <= tpot[-1] < 53.5
+    assert 6.0 <= thr[0] < 7.0 and 55.5 <= thr[-1] < 56.5
 
 
 def test_runs_with_a_client_concurrency_limit_are_replayed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

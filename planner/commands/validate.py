@@ -179,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
         t.add_row(Path(rec["file"]).name[:40], rec["model_id"].split("/")[-1], f"{rec['gpu_count']}x{rec['gpu_name']}",
                   "inf" if rate is None else f"{rate:g}", *(_cell(rec, k, d) for k, _, d in COLUMNS))
     console.print(t)
-    s = Table(title=f"MAPE over {len(records)} runs", header_style="bold")
+    s = Table(title=f"MAPE over {len(records)} run{'' if len(records) == 1 else 's'}", header_style="bold")
     s.add_column("metric")
     s.add_column("MAPE", justify="right")
     for k in METRICS:
