@@ -32,7 +32,9 @@ class GpuSpec:
 
     name: str
     memory_gb: float
-    """On-board memory, GB (10^9 bytes)."""
+    """On-board memory, GB.  The catalogue's entries give the datasheet's figure, which counts binary
+    gigabytes; their KV caches are sized from :data:`DRIVER_MEMORY_GB` instead.  A GPU described in a
+    scenario or a ``--hardware`` file is sized from this figure, read as 10^9 bytes (as CUDA reports it)."""
     mem_bw_gbps: float
     """Peak memory bandwidth, GB/s."""
     fp16_tflops: float
