@@ -158,7 +158,8 @@ def in_sample(points: Sequence[FitPoint], profiles: dict[tuple[str, int], Hardwa
 
 def borrowed(profile: HardwareProfile, gpu: str) -> HardwareProfile:
     """``profile``'s fitted constants lent to another GPU type ``gpu``: efficiencies, host, link and
-    request-path costs, runtime reserve; the GPU's memory is its own (its catalogue figure)."""
+    request-path costs, runtime reserve; the GPU's memory is its own (as CUDA reports it for a catalogue GPU:
+    :func:`sim.service.profile_gpu`)."""
     return replace(profile, gpu=gpu, memory_gb=None, fitted_weights_gb=None,
                    source=f"{profile.gpus}x{profile.gpu}'s fit lent to {gpu} [{profile.source}]")
 

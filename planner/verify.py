@@ -36,6 +36,7 @@ from scenarios.errors import FleetPlannerError
 from scenarios.loader import LoadedScenario
 from sim.profiles import resolve_profile
 from sim.results import class_summary
+from sim.service import profile_gpu
 from sim.simulation import simulate
 from sim.stability import GROWTH_LIMIT, scenario_growth, stationary
 
@@ -54,16 +55,20 @@ def _price_list(loaded: LoadedScenario) -> Any:
 
 
 def scenario_hash(loaded: LoadedScenario, requests: int | None) -> str:
-    """Key of a state file's records: the scenario (all fields, defaults included), the GPU specs,
-    step-time profiles and measured power its serving configurations resolve to and the prices of its
-    price list (so a refitted profile file, an edited hardware or price-list file or upgraded bundled
-    profiles do not reuse runs simulated or priced under the old ones), run length, model."""
+    """Key of a state file's records: the scenario (all fields, defaults included), the GPU specs (with the
+    memory the simulator sizes each KV cache from), step-time profiles and measured power its serving
+    configurations resolve to and the prices of its price list (so a refitted profile file, an edited
+    hardware or price-list file or upgraded bundled profiles do not reuse runs simulated or priced under
+    the old ones), run length, model."""
     scenario = loaded.scenario
     gpus = scenario.gpu_catalogue()
     measured = power_kind(scenario) == "measured"
-    resolved = [[asdict(gpus[c.gpu]), resolve_profile(c.gpu, c.gpus, c.profile, loaded.base_dir).to_dict(),
-                 asdict(p) if measured and (p := measured_power(c, loaded.base_dir)) else None]
-                for c in scenario.configs]
+    resolved = []
+    for c in scenario.configs:
+        prof = resolve_profile(c.gpu, c.gpus, c.profile, loaded.base_dir)
+        power = measured_power(c, loaded.base_dir) if measured else None
+        # the GPU as simulated: with the memory its KV cache is sized from (the profile's, else its driver's)
+        resolved.append([asdict(profile_gpu(gpus[c.gpu], prof)), prof.to_dict(), asdict(power) if power else None])
     text = (json.dumps([scenario.model_dump(mode="json"), resolved, _price_list(loaded)], sort_keys=True)
             + f"|{requests}|{loaded.model}|record-v{RECORD_VERSION}")
     return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -273,6 +273,20 @@ def test_state_file_runs_are_not_reused_under_a_refitted_profile(tmp_path: Path)
     assert scenario_hash(small(), 800) != first  # the bundled profile is another profile
 
 
+def test_state_file_runs_are_not_reused_when_the_simulated_memory_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An uncalibrated GPU's KV cache is sized from the memory its driver reports (scenarios.catalog
+    DRIVER_MEMORY_GB), which its profile (roofline defaults) does not hold: the key covers it too."""
+    import scenarios.catalog
+    from planner.verify import scenario_hash
+
+    data = small().scenario.model_dump(mode="json", exclude_none=True)
+    data["configs"] = [*data["configs"], {"gpu": "L40S"}]
+    first = scenario_hash(scenario_from_dict(data), 800)
+    assert scenario_hash(scenario_from_dict(data), 800) == first
+    monkeypatch.setitem(scenarios.catalog.DRIVER_MEMORY_GB, "L40S", 45.0)
+    assert scenario_hash(scenario_from_dict(data), 800) != first
+
+
 def test_class_affinity_candidates_hold_a_pool_their_map_names() -> None:
     """On a fleet with none of the pools its map names, or only those, class affinity routes like the
     plain policy: only the plain policy's candidate is kept for such fleets (the planner used to
