@@ -327,8 +327,10 @@ def lone_runs_note(runs: Sequence[MeasuredRun]) -> str | None:
         return None
     named = ", ".join(f"{Path(r.file).name} at {r.request_rate:g} req/s" for r in lone[:3])
     named += f" (+{len(lone) - 3} more)" if len(lone) > 3 else ""
-    return (f"{len(lone)} run(s) are the only one of their server session among the files given ({named}), so "
-            f"they are replayed with a cold prefix cache. A sweep that ran its rates in turn against one server "
+    one = len(lone) == 1
+    return (f"{len(lone)} {'run is the only one of its' if one else 'runs are each the only one of their'} server "
+            f"session among the files given ({named}), so {'it is' if one else 'they are'} replayed with a cold "
+            f"prefix cache. A sweep that ran its rates in turn against one server "
             f"with the same prompts (as the published ones did, 32 down to 1 req/s) warmed the cache for all but "
             f"its first run: give a sweep's files together.")
 

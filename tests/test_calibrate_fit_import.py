@@ -439,7 +439,15 @@ def test_fit_says_when_a_run_meets_a_cold_prefix_cache(tmp_path: Path, capsys: p
     lone = write(tmp_path / "second.json", {**BASE, "request_rate": 1.0})
     assert main(["fit", lone, "-o", str(tmp_path / "p.yaml"), "--seeds", "1", "--max-evals", "2"]) == 0
     err = " ".join(capsys.readouterr().err.split())
-    assert "1 run(s) are the only one of their server session among the files given (second.json at 1 req/s)" in err
+    assert "1 run is the only one of its server session among the files given (second.json at 1 req/s)" in err
+    # two runs of other models, each alone in its session: said once, of both
+    from calibrate.importer import lone_runs_note
+
+    pair = [write(tmp_path / f"{m}.json", {**BASE, "model_id": f"org/{m}"}) for m in ("a", "b")]
+    note = lone_runs_note(assign_sessions(load_runs(pair)))
+    assert note is not None and note.startswith("2 runs are each the only one of their server session among the "
+                                                "files given (a.json at ")
+    assert "so they are replayed with a cold prefix cache" in note
 
 
 def test_fit_checks_its_output_path_first_and_takes_a_bare_file_name(

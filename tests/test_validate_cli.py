@@ -73,7 +73,7 @@ def test_a_run_alone_in_its_server_session_is_said_to_meet_a_cold_cache(
     alone = write(tmp_path, "second.jsonl", sweep[1])
     assert main(["validate", alone, "--seeds", "1"]) == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "1 run(s) are the only one of their server session among the files given (second.jsonl at 4 req/s)" in out
+    assert "1 run is the only one of its server session among the files given (second.jsonl at 4 req/s)" in out
     assert "give a sweep's files together" in out
     # prefix caching off (a calibrate bundle's default): nothing to say
     from calibrate.importer import lone_cached_runs
