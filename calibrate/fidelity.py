@@ -146,13 +146,16 @@ def in_sample(points: Sequence[FitPoint], profiles: dict[tuple[str, int], Hardwa
     recs = []
     for key, group in group_points(points).items():
         prof = profiles.get(key) or base_profile(*key)
+        recs += _replayed(group, prof, f"in-sample {key[1]}x{key[0]}", options)
+    return recs
 
-        def choose(run: MeasuredRun, prof: HardwareProfile = prof) -> HardwareProfile:
-            return prof
 
-        for r in validate_points(group, choose, seeds=options.seeds, lengths=options.lengths):
-            r["check"] = f"in-sample {key[1]}x{key[0]}"
-            recs.append(r)
+def _replayed(points: Sequence[FitPoint], profile: HardwareProfile, check: str,
+              options: FitOptions) -> list[dict[str, Any]]:
+    """Validation records of ``points`` replayed under ``profile``, tagged ``check``."""
+    recs = validate_points(points, lambda run: profile, seeds=options.seeds, lengths=options.lengths)
+    for r in recs:
+        r["check"] = check
     return recs
 
 
@@ -175,12 +178,7 @@ def unmeasured(points: Sequence[FitPoint], profiles: dict[tuple[str, int], Hardw
         variants += [(f"borrowed {n}x{gpu} from {n}x{g}", borrowed(p, gpu))
                      for (g, k), p in sorted(profiles.items()) if k == n and g != gpu]
         for name, prof in variants:
-            def choose(run: MeasuredRun, prof: HardwareProfile = prof) -> HardwareProfile:
-                return prof
-
-            for r in validate_points(group, choose, seeds=options.seeds, lengths=options.lengths):
-                r["check"] = name
-                recs.append(r)
+            recs += _replayed(group, prof, name, options)
     return recs
 
 
