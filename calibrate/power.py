@@ -59,6 +59,31 @@ def _shutdown(nvml: Any) -> None:
         nvml.nvmlShutdown()
 
 
+def nvml_indices(visible: Sequence[str], nvml: Any | None = None) -> list[int] | None:
+    """NVML indices of ``CUDA_VISIBLE_DEVICES`` entries given as GPU UUIDs or unique prefixes of them
+    (``GPU-8932f937``), as CUDA takes them; None where NVML is unavailable or an entry names no GPU, or
+    several (a MIG instance, say).  ``nvml`` may be injected for tests."""
+    owned = nvml is None
+    lib: Any = nvml if nvml is not None else load_nvml()[0]
+    if lib is None:
+        return None
+    try:
+        count = int(lib.nvmlDeviceGetCount())
+        uuids = [_text(lib.nvmlDeviceGetUUID(lib.nvmlDeviceGetHandleByIndex(i))) for i in range(count)]
+    except Exception:
+        return None
+    finally:
+        if owned:
+            _shutdown(lib)
+    out: list[int] = []
+    for entry in visible:
+        hits = [i for i, uuid in enumerate(uuids) if uuid.startswith(entry)]
+        if len(hits) != 1:
+            return None
+        out.append(hits[0])
+    return out
+
+
 def trapezoid_energy_j(times: Sequence[float], watts: Sequence[float]) -> float:
     """Integral of power over time (J) by the trapezoid rule."""
     if len(times) != len(watts):
@@ -69,7 +94,8 @@ def trapezoid_energy_j(times: Sequence[float], watts: Sequence[float]) -> float:
 class PowerSampler:
     """Samples GPU power every ``interval_s`` between :meth:`start` and :meth:`stop`.
 
-    ``devices`` are NVML indices (default: all GPUs).  ``nvml`` may be injected for tests.
+    ``devices`` are NVML indices (default: all GPUs); the summary names each GPU's index.  ``nvml`` may be
+    injected for tests.
     """
 
     def __init__(
@@ -82,6 +108,7 @@ class PowerSampler:
         self._nvml = nvml
         self.reason: str | None = None
         self._handles: list[Any] = []
+        self._indices: list[int] = []
         self._times: list[float] = []
         self._watts: list[list[float]] = []  # per sample: one value per device
         self._energy0: list[int | None] = []
@@ -126,6 +153,7 @@ class PowerSampler:
             count = int(self._nvml.nvmlDeviceGetCount())
             indices = self._devices if self._devices is not None else list(range(count))
             self._handles = [self._nvml.nvmlDeviceGetHandleByIndex(i) for i in indices]
+            self._indices = list(indices)
         except Exception as exc:
             self.reason = f"NVML device query failed: {exc}"
             return
@@ -161,6 +189,7 @@ class PowerSampler:
             else:
                 energy, method = trapezoid_energy_j(self._times, series), "integrated"
             per_gpu.append({
+                "index": self._indices[d],
                 "energy_j": energy,
                 "method": method,
                 "mean_w": sum(series) / len(series) if series else None,

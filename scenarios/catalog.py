@@ -103,7 +103,9 @@ GPUS: dict[str, GpuSpec] = {
 #: memory per GPU as CUDA reports it (``total_gpu_memory`` in vLLM's log), GB = 10^9 bytes.  The datasheets'
 #: figures (:attr:`GpuSpec.memory_gb`) count binary gigabytes (a "24 GB" RTX 4090 has 24 GiB = 25.8 GB), less
 #: what the driver keeps: vLLM sizes its KV cache from this one, and so do profiles without a fitted
-#: ``memory_gb`` (:func:`sim.service.profile_gpu`), for the catalogue's own GPU specs
+#: ``memory_gb`` (:func:`sim.service.profile_gpu`), for the catalogue's own GPU specs.  Read on real boards
+#: (``torch.cuda.mem_get_info``, tests/test_gpu_host.py, 2026-11, driver 580): H100 80GB HBM3 85.02, H200
+#: 150.11; the H100 PCIe's and RTX 4090's are what their fitted profiles hold; the others are unchecked
 DRIVER_MEMORY_GB = {"H100-PCIe": 85.0, "H100-SXM": 85.0, "A100": 85.1, "A100-PCIe": 85.1, "L40S": 47.7,
                     "RTX-4090": 25.4, "RTX-3090": 25.4, "RTX-5090": 33.7, "H200": 150.0}
 

@@ -12,9 +12,10 @@ from calibrate import cli
 from calibrate.commands.run import RunArgumentError, build_plan
 from calibrate.envinfo import model_config
 from calibrate.metrics import MetricsScraper, cache_config, parse_prometheus, pick
-from calibrate.power import PowerSampler, trapezoid_energy_j
+from calibrate.power import PowerSampler, nvml_indices, trapezoid_energy_j
+from calibrate.runner import orchestrate
 from calibrate.runner.bench import BenchConfig
-from calibrate.runner.orchestrate import estimate, identity
+from calibrate.runner.orchestrate import describe_plan, estimate, identity
 from calibrate.server import ServerConfig, default_engine_limits, parse_kv_cache
 from calibrate.sweep import PointOutcome, SweepConfig, grid_index, next_rate, saturation_reason
 
@@ -239,6 +240,30 @@ def test_plan_identity_and_estimate() -> None:
     assert plan.seed_for(0) != plan.seed_for(1)
 
 
+@pytest.mark.parametrize(
+    ("device", "gpu", "price", "basis"),
+    [
+        ("cuda", "NVIDIA H100 80GB HBM3", 2.5, "2 GPU × $2.5/GPU-hour, H100-SXM on demand in the default price list"),
+        ("cuda", "NVIDIA GeForce RTX 4090", 0.25, "2 GPU × $0.25/GPU-hour, RTX-4090 on demand in the default price"),
+        ("cuda", "Tesla T4", 2.0, "2 GPU × $2/GPU-hour, assumed (Tesla T4 is not in the price list): "
+                                  "--price-per-gpu-hour sets it"),
+        ("cuda", None, 2.0, "assumed (neither NVML nor PyTorch named the GPU)"),
+        ("cpu", None, 0.0, "a CPU run, no GPU rent: --price-per-gpu-hour prices the box"),
+    ],
+)
+def test_the_estimate_prices_the_gpu_the_server_uses(monkeypatch: pytest.MonkeyPatch, device: str, gpu: str | None,
+                                                     price: float, basis: str) -> None:
+    from calibrate.commands import run as run_cmd
+
+    monkeypatch.setattr(run_cmd, "first_gpu", lambda tp: (gpu, 85_017_493_504 if gpu else None))
+    plan = build_plan(parse_args("--tp", "2", "--device", device))
+    assert plan.price_per_gpu_hour == price
+    assert estimate(plan)["cost"] == pytest.approx(estimate(plan)["seconds"] / 3600 * 2 * price)
+    assert basis in describe_plan(plan)
+    given = build_plan(parse_args("--tp", "2", "--device", device, "--price-per-gpu-hour", "3"))
+    assert given.price_per_gpu_hour == 3 and "(2 GPU × $3/GPU-hour)" in describe_plan(given)
+
+
 def test_dry_run_prints_plan_and_starts_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "bundle"
     assert cli.main(["run", "--model", "/m", "--out", str(out), "--dry-run", "--device", "cuda"]) == 0
@@ -400,6 +425,9 @@ class FakeNVML:
     def nvmlDeviceGetPowerUsage(self, h: int) -> int:
         return 100_000 * (h + 1)
 
+    def nvmlDeviceGetUUID(self, h: int) -> bytes:
+        return f"GPU-{'8932f937' if h == 0 else '8932aaaa'}-d72c-4106-c12f-20bd9faed9f{h}".encode()
+
     def nvmlDeviceGetTotalEnergyConsumption(self, h: int) -> int:
         if h == 1:
             raise RuntimeError("NVML_ERROR_NOT_SUPPORTED")
@@ -416,10 +444,39 @@ def test_power_sampler_uses_counter_or_integrates() -> None:
     sampler.stop()
     s = sampler.summary()
     assert s["available"] is True and s["method"] == "mixed" and s["samples"] >= 2
-    assert s["gpus"][0] == {"energy_j": 5.0, "method": "counter", "mean_w": 100.0, "max_w": 100.0}
+    assert s["gpus"][0] == {"index": 0, "energy_j": 5.0, "method": "counter", "mean_w": 100.0, "max_w": 100.0}
+    assert s["gpus"][1]["index"] == 1
     assert s["gpus"][1]["method"] == "integrated"
     assert s["gpus"][1]["energy_j"] == pytest.approx(200.0 * s["duration_s"], rel=0.5)
     assert s["mean_w"] == 300.0
+
+
+def test_power_sampler_names_the_gpus_it_sampled() -> None:
+    sampler = PowerSampler(0.01, devices=[1], nvml=FakeNVML())
+    sampler.start()
+    sampler.stop()
+    s = sampler.summary()
+    assert [g["index"] for g in s["gpus"]] == [1] and s["mean_w"] == 200.0
+
+
+def test_visible_devices_given_as_uuids_are_found_by_nvml() -> None:
+    nvml = FakeNVML()
+    assert nvml_indices(["GPU-8932aaaa-d72c-4106-c12f-20bd9faed9f1"], nvml) == [1]
+    assert nvml_indices(["GPU-8932a", "GPU-8932f"], nvml) == [1, 0]  # unique prefixes, as CUDA takes them
+    assert nvml_indices(["GPU-8932"], nvml) is None  # a prefix of both GPUs names neither
+    assert nvml_indices(["MIG-5d1e"], nvml) is None
+
+
+def test_power_follows_cuda_visible_devices(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,1")
+    assert orchestrate.power_devices(1) == [3] and orchestrate.power_devices(2) == [3, 1]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-8932aaaa")
+    monkeypatch.setattr(orchestrate, "nvml_indices", lambda parts: nvml_indices(parts, FakeNVML()))
+    assert orchestrate.power_devices(1) == [1]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "MIG-5d1e")
+    assert orchestrate.power_devices(1) == [0]  # not a whole GPU NVML can name: the first GPUs
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert orchestrate.power_devices(2) == [0, 1]
 
 
 def test_trapezoid_energy() -> None:

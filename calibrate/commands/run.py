@@ -24,9 +24,11 @@ from calibrate.runner.bench import DATASETS, BenchConfig
 from calibrate.runner.orchestrate import RunPlan, describe_plan, execute, power_devices
 from calibrate.server import ServerConfig, default_engine_limits, free_port, sets_flag, tp_error
 from calibrate.sweep import SweepConfig
+from scenarios.catalog import GPUS, find_gpu
 from scenarios.cliutil import refuse_empty_paths
 from scenarios.errors import FleetPlannerError
 from scenarios.models import SERVED_DTYPES, load_model_config
+from scenarios.prices import CATALOGUES
 
 
 class RunArgumentError(FleetPlannerError):
@@ -135,7 +137,9 @@ def register(subparsers: Any) -> None:
                    help="saturated when median TTFT > this × the first point's (default 10)")
 
     g = p.add_argument_group("cost and sampling")
-    g.add_argument("--price-per-gpu-hour", type=float, default=2.0, help="for the estimate (default 2.0 $)")
+    g.add_argument("--price-per-gpu-hour", type=float,
+                   help="USD per GPU-hour, for the estimate (default: the default price list's on-demand price of "
+                        "the GPU NVML reports, e.g. 2.5 for an H100 SXM; 2.0 for a GPU the list lacks; 0 on CPU)")
     g.add_argument("--startup-estimate", type=float, default=120.0,
                    help="seconds assumed for server start in the estimate (default 120)")
     g.add_argument("--power-interval", type=float, default=0.2, help="NVML sampling period, s (default 0.2)")
@@ -174,16 +178,32 @@ def first_gpu(tp: int) -> tuple[str | None, int | None]:
     return None, None
 
 
-def engine_limits(args: argparse.Namespace, device: str, extra: list[str]) -> tuple[int | None, int | None]:
-    """The scheduler limits to pin: the user's, else vLLM's defaults for the first GPU the server uses
-    (by NVML; without it, vLLM's fallback for unknown GPUs).  None where ``--server-arg`` sets one."""
+def default_price(device: str, gpu_name: str | None) -> tuple[float, str]:
+    """The GPU-hour price the estimate assumes when none is given, and where it comes from: the default
+    price list's on-demand price of the GPU the server uses (as the planner prices it), else 2.0 $ for a
+    GPU the list lacks; nothing for a CPU run."""
+    if device == "cpu":
+        return 0.0, "a CPU run, no GPU rent: --price-per-gpu-hour prices the box"
+    spec = find_gpu(gpu_name, GPUS) if gpu_name else None
+    catalogue = CATALOGUES["default"]
+    entry = catalogue.prices.get(spec.name) if spec is not None else None
+    if spec is not None and entry is not None and entry.on_demand is not None:
+        return entry.on_demand, f"{spec.name} on demand in the {catalogue.name} price list"
+    what = f"{gpu_name} is not in the price list" if gpu_name else "neither NVML nor PyTorch named the GPU"
+    return 2.0, f"assumed ({what}): --price-per-gpu-hour sets it"
+
+
+def engine_limits(args: argparse.Namespace, device: str, extra: list[str],
+                  gpu: tuple[str | None, int | None] = (None, None)) -> tuple[int | None, int | None]:
+    """The scheduler limits to pin: the user's, else vLLM's defaults for ``gpu``, the name and memory of the
+    first GPU the server uses (by NVML; unknown: vLLM's fallback).  None where ``--server-arg`` sets one."""
     given = {"--max-num-seqs": args.max_num_seqs, "--max-num-batched-tokens": args.max_num_batched_tokens}
     for flag, value in given.items():
         if value is not None and sets_flag(extra, flag):
             raise RunArgumentError(f"{flag} given both as an option and in --server-arg; give it once")
     wanted = {flag: value for flag, value in given.items() if not sets_flag(extra, flag)}
     if None in wanted.values():
-        name, memory = first_gpu(args.tp) if device == "cuda" else (None, None)
+        name, memory = gpu
         defaults = dict(zip(given, default_engine_limits(device, max(args.tp, 1), name, memory), strict=True))
         wanted = {flag: defaults[flag] if value is None else value for flag, value in wanted.items()}
     return wanted.get("--max-num-seqs"), wanted.get("--max-num-batched-tokens")
@@ -197,7 +217,10 @@ def build_plan(args: argparse.Namespace) -> RunPlan:
     if not gpus_in_range(args.tp):  # before the GPU lookup, which indexes the TP group's devices
         raise RunArgumentError(tp_error(args.tp))
     extra = _split(args.server_arg, "--server-arg")
-    max_num_seqs, max_num_batched_tokens = engine_limits(args, device, extra)
+    gpu = first_gpu(args.tp) if device == "cuda" else (None, None)
+    max_num_seqs, max_num_batched_tokens = engine_limits(args, device, extra, gpu)
+    price, price_source = (args.price_per_gpu_hour, "given") if args.price_per_gpu_hour is not None \
+        else default_price(device, gpu[0])
     backend = None if args.attention_backend.lower() in ("auto", "none", "") else args.attention_backend
     try:
         server = ServerConfig(
@@ -245,7 +268,8 @@ def build_plan(args: argparse.Namespace) -> RunPlan:
             sweep=sweep,
             out=Path(args.out),
             seed=args.seed,
-            price_per_gpu_hour=args.price_per_gpu_hour,
+            price_per_gpu_hour=price,
+            price_source=price_source,
             startup_estimate_s=args.startup_estimate,
             server_timeout_s=args.server_timeout,
             bench_timeout_s=args.bench_timeout,

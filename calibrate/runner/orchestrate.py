@@ -27,7 +27,7 @@ from rich.console import Console
 from calibrate.bundle import BundleWriter, utc_now
 from calibrate.envinfo import collect_env
 from calibrate.metrics import MetricsScraper
-from calibrate.power import PowerSampler
+from calibrate.power import PowerSampler, nvml_indices
 from calibrate.runner.bench import BenchConfig, run_bench
 from calibrate.server import ServerConfig, VllmServer, parse_cuda_graphs, parse_kv_cache
 from calibrate.sweep import PointOutcome, SweepConfig, estimate_seconds, next_rate, round_rate
@@ -44,6 +44,8 @@ class RunPlan:
     out: Path
     seed: int = 1000
     price_per_gpu_hour: float = 2.0
+    price_source: str = "given"
+    """Where the price comes from, for the estimate's line."""
     startup_estimate_s: float = 120.0
     server_timeout_s: float = 1200.0
     bench_timeout_s: float | None = None
@@ -130,18 +132,28 @@ def describe_plan(plan: RunPlan) -> str:
         f"(stops growing at the knee, then refines it {plan.sweep.refine}×)",
         f"prefix caching: {plan.server.prefix_caching}",
         f"estimate: up to {est['points']} points × {plan.bench.num_prompts} prompts, "
-        f"~{est['seconds'] / 60:.0f} min, ~${est['cost']:.2f} "
-        f"({est['gpus']} GPU × ${plan.price_per_gpu_hour:g}/GPU-hour)",
+        f"~{est['seconds'] / 60:.0f} min, ~${est['cost']:.2f} ({cost_basis(plan, est['gpus'])})",
     ])
 
 
+def cost_basis(plan: RunPlan, gpus: int) -> str:
+    """How the estimate's cost was reckoned: GPUs × price, and where an assumed price comes from."""
+    if plan.server.device == "cpu" and plan.price_source != "given":
+        return plan.price_source
+    rate = f"{gpus} GPU × ${plan.price_per_gpu_hour:g}/GPU-hour"
+    return rate if plan.price_source == "given" else f"{rate}, {plan.price_source}"
+
+
 def power_devices(tp: int) -> list[int]:
-    """NVML indices of the GPUs the server uses: the first ``tp`` of CUDA_VISIBLE_DEVICES."""
+    """NVML indices of the GPUs the server uses: the first ``tp`` of CUDA_VISIBLE_DEVICES, given as indices
+    or as GPU UUIDs (or unique prefixes of them, as CUDA takes them); else the first ``tp`` GPUs."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible:
-        parts = [p.strip() for p in visible.split(",") if p.strip()]
+        parts = [p.strip() for p in visible.split(",") if p.strip()][:tp]
         if all(p.isdigit() for p in parts):
-            return [int(p) for p in parts[:tp]]
+            return [int(p) for p in parts]
+        if (found := nvml_indices(parts)) is not None:
+            return found
     return list(range(tp))
 
 
