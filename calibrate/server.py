@@ -164,8 +164,13 @@ class ServerConfig:
         return cmd + list(self.extra_args)
 
     def env(self) -> dict[str, str]:
-        """Variables set for the server on top of the caller's environment."""
+        """Variables set for the server on top of the caller's environment.  On CUDA the devices are
+        numbered in PCI bus order (unless the caller chose an order), as NVML numbers them: the GPUs the
+        server takes are then the ones whose power is read and whose name sets the engine defaults (CUDA's
+        own order puts the fastest first, which differs on a box of mixed GPUs)."""
         env: dict[str, str] = {}
+        if self.device == "cuda" and "CUDA_DEVICE_ORDER" not in os.environ:
+            env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
         if self.device == "cuda" and self.attention_backend:
             env["VLLM_ATTENTION_BACKEND"] = self.attention_backend
         if self.device == "cpu":

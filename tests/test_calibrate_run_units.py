@@ -117,7 +117,8 @@ def test_sweep_config_rejects_bad_values(kwargs: dict[str, Any], text: str) -> N
 # ---------------------------------------------------------------- commands
 
 
-def test_serve_command_on_cuda_uses_flashinfer_and_passes_settings() -> None:
+def test_serve_command_on_cuda_uses_flashinfer_and_passes_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CUDA_DEVICE_ORDER", raising=False)
     cfg = ServerConfig(model="/m", tp=2, dtype="float16", max_model_len=4096, gpu_memory_utilization=0.9,
                        prefix_caching="off", device="cuda", port=9000, extra_args=["--max-num-seqs", "64"])
     cmd = cfg.command(backend_flag=True)
@@ -127,6 +128,9 @@ def test_serve_command_on_cuda_uses_flashinfer_and_passes_settings() -> None:
                  "--max-model-len 4096", "--gpu-memory-utilization 0.9", "--no-enable-prefix-caching",
                  "--attention-backend FLASHINFER", "--max-num-seqs 64"):
         assert part in joined
+    # CUDA numbers the GPUs as NVML does, so power is read from the GPUs the server takes
+    assert cfg.env() == {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "VLLM_ATTENTION_BACKEND": "FLASHINFER"}
+    monkeypatch.setenv("CUDA_DEVICE_ORDER", "FASTEST_FIRST")  # the caller's choice stands
     assert cfg.env() == {"VLLM_ATTENTION_BACKEND": "FLASHINFER"}
     assert "--attention-backend" not in cfg.command(backend_flag=False)
 
@@ -135,7 +139,7 @@ def test_serve_command_on_cpu_leaves_backend_and_keeps_prefix_caching_for_fresh_
     cfg = ServerConfig(model="/m", device="cpu", prefix_caching="fresh-prompts")
     cmd = cfg.command()
     assert "--attention-backend" not in cmd and "--no-enable-prefix-caching" not in cmd
-    assert "VLLM_ATTENTION_BACKEND" not in cfg.env()
+    assert "VLLM_ATTENTION_BACKEND" not in cfg.env() and "CUDA_DEVICE_ORDER" not in cfg.env()
 
 
 def test_server_config_rejects_bad_values() -> None:
