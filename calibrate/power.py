@@ -34,24 +34,25 @@ def _text(value: Any) -> str:
 
 
 def gpu_inventory() -> dict[str, Any]:
-    """GPU names, count and driver version from NVML, or ``{"kind": "cpu", ...}`` without it."""
+    """GPU names, UUIDs, memory, count and driver version from NVML, or ``{"kind": "cpu", ...}`` without it."""
     nvml, reason = load_nvml()
     if nvml is None:
         return {"kind": "cpu", "count": 0, "names": [], "nvml": reason}
     try:
         count = int(nvml.nvmlDeviceGetCount())
-        names, memory = [], []
+        names, uuids, memory = [], [], []
         for i in range(count):
             handle = nvml.nvmlDeviceGetHandleByIndex(i)
             names.append(_text(nvml.nvmlDeviceGetName(handle)))
+            uuids.append(_text(nvml.nvmlDeviceGetUUID(handle)))
             memory.append(int(nvml.nvmlDeviceGetMemoryInfo(handle).total))
         driver = _text(nvml.nvmlSystemGetDriverVersion())
     except Exception as exc:
         return {"kind": "cpu", "count": 0, "names": [], "nvml": f"NVML query failed: {exc}"}
     finally:
         _shutdown(nvml)
-    return {"kind": "gpu" if count else "cpu", "count": count, "names": names, "memory_bytes": memory,
-            "driver": driver}
+    return {"kind": "gpu" if count else "cpu", "count": count, "names": names, "uuids": uuids,
+            "memory_bytes": memory, "driver": driver}
 
 
 def _shutdown(nvml: Any) -> None:
@@ -59,22 +60,10 @@ def _shutdown(nvml: Any) -> None:
         nvml.nvmlShutdown()
 
 
-def nvml_indices(visible: Sequence[str], nvml: Any | None = None) -> list[int] | None:
+def nvml_indices(visible: Sequence[str], uuids: Sequence[str]) -> list[int] | None:
     """NVML indices of ``CUDA_VISIBLE_DEVICES`` entries given as GPU UUIDs or unique prefixes of them
-    (``GPU-8932f937``), as CUDA takes them; None where NVML is unavailable or an entry names no GPU, or
-    several (a MIG instance, say).  ``nvml`` may be injected for tests."""
-    owned = nvml is None
-    lib: Any = nvml if nvml is not None else load_nvml()[0]
-    if lib is None:
-        return None
-    try:
-        count = int(lib.nvmlDeviceGetCount())
-        uuids = [_text(lib.nvmlDeviceGetUUID(lib.nvmlDeviceGetHandleByIndex(i))) for i in range(count)]
-    except Exception:
-        return None
-    finally:
-        if owned:
-            _shutdown(lib)
+    (``GPU-8932f937``), as CUDA takes them, among ``uuids`` (NVML's, in its order: :func:`gpu_inventory`);
+    None where an entry names no GPU, or several (a MIG instance, say)."""
     out: list[int] = []
     for entry in visible:
         hits = [i for i, uuid in enumerate(uuids) if uuid.startswith(entry)]

@@ -429,9 +429,6 @@ class FakeNVML:
     def nvmlDeviceGetPowerUsage(self, h: int) -> int:
         return 100_000 * (h + 1)
 
-    def nvmlDeviceGetUUID(self, h: int) -> bytes:
-        return f"GPU-{'8932f937' if h == 0 else '8932aaaa'}-d72c-4106-c12f-20bd9faed9f{h}".encode()
-
     def nvmlDeviceGetTotalEnergyConsumption(self, h: int) -> int:
         if h == 1:
             raise RuntimeError("NVML_ERROR_NOT_SUPPORTED")
@@ -463,20 +460,24 @@ def test_power_sampler_names_the_gpus_it_sampled() -> None:
     assert [g["index"] for g in s["gpus"]] == [1] and s["mean_w"] == 200.0
 
 
+UUIDS = [f"GPU-{'8932f937' if h == 0 else '8932aaaa'}-d72c-4106-c12f-20bd9faed9f{h}" for h in (0, 1)]
+
+
 def test_visible_devices_given_as_uuids_are_found_by_nvml() -> None:
-    nvml = FakeNVML()
-    assert nvml_indices(["GPU-8932aaaa-d72c-4106-c12f-20bd9faed9f1"], nvml) == [1]
-    assert nvml_indices(["GPU-8932a", "GPU-8932f"], nvml) == [1, 0]  # unique prefixes, as CUDA takes them
-    assert nvml_indices(["GPU-8932"], nvml) is None  # a prefix of both GPUs names neither
-    assert nvml_indices(["MIG-5d1e"], nvml) is None
+    assert nvml_indices(["GPU-8932aaaa-d72c-4106-c12f-20bd9faed9f1"], UUIDS) == [1]
+    assert nvml_indices(["GPU-8932a", "GPU-8932f"], UUIDS) == [1, 0]  # unique prefixes, as CUDA takes them
+    assert nvml_indices(["GPU-8932"], UUIDS) is None  # a prefix of both GPUs names neither
+    assert nvml_indices(["MIG-5d1e"], UUIDS) is None
+    assert nvml_indices(["GPU-8932aaaa"], []) is None  # no NVML: no UUID to find
 
 
 def test_power_follows_cuda_visible_devices(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,1")
     assert orchestrate.power_devices(1) == [3] and orchestrate.power_devices(2) == [3, 1]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-8932aaaa")
-    monkeypatch.setattr(orchestrate, "nvml_indices", lambda parts: nvml_indices(parts, FakeNVML()))
+    monkeypatch.setattr(orchestrate, "gpu_inventory", lambda: {"kind": "gpu", "uuids": UUIDS})
     assert orchestrate.power_devices(1) == [1]
+    assert orchestrate.power_devices(1, {"kind": "gpu", "uuids": UUIDS[::-1]}) == [0]  # the inventory given
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "MIG-5d1e")
     assert orchestrate.power_devices(1) == [0]  # not a whole GPU NVML can name: the first GPUs
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")

@@ -18,7 +18,7 @@ import pytest
 
 from calibrate import cli
 from calibrate.commands.run import default_price
-from calibrate.power import PowerSampler, gpu_inventory, load_nvml, nvml_indices
+from calibrate.power import PowerSampler, gpu_inventory, nvml_indices
 from calibrate.runner import orchestrate
 from calibrate.server import default_engine_limits
 from scenarios.catalog import DRIVER_MEMORY_GB, normalise_gpu_name
@@ -44,17 +44,11 @@ def test_nvml_names_every_gpu_with_its_memory_and_the_driver() -> None:
 
 
 def test_a_uuid_in_cuda_visible_devices_finds_its_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    nvml, reason = load_nvml()
-    assert nvml is not None, reason
-    try:
-        count = int(nvml.nvmlDeviceGetCount())
-        uuids = [nvml.nvmlDeviceGetUUID(nvml.nvmlDeviceGetHandleByIndex(i)) for i in range(count)]
-    finally:
-        nvml.nvmlShutdown()
-    uuids = [u.decode() if isinstance(u, bytes) else str(u) for u in uuids]
-    last = count - 1
-    assert nvml_indices([uuids[last]]) == [last]
-    assert nvml_indices([uuids[last][:16]]) == [last]  # "GPU-" and 12 hex digits: unique on any real box
+    uuids = INVENTORY["uuids"]
+    assert len(uuids) == INVENTORY["count"] and all(re.fullmatch(r"GPU-[0-9a-f-]{36}", u) for u in uuids), uuids
+    last = len(uuids) - 1
+    assert nvml_indices([uuids[last]], uuids) == [last]
+    assert nvml_indices([uuids[last][:16]], uuids) == [last]  # "GPU-" and 12 hex digits: unique on any real box
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", uuids[last])
     assert orchestrate.power_devices(1) == [last]
 

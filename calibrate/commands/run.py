@@ -162,7 +162,7 @@ def _split(values: list[str], option: str) -> list[str]:
 def first_gpu(tp: int) -> tuple[str | None, int | None]:
     """Name and memory (bytes) of the first GPU the server will use: NVML, else PyTorch, else unknown."""
     inv = gpu_inventory()
-    first = power_devices(tp)[0]
+    first = power_devices(tp, inv)[0]
     names, memory = inv.get("names") or [], inv.get("memory_bytes") or []
     if first < len(names) and first < len(memory):
         return str(names[first]), int(memory[first])
@@ -219,7 +219,7 @@ def build_plan(args: argparse.Namespace) -> RunPlan:
     extra = _split(args.server_arg, "--server-arg")
     gpu = first_gpu(args.tp) if device == "cuda" else (None, None)
     max_num_seqs, max_num_batched_tokens = engine_limits(args, device, extra, gpu)
-    price, price_source = (args.price_per_gpu_hour, "given") if args.price_per_gpu_hour is not None \
+    price, price_source = (args.price_per_gpu_hour, None) if args.price_per_gpu_hour is not None \
         else default_price(device, gpu[0])
     backend = None if args.attention_backend.lower() in ("auto", "none", "") else args.attention_backend
     try:

@@ -27,7 +27,7 @@ from rich.console import Console
 from calibrate.bundle import BundleWriter, utc_now
 from calibrate.envinfo import collect_env
 from calibrate.metrics import MetricsScraper
-from calibrate.power import PowerSampler, nvml_indices
+from calibrate.power import PowerSampler, gpu_inventory, nvml_indices
 from calibrate.runner.bench import BenchConfig, run_bench
 from calibrate.server import ServerConfig, VllmServer, parse_cuda_graphs, parse_kv_cache
 from calibrate.sweep import PointOutcome, SweepConfig, estimate_seconds, next_rate, round_rate
@@ -44,8 +44,8 @@ class RunPlan:
     out: Path
     seed: int = 1000
     price_per_gpu_hour: float = 2.0
-    price_source: str = "given"
-    """Where the price comes from, for the estimate's line."""
+    price_source: str | None = None
+    """Where an assumed price comes from, for the estimate's line; None: the user gave it."""
     startup_estimate_s: float = 120.0
     server_timeout_s: float = 1200.0
     bench_timeout_s: float | None = None
@@ -138,21 +138,23 @@ def describe_plan(plan: RunPlan) -> str:
 
 def cost_basis(plan: RunPlan, gpus: int) -> str:
     """How the estimate's cost was reckoned: GPUs × price, and where an assumed price comes from."""
-    if plan.server.device == "cpu" and plan.price_source != "given":
+    if plan.server.device == "cpu" and plan.price_source is not None:
         return plan.price_source
     rate = f"{gpus} GPU × ${plan.price_per_gpu_hour:g}/GPU-hour"
-    return rate if plan.price_source == "given" else f"{rate}, {plan.price_source}"
+    return rate if plan.price_source is None else f"{rate}, {plan.price_source}"
 
 
-def power_devices(tp: int) -> list[int]:
+def power_devices(tp: int, inventory: dict[str, Any] | None = None) -> list[int]:
     """NVML indices of the GPUs the server uses: the first ``tp`` of CUDA_VISIBLE_DEVICES, given as indices
-    or as GPU UUIDs (or unique prefixes of them, as CUDA takes them); else the first ``tp`` GPUs."""
+    or as GPU UUIDs (or unique prefixes of them, as CUDA takes them: looked up in ``inventory``, else a fresh
+    :func:`~calibrate.power.gpu_inventory`); else the first ``tp`` GPUs."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible:
         parts = [p.strip() for p in visible.split(",") if p.strip()][:tp]
         if all(p.isdigit() for p in parts):
             return [int(p) for p in parts]
-        if (found := nvml_indices(parts)) is not None:
+        uuids = (inventory if inventory is not None else gpu_inventory()).get("uuids") or []
+        if (found := nvml_indices(parts, uuids)) is not None:
             return found
     return list(range(tp))
 
