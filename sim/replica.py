@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 import simpy
 
+from sim.events import Wake
 from sim.requests import RequestTable
 from sim.service import StepTimeModel, causal_pairs
 
@@ -155,10 +156,8 @@ class Replica:
         return used + self.n_dec + chunk <= self.kv_tokens
 
     # ------------------------------------------------------------------ planning
-    def _schedule(self, dur: float, callback: object) -> None:
-        ev = self.env.timeout(dur)
-        ev.callbacks.append(callback)  # type: ignore[arg-type]
-        self._ev = ev
+    def _schedule(self, dur: float, callback: Callable[[simpy.Event], None]) -> None:
+        self._ev = Wake(self.env, dur, callback)
         self._start = self.env.now
         self._dur = dur
 
@@ -263,23 +262,26 @@ class Replica:
         self._dur = self.model.decode_span(self.n_dec, self.ctx_sum, n)
         if self._ev is not None:  # SimPy cannot unschedule it: it fires later with nothing to call
             self._ev.callbacks.clear()
-        ev = self.env.timeout(self._start + self._dur - now)
-        ev.callbacks.append(self._end_macro)
-        self._ev = ev
+        self._ev = Wake(self.env, self._start + self._dur - now, self._end_macro)
 
     # ------------------------------------------------------------------ step completions
     def _record_itl(self, first: float, last: float, steps: int) -> None:
-        # one bin at the mean step, or (a span whose steps grow) half the steps in each of two bins
+        """Count the decoding requests' tokens of ``steps`` steps lasting ``first`` .. ``last`` seconds: at the
+        mean step, or (a span whose steps grow) half the steps in each of two bins."""
         if steps == 1 or last - first < first * 0.01:
-            spots: tuple[tuple[float, float], ...] = ((first if first == last else (first + last) / 2, steps),)
+            spots: tuple[float, ...] = (first if first == last else (first + last) / 2,)
+            n: float = steps
         else:
             quarter = (last - first) / 4
-            spots = ((first + quarter, steps / 2), (last - quarter, steps / 2))
-        for seconds, n in spots:  # steps beyond the histogram's range (6 us .. 148 s) land in its end bins
-            b = min(max(math.floor(math.log(seconds) * ITL_SCALE) + ITL_OFFSET, 0), ITL_BINS - 1)
+            spots = (first + quarter, last - quarter)
+            n = steps / 2
+        hist = self.itl_hist
+        for seconds in spots:  # steps beyond the histogram's range (6 us .. 148 s) land in its end bins
+            b = math.floor(math.log(seconds) * ITL_SCALE) + ITL_OFFSET
+            b = 0 if b < 0 else b if b < ITL_BINS else ITL_BINS - 1
             for c, k in enumerate(self.dec_cls):
                 if k:
-                    self.itl_hist[c][b] += k * n
+                    hist[c][b] += k * n
 
     def _end_mixed(self, ev: simpy.Event) -> None:
         if ev is not self._ev:
@@ -319,11 +321,14 @@ class Replica:
             self.ctx_sum += t.prompt[rid] + g
             self.dec_cls[t.cls[rid]] += 1
         self._chunks = []
-        self._complete(now)
+        if self.heap and self.heap[0][0] <= counter:
+            self._complete(now)
         self._plan()
 
-    def _apply_macro(self) -> None:
-        """Account for the ``self._n`` decode steps of the current macro step."""
+    def _end_macro(self, ev: simpy.Event) -> None:
+        if ev is not self._ev:
+            return
+        # account for the macro step's ``self._n`` decode steps
         n = self._n
         n_dec = self.n_dec
         dur = self._dur
@@ -332,14 +337,10 @@ class Replica:
         self.kv_area += (self.ctx_sum + self.pf_sum + self.half_block * len(self.running) + n_dec * n / 2) * dur
         first = self._first
         self._record_itl(first, first + self.model.kv_coef * n_dec * (n - 1), n)
-        self.counter += n
+        counter = self.counter = self.counter + n
         self.ctx_sum += n * n_dec
-
-    def _end_macro(self, ev: simpy.Event) -> None:
-        if ev is not self._ev:
-            return
-        self._apply_macro()
-        self._complete(self.env.now)
+        if self.heap and self.heap[0][0] <= counter:
+            self._complete(self.env.now)
         self._plan()
 
     def _complete(self, now: float) -> None:

@@ -88,11 +88,17 @@ class Router:
     def _least(self, lo: int, hi: int) -> int:
         """Index of a least-outstanding replica in [lo, hi); ties rotate."""
         outs = self.outs
-        seg = outs[lo:hi]
-        m = min(seg)
         n = hi - lo
         start = self._next % n
         self._next += 1
+        if n == len(outs):  # the whole fleet (lo = 0): no copy
+            m = min(outs)
+            try:
+                return outs.index(m, start)
+            except ValueError:
+                return outs.index(m)
+        seg = outs[lo:hi]
+        m = min(seg)
         try:
             return lo + seg.index(m, start)
         except ValueError:

@@ -267,17 +267,19 @@ class StepTimeModel:
 
     def decode_steps_within(self, batch: int, ctx0: int, elapsed: float) -> int:
         """How many whole decode steps (as in :meth:`decode_span`) finish within ``elapsed`` seconds."""
-        first = self.decode_base(batch) + self.kv_coef * ctx0
-        q = self.kv_coef * batch / 2.0
+        kv = self.kv_coef
+        first = self.decode_base(batch) + kv * ctx0
+        q = kv * batch / 2.0
         if q <= 0:
             k = int(elapsed / first)
         else:
             b = first - q
             k = int((-b + math.sqrt(b * b + 4 * q * elapsed)) / (2 * q))
-        while k > 0 and self.decode_span(batch, ctx0, k) > elapsed:
+        # then exactly: the spans as decode_span computes them (same operations, same rounding)
+        while k > 0 and k * first + kv * batch * k * (k - 1) / 2.0 > elapsed:
             k -= 1
-        while self.decode_span(batch, ctx0, k + 1) <= elapsed:
-            k += 1
+        while (s := k + 1) * first + kv * batch * s * (s - 1) / 2.0 <= elapsed:
+            k = s
         return k
 
 

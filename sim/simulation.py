@@ -21,6 +21,7 @@ import simpy
 
 from scenarios.errors import FleetPlannerError
 from scenarios.loader import LoadedScenario
+from sim.events import Wake
 from sim.fleet import PoolPlan, build_fleet
 from sim.replica import ITL_BINS, Replica
 from sim.requests import LATENCY_STREAM, RequestTable, client_latency
@@ -62,7 +63,6 @@ def _arrivals(env: simpy.Environment, table: RequestTable, router: Any) -> None:
     cls = table.cls
     need = [p + o for p, o in zip(table.prompt, table.output, strict=True)]
     choose = router.choose
-    timeout = env.timeout
     n = table.n
     nxt = 0
 
@@ -73,7 +73,7 @@ def _arrivals(env: simpy.Environment, table: RequestTable, router: Any) -> None:
             dt = arrival[rid] - env.now
             if dt > 0:
                 nxt = rid
-                timeout(dt).callbacks.append(due)
+                Wake(env, dt, due)
                 return
             replica = choose(cls[rid])
             if need[rid] > replica.max_len:  # too long for it: a replica that holds it, if any (else rejected there)
