@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,9 @@ class RunStopped(BaseException):
 
 #: how long a cancelled worker waits for its run's thread to stop before leaving it behind
 STOP_WAIT_S = 2.0
+#: how often it raises the stop again meanwhile: an exception raised into a thread while that thread runs a
+#: garbage-collector callback or a finalizer is dropped there ("Exception ignored in ..."), and the run goes on
+STOP_RETRY_S = 0.2
 
 
 def _raise_in(thread: threading.Thread) -> bool:
@@ -55,8 +59,8 @@ def _stoppable(worker: Worker[Any], name: str, fn: Callable[[], Any]) -> dict[st
 
     Returns ``{"outcome": ...}`` or ``{"error": "Type: message"}``; ``{}`` when cancelled.  On a
     cancel the thread is stopped by :func:`_raise_in` (a long C call, e.g. in numpy, finishes
-    first) and waited for up to :data:`STOP_WAIT_S`; a thread that outlasts that is a daemon, so
-    neither the next run nor quitting the app waits for it.
+    first), again every :data:`STOP_RETRY_S` while it runs on, for up to :data:`STOP_WAIT_S`; a thread
+    that outlasts that is a daemon, so neither the next run nor quitting the app waits for it.
     """
     box: dict[str, Any] = {}
     lock = threading.Lock()
@@ -86,11 +90,14 @@ def _stoppable(worker: Worker[Any], name: str, fn: Callable[[], Any]) -> dict[st
         thread.join(0.05)
     if not worker.is_cancelled:
         return dict(box)
-    with lock:
-        if not finished:
-            _raise_in(thread)
-    thread.join(STOP_WAIT_S)
-    return {}
+    deadline = time.monotonic() + STOP_WAIT_S
+    while True:
+        with lock:
+            if not finished:
+                _raise_in(thread)
+        thread.join(STOP_RETRY_S)
+        if not thread.is_alive() or time.monotonic() >= deadline:
+            return {}
 
 
 class JobsMixin(Screen[None]):
