@@ -2,8 +2,9 @@
 
 A run is a chain of timeouts, each with one callback: the arrival chain routes the requests due and
 schedules the next arrival; a replica schedules the end of its step in progress (a mixed step, or a
-macro step of many decode steps), whose callback plans the next.  No process is resumed per event,
-so a million-request run processes ~4 million events, and their bookkeeping matters: :class:`Wake`
+macro step of many decode steps), whose callback plans the next.  No process is resumed per request
+or step (only the sampler's, a few hundred times a run).  A million-request run processes ~4 million
+events, so their bookkeeping matters: :class:`Wake`
 is SimPy's ``Timeout`` without the checks and list operations those events do not need.
 
 SimPy cannot unschedule an event.  A replica whose macro step is cut short by an arrival schedules
