@@ -182,14 +182,14 @@ def outcomes(points: list[dict[str, Any]]) -> list[PointOutcome]:
 
 
 def run_point(
-    plan: RunPlan, writer: BundleWriter, server: VllmServer, rate: float, index: int
+    plan: RunPlan, writer: BundleWriter, server: VllmServer, rate: float, index: int, devices: list[int] | None
 ) -> dict[str, Any]:
+    """One sweep point; ``devices``: the NVML indices whose power is sampled (None: no sampling)."""
     seed = plan.seed_for(index)
     work = writer.work_dir
     result_file = f"rate-{rate:g}.json"
     cmd = plan.bench.command(server.config.base_url, rate, seed, work, result_file)
-    sampler = PowerSampler(plan.power_interval_s, devices=power_devices(plan.server.tp)) \
-        if plan.server.device == "cuda" else None
+    sampler = PowerSampler(plan.power_interval_s, devices=devices) if devices is not None else None
     scraper = MetricsScraper(server.config.base_url, plan.metrics_interval_s)
     started, t0 = utc_now(), time.monotonic()
     if sampler is not None:
@@ -242,10 +242,13 @@ def execute(plan: RunPlan, console: Console | None = None) -> int:
     status = "interrupted"
     with sigterm_as_interrupt():
         server = VllmServer(plan.server, writer.root / "server.log")
-        writer.update(status="running", env=collect_env(plan.server.model),
+        env = collect_env(plan.server.model)
+        writer.update(status="running", env=env,
                       server={"command": server.command, "env": server.env_added, "port": plan.server.port})
+        # the GPUs whose power is read, found once in the inventory just recorded
+        devices = power_devices(plan.server.tp, env["gpus"]) if plan.server.device == "cuda" else None
         try:
-            status = _sweep(plan, writer, server, state, console)
+            status = _sweep(plan, writer, server, state, console, devices)
         except BaseException as exc:
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
             writer.manifest["error"] = f"{type(exc).__name__}: {exc}"
@@ -263,7 +266,8 @@ def execute(plan: RunPlan, console: Console | None = None) -> int:
     return 0
 
 
-def _sweep(plan: RunPlan, writer: BundleWriter, server: VllmServer, state: Any, console: Console) -> str:
+def _sweep(plan: RunPlan, writer: BundleWriter, server: VllmServer, state: Any, console: Console,
+           devices: list[int] | None) -> str:
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     if state.next_rate is not None:
@@ -286,7 +290,7 @@ def _sweep(plan: RunPlan, writer: BundleWriter, server: VllmServer, state: Any, 
         while state.next_rate is not None:
             rate, index = state.next_rate, len(writer.points)
             progress.update(task, description=f"{state.phase}: {rate:g} req/s (seed {plan.seed_for(index)})")
-            point = run_point(plan, writer, server, rate, index)
+            point = run_point(plan, writer, server, rate, index, devices)
             writer.add_point(point)
             server.check_alive()
             res = point["result"]
